@@ -405,6 +405,13 @@ def _pandera_schema(spec: TableSpec) -> tuple[pa.DataFrameSchema, dict[tuple[str
     return pa.DataFrameSchema(columns, report_duplicates="all"), hints
 
 
+def _fmt(value: Any) -> Any:
+    """Numbers as the user wrote them (0 rather than 0.0); other values unchanged."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value):
+        return f"{float(value):g}"
+    return value
+
+
 def _check_compound_key(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems: list[Problem]) -> None:
     key = list(spec.key)
     complete = typed[key].notna().all(axis=1)
@@ -450,7 +457,7 @@ def _check_table_rules(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems
             num = case.check_number
             template, fix = hints.get((col, int(num)) if num is not None and not pd.isna(num) else (col, -1),
                                       ("{v!r} failed " + check, ""))
-            msg = template.format(v=case.failure_case)
+            msg = template.format(v=_fmt(case.failure_case))
         key = (col, check)
         per_rule[key] = per_rule.get(key, 0) + 1
         if per_rule[key] == _MAX_PROBLEMS_PER_RULE + 1:

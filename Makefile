@@ -1,0 +1,48 @@
+# Everyday commands. `make demo` and `make test` set everything up themselves on a fresh
+# Debian machine (virtual environment, pip packages, and the apt packages for PDF output).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   := data/sample
+QUARTER ?= latest
+
+.PHONY: help setup system-deps demo test lab bench clean
+
+help:
+	@echo "make demo   - write the sample organisation and run the main job end to end"
+	@echo "make test   - run the whole test suite"
+	@echo "make lab    - open JupyterLab on notebooks/ with the sample organisation ready"
+	@echo "make bench  - run the benchmarks (results in benchmarks/results/)"
+
+setup: system-deps $(STAMP)
+
+# Chromium prints the reports to PDF; poppler-utils checks PDFs in the tests.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+$(DATA)/teams.csv: | $(STAMP)
+	$(BIN)/okr-analysis sample $(DATA)
+
+demo: setup $(DATA)/teams.csv
+	$(BIN)/okr-analysis demo $(DATA)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lab: setup $(DATA)/teams.csv
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(DATA) reports/*/ .pytest_cache

@@ -1,0 +1,195 @@
+"""The ``okr-analysis`` command line.
+
+Thin by design: each command parses its options, calls one library function and
+prints or writes the result. Only this module configures logging, prints and
+chooses exit codes: 0 success, 1 bad data or a failed step (with a message that
+says what to fix), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import pandas as pd
+
+from . import __version__
+
+log = logging.getLogger("okr_analysis")
+
+
+# ----------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------
+class CommandError(click.ClickException):
+    """A problem the user can fix; printed as ``error: ...`` with exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for w in caught:
+        text = str(w.message)
+        if text in seen:
+            continue
+        seen.add(text)
+        click.echo(f"warning: {text}", err=True)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn library errors into messages and exit codes; show warnings as ``warning:`` lines."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .loaders import ValidationError
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", module="statsmodels")
+            try:
+                result = func(*args, **kwargs)
+            except ValidationError as err:
+                _print_warnings(caught)
+                click.echo(str(err), err=True)
+                n = len(err.problems)
+                click.echo(f"Fix the {n} problem{'s' if n != 1 else ''} above and run the command again.", err=True)
+                sys.exit(1)
+            except (ValueError, TypeError, KeyError, OSError) as err:
+                _print_warnings(caught)
+                msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+                raise CommandError(str(msg)) from None
+        _print_warnings(caught)
+        return result
+
+    return wrapper
+
+
+def load_source(source: str, fiscal_year_start: int):
+    from .loaders import load
+
+    return load(source, fiscal_year_start=fiscal_year_start)
+
+
+def resolve_quarter(ds, quarter: str) -> str:
+    """``latest`` means the most recent quarter with objectives; otherwise it must have objectives."""
+    if quarter.strip().lower() == "latest":
+        if ds.latest_quarter is None:
+            raise CommandError("the data has no objectives, so there is no latest quarter.")
+        return ds.latest_quarter
+    label = ds.quarter(quarter).label
+    if label not in ds.quarters:
+        known = ", ".join(ds.quarters) or "none"
+        raise CommandError(f"--quarter {quarter}: no objectives in that quarter (quarters with objectives: {known}).")
+    return label
+
+
+def write_table(frame: pd.DataFrame, out: str | None, *, what: str) -> None:
+    """Write a CSV atomically, or print a readable table when ``out`` is None."""
+    if out is None:
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160,
+                               "display.max_colwidth", 40):
+            click.echo(frame.to_string(index=False) if len(frame) else f"(no {what})")
+        return
+    path = Path(out)
+    if path.suffix.lower() != ".csv":
+        raise CommandError(f"--out {out}: write the table to a file ending in .csv.")
+    if not path.parent.exists():
+        raise CommandError(f"--out {out}: the folder {path.parent} does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {len(frame)} {what} to {path}", err=True)
+
+
+source_argument = click.argument("source", metavar="SOURCE")
+fiscal_option = click.option("--fiscal-year-start", type=click.IntRange(1, 12), default=1, show_default=True,
+                             help="Calendar month in which the fiscal year starts.")
+quarter_option = click.option("--quarter", "-q", required=True,
+                              help="Quarter such as 2026Q3 (or 'latest').")
+as_of_option = click.option("--as-of", "as_of", default=None, metavar="DATE",
+                            help="Evaluate as of this date (YYYY-MM-DD); default: the quarter's end.")
+out_option = click.option("--out", "-o", default=None, metavar="FILE.csv",
+                          help="Write a CSV file instead of printing a table.")
+
+
+# ----------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="okr-analysis")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """okr-analysis: score OKRs, monitor KPIs, find leading indicators and build quarterly review reports.
+
+    SOURCE is a folder of CSV or Parquet files, an .xlsx workbook, a .duckdb file or a database URL.
+    """
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@source_argument
+@fiscal_option
+@handle_errors
+def validate(source: str, fiscal_year_start: int) -> None:
+    """Check a data source and print a summary (exit 1 listing every problem when it is invalid)."""
+    ds = load_source(source, fiscal_year_start)
+    s = ds.summary()
+    quarters = s["quarters"]
+    q = f"{len(quarters)} ({quarters[0]} – {quarters[-1]})" if quarters else "0"
+    lines = [
+        f"{s['source']}: valid",
+        f"  teams        {s['teams']} ({s['departments']} departments, {s['people']} people in leaf teams)",
+        f"  quarters     {q}",
+        f"  objectives   {s['objectives']}",
+        f"  key results  {s['key_results']} ({s['checkins']} check-ins)",
+        f"  metrics      {s['metrics']} ({s['kpi_rows']} KPI rows)",
+        f"  dates        {s['date_from']} to {s['date_to']}",
+        f"  benchmarks   {s['benchmarks']}",
+        f"  warnings     {s['warnings']}",
+    ]
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--teams", "n_teams", type=click.IntRange(1, None), default=None,
+              help="Number of leaf teams (default: the 12-team sample organisation).")
+@click.option("--weeks", type=click.IntRange(20, None), default=156, show_default=True,
+              help="Weeks of KPI history.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@handle_errors
+def sample(directory: str, seed: int, n_teams: int | None, weeks: int, fmt: str) -> None:
+    """Write the sample organisation (or a synthetic one of any size) to DIR."""
+    from .sample import write_sample
+
+    path = write_sample(directory, seed=seed, n_teams=n_teams, weeks=weeks, fmt=fmt)
+    click.echo(f"wrote the sample organisation to {path}")
+
+
+def main() -> None:
+    """Entry point of the ``okr-analysis`` console script."""
+    cli(prog_name="okr-analysis")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,332 @@
+"""Loaders: every source type gives the same Dataset; every validation rule gives its precise message."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_tables
+from okr_analysis import Dataset, DataWarning, ValidationError, load
+from okr_analysis.loaders import from_frames
+from okr_analysis.schemas import TABLES
+
+
+# ----------------------------------------------------------------------------------
+# Writing the same tables in every source format
+# ----------------------------------------------------------------------------------
+def write_csv_folder(tables, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+    return folder
+
+
+def write_parquet_folder(tables, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def write_excel(tables, path: Path) -> Path:
+    with pd.ExcelWriter(path, engine="openpyxl") as xw:
+        for name, frame in tables.items():
+            frame.to_excel(xw, sheet_name=name, index=False)
+    return path
+
+
+def write_duckdb(tables, path: Path) -> Path:
+    con = duckdb.connect(str(path))
+    for name, frame in tables.items():
+        con.register("frame_view", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame_view")
+        con.unregister("frame_view")
+    con.close()
+    return path
+
+
+def write_sqlite(tables, path: Path) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{path}")
+    for name, frame in tables.items():
+        frame.to_sql(name, engine, index=False)
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
+def assert_same_dataset(a: Dataset, b: Dataset) -> None:
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_dtype=True, obj=name)
+
+
+@pytest.fixture(scope="module")
+def reference() -> Dataset:
+    return from_frames(tiny_tables())
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "excel", "duckdb", "duckdb-url", "sqlite-url"])
+def test_every_source_type_gives_the_same_dataset(kind, tmp_path, reference):
+    tables = tiny_tables()
+    if kind == "csv":
+        src = write_csv_folder(tables, tmp_path / "org")
+    elif kind == "parquet":
+        src = write_parquet_folder(tables, tmp_path / "org")
+    elif kind == "excel":
+        src = write_excel(tables, tmp_path / "org.xlsx")
+    elif kind == "duckdb":
+        src = write_duckdb(tables, tmp_path / "org.duckdb")
+    elif kind == "duckdb-url":
+        src = f"duckdb:///{write_duckdb(tables, tmp_path / 'org.duckdb')}"
+    else:
+        src = write_sqlite(tables, tmp_path / "org.sqlite")
+    ds = load(src)
+    assert_same_dataset(ds, reference)
+    assert ds.warnings == ()
+
+
+def test_typed_columns(reference):
+    ds = reference
+    assert str(ds.teams["team_id"].dtype) == "str"
+    assert str(ds.teams["headcount"].dtype) == "Int64"
+    assert ds.kpis["date"].dtype == "datetime64[ns]"
+    assert ds.key_results["target"].dtype == "float64"
+    assert ds.metrics["higher_is_better"].dtype == bool
+    assert set(ds.objectives["quarter"]) == {"2026Q3"}
+
+
+def test_defaults_are_filled(tmp_path):
+    t = tiny_tables()
+    t["objectives"] = t["objectives"].drop(columns=["kind"])
+    t["key_results"] = t["key_results"].drop(columns=["weight", "unit"])
+    t["metrics"] = t["metrics"][["metric"]]
+    ds = from_frames(t)
+    assert set(ds.objectives["kind"]) == {"aspirational"}
+    assert set(ds.key_results["weight"]) == {1.0}
+    assert ds.metrics["higher_is_better"].all()
+    assert set(ds.metrics["kind"]) == {"other"} and set(ds.metrics["aggregation"]) == {"mean"}
+    assert not ds.metrics["people_metric"].any()
+
+
+def test_ids_stay_text(tmp_path):
+    t = tiny_tables()
+    t["teams"].loc[3, "team_id"] = "007"
+    t["objectives"].loc[t["objectives"]["team_id"] == "t1", "team_id"] = "007"
+    t["kpis"].loc[t["kpis"]["team_id"] == "t1", "team_id"] = "007"
+    ds = load(write_csv_folder(t, tmp_path / "org"))
+    assert "007" in set(ds.teams["team_id"])
+
+
+def test_quarter_spellings_and_fiscal_year(tmp_path):
+    t = tiny_tables()
+    t["objectives"]["quarter"] = ["Q3 2026", "2026-Q3", "2026q3", "2026Q3", "FY2026Q3"]
+    ds = from_frames(t)
+    assert set(ds.objectives["quarter"]) == {"2026Q3"}
+    with pytest.warns(DataWarning, match="outside their objective's quarter"):
+        ds2 = from_frames(tiny_tables(), fiscal_year_start=2)
+    q = ds2.quarter("2026Q3")
+    assert (q.start, q.end) == (pd.Timestamp("2025-08-01"), pd.Timestamp("2025-10-31"))
+
+
+# ----------------------------------------------------------------------------------
+# Validation rules: each with its precise message (CSV rows: header = row 1)
+# ----------------------------------------------------------------------------------
+def _set(table, row, col, value):
+    def mutate(t):
+        t[table][col] = t[table][col].astype(object)
+        t[table].loc[row, col] = value
+    return mutate
+
+
+def _drop_col(table, col):
+    def mutate(t):
+        t[table] = t[table].drop(columns=[col])
+    return mutate
+
+
+def _append(table, row_values):
+    def mutate(t):
+        t[table] = pd.concat([t[table], pd.DataFrame([row_values])], ignore_index=True)
+    return mutate
+
+
+CASES = {
+    "missing table": (lambda t: t.pop("kpis"), ": table is missing — add kpis.csv"),
+    "missing required column": (_drop_col("key_results", "target"),
+                                "key_results(key_results.csv):1: target: required column is missing — add a column named target"),
+    "number is not a number": (_set("key_results", 0, "target", "sixty"),
+                               "key_results(key_results.csv):2: target: 'sixty' is not a number — write plain numbers"),
+    "thousands separator": (_set("kpis", 4, "value", "1,234.5"),
+                            "kpis(kpis.csv):6: value: '1,234.5' is not a number"),
+    "date not ISO": (_set("checkins", 2, "date", "07/20/2026"),
+                     "checkins(checkins.csv):4: date: '07/20/2026' is not a date — write dates as YYYY-MM-DD"),
+    "bad quarter": (_set("objectives", 1, "quarter", "2026Q7"),
+                    "objectives(objectives.csv):3: quarter: '2026Q7' is not a quarter — write quarters as 2026Q3"),
+    "enum direction": (_set("key_results", 3, "direction", "up"),
+                       "key_results(key_results.csv):5: direction: 'up' is not allowed — use one of: increase, decrease"),
+    "enum objective kind": (_set("objectives", 0, "kind", "stretch"),
+                            "objectives(objectives.csv):2: kind: 'stretch' is not allowed — use one of: committed, aspirational"),
+    "enum metric kind": (_set("metrics", 0, "kind", "leader"),
+                         "metrics(metrics.csv):2: kind: 'leader' is not allowed — use one of: leading, lagging, other"),
+    "enum aggregation": (_set("metrics", 1, "aggregation", "median"),
+                         "metrics(metrics.csv):3: aggregation: 'median' is not allowed — use one of: mean, sum, last"),
+    "bool": (_set("metrics", 2, "higher_is_better", "maybe"),
+             "metrics(metrics.csv):4: higher_is_better: 'maybe' is not true or false — write true or false"),
+    "required value empty": (_set("teams", 2, "team_name", ""),
+                             "teams(teams.csv):4: team_name: required value is empty — fill in team_name on every row"),
+    "duplicate id": (_set("key_results", 1, "kr_id", "kc1"),
+                     "key_results(key_results.csv):3: kr_id: duplicate kr_id 'kc1' — give every row its own kr_id"),
+    "duplicate kpi row": (_set("kpis", 1, "date", "2025-07-07"),
+                          "kpis(kpis.csv):3: team_id, metric, date: (t1, frt, 2025-07-07) appears again (first on row 2)"),
+    "negative headcount": (_set("teams", 3, "headcount", "-3"),
+                           "teams(teams.csv):5: headcount: -3 is out of range (must be ≥ 0)"),
+    "fractional headcount": (_set("teams", 3, "headcount", "2.5"),
+                             "teams(teams.csv):5: headcount: 2.5 is not a whole number"),
+    "weight not positive": (_set("key_results", 0, "weight", "0"),
+                            "key_results(key_results.csv):2: weight: 0 is out of range (must be > 0) — use a positive weight"),
+    "confidence out of range": (_set("checkins", 0, "confidence", "11"),
+                                "checkins(checkins.csv):2: confidence: 11 is out of range (must be ≤ 10)"),
+    "infinite value": (_set("kpis", 0, "value", "inf"),
+                       "kpis(kpis.csv):2: value: inf is not a finite number"),
+    "objective → team": (_set("objectives", 2, "team_id", "ghost"),
+                         "objectives(objectives.csv):4: team_id: 'ghost' is not in teams.team_id"),
+    "KR → objective": (_set("key_results", 4, "objective_id", "o9"),
+                       "key_results(key_results.csv):6: objective_id: 'o9' is not in objectives.objective_id"),
+    "check-in → KR": (_set("checkins", 5, "kr_id", "k404"),
+                      "checkins(checkins.csv):7: kr_id: 'k404' is not in key_results.kr_id"),
+    "KPI → team": (_set("kpis", 0, "team_id", "t9"), "kpis(kpis.csv):2: team_id: 't9' is not in teams.team_id"),
+    "KPI → metric": (_set("kpis", 0, "metric", "mood"), "kpis(kpis.csv):2: metric: 'mood' is not in metrics.metric"),
+    "KR metric → metrics": (_set("key_results", 2, "metric", "speed"),
+                            "key_results(key_results.csv):4: metric: 'speed' is not in metrics.metric"),
+    "parent team": (_set("teams", 4, "parent_team_id", "nowhere"),
+                    "teams(teams.csv):6: parent_team_id: 'nowhere' is not in teams.team_id"),
+    "parent objective": (_set("objectives", 2, "parent_objective_id", "oX"),
+                         "objectives(objectives.csv):4: parent_objective_id: 'oX' is not in objectives.objective_id"),
+    "cycle in team tree": (_set("teams", 0, "parent_team_id", "t1"), "cycle in the team tree: co → t1 → d1 → co"),
+    "cycle in alignment": (_set("objectives", 0, "parent_objective_id", "o1"),
+                           "cycle in the objective alignment: oc → o1 → od1 → oc"),
+    "increase below baseline": (_set("key_results", 0, "target", "30"),
+                                "key_results(key_results.csv):2: target: increase key result 'kc1' has its target (30) below its baseline (40)"),
+    "decrease above baseline": (_set("key_results", 4, "target", "9"),
+                                "key_results(key_results.csv):6: target: decrease key result 'k1a' has its target (9) above its baseline (5)"),
+    "increase without baseline": (_set("key_results", 0, "baseline", ""),
+                                  "key_results(key_results.csv):2: baseline: increase key result 'kc1' has no baseline"),
+    "benchmark → metric": (_set("benchmarks", 0, "metric", "happiness"),
+                           "benchmarks(benchmarks.csv):2: metric: 'happiness' is not in metrics.metric"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_rule_gives_its_message(case, tmp_path):
+    mutate, text = CASES[case]
+    t = tiny_tables()
+    mutate(t)
+    folder = write_csv_folder(t, tmp_path / "org")
+    with pytest.raises(ValidationError) as info:
+        load(folder)
+    lines = [str(p) for p in info.value.problems]
+    assert any(text in line for line in lines), "\n".join(lines)
+    assert str(info.value).startswith(f"{len(lines)} problem")
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    t = tiny_tables()
+    for name in ("number is not a number", "date not ISO", "enum direction", "KPI → team", "cycle in team tree",
+                 "negative headcount"):
+        CASES[name][0](t)
+    with pytest.raises(ValidationError) as info:
+        load(write_csv_folder(t, tmp_path / "org"))
+    assert len(info.value.problems) >= 6
+
+
+def test_header_only_and_empty_file(tmp_path):
+    t = tiny_tables()
+    folder = write_csv_folder(t, tmp_path / "org")
+    (folder / "teams.csv").write_text("")
+    (folder / "key_results.csv").write_text(",".join(TABLES["key_results"].column_names) + "\n")
+    with pytest.raises(ValidationError) as info:
+        load(folder)
+    text = str(info.value)
+    assert "teams(teams.csv): file is empty — write a header row" in text
+    assert "key_results(key_results.csv): table has a header but no rows" in text
+
+
+def test_missing_source_and_unknown_kind(tmp_path):
+    with pytest.raises(ValidationError, match="the source does not exist"):
+        load(tmp_path / "nope")
+    (tmp_path / "org.txt").write_text("hello")
+    with pytest.raises(ValidationError, match="unknown kind of source"):
+        load(tmp_path / "org.txt")
+
+
+def test_duckdb_file_that_is_not_a_database(tmp_path):
+    bad = tmp_path / "org.duckdb"
+    bad.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(ValidationError, match="not a DuckDB database"):
+        load(bad)
+
+
+def test_unreachable_database_url_is_a_message_not_a_traceback(tmp_path):
+    with pytest.raises(ValidationError, match="cannot read the database"):
+        load(f"sqlite:///{tmp_path}/no/such/dir/x.db")
+
+
+# ----------------------------------------------------------------------------------
+# Warnings, not errors
+# ----------------------------------------------------------------------------------
+def test_unknown_column_warns_and_is_dropped(tmp_path):
+    t = tiny_tables()
+    t["teams"]["employee_id"] = "e1"
+    with pytest.warns(DataWarning, match=r"unknown column employee_id ignored"):
+        ds = load(write_csv_folder(t, tmp_path / "org"))
+    assert "employee_id" not in ds.teams.columns
+
+
+def test_checkin_outside_its_quarter_warns(tmp_path):
+    t = tiny_tables()
+    t["checkins"].loc[0, "date"] = pd.Timestamp("2026-10-05")
+    with pytest.warns(DataWarning, match=r"1 check-in\(s\) dated outside their objective's quarter, rows 2"):
+        load(write_csv_folder(t, tmp_path / "org"))
+
+
+def test_kpi_gaps_warn(tmp_path):
+    t = tiny_tables()
+    k = t["kpis"]
+    t["kpis"] = k.drop(index=k.index[(k["team_id"] == "t2") & (k["metric"] == "csat")][10:13])
+    with pytest.warns(DataWarning, match=r"1 KPI series have gaps \(missing periods: t2/csat: 3\)"):
+        load(write_csv_folder(t, tmp_path / "org"))
+
+
+def test_target_equal_to_baseline_loads_with_a_documented_warning(tmp_path):
+    t = tiny_tables()
+    t["key_results"].loc[0, "target"] = 40
+    with pytest.warns(DataWarning, match="target equal to its baseline.*KR_UNMEASURABLE"):
+        ds = load(write_csv_folder(t, tmp_path / "org"))
+    assert len(ds.key_results) == 10
+
+
+def test_semicolon_delimiter_and_bom_and_latin1(tmp_path):
+    t = tiny_tables()
+    folder = write_csv_folder(t, tmp_path / "org")
+    teams = (folder / "teams.csv").read_text()
+    (folder / "teams.csv").write_text(teams.replace(",", ";").replace("Team One", "Équipe Un"), encoding="cp1252")
+    (folder / "metrics.csv").write_bytes(b"\xef\xbb\xbf" + (folder / "metrics.csv").read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load(folder)
+    msgs = " ".join(str(w.message) for w in caught)
+    assert "not UTF-8; read as cp1252" in msgs and "separated by ';'" in msgs
+    assert "Équipe Un" in set(ds.teams["team_name"])
+    assert ds.metrics["metric"].tolist() == ["frt", "csat", "nps", "engagement"]
+
+
+def test_sql_password_is_not_shown(tmp_path):
+    from okr_analysis.loaders import _redact_url
+
+    assert _redact_url("postgresql://ana:s3cret@db:5432/hr") == "postgresql://ana:***@db:5432/hr"
