@@ -1,0 +1,61 @@
+"""Dataset helpers: the team tree, joined views, summary."""
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_tables
+from okr_analysis.loaders import from_frames
+
+
+def test_team_tree_depths_and_departments(tiny_ds):
+    tree = tiny_ds.team_tree.set_index("team_id")
+    assert tree["depth"].to_dict() == {"co": 0, "d1": 1, "d2": 1, "t1": 2, "t2": 2, "t3": 2}
+    assert tree.loc["t1", "department_id"] == "d1" and tree.loc["t3", "department_id"] == "d2"
+    assert pd.isna(tree.loc["co", "department_id"])
+    assert tree["is_leaf"].to_dict() == {"co": False, "d1": False, "d2": False, "t1": True, "t2": True, "t3": True}
+
+
+def test_navigation(tiny_ds):
+    ds = tiny_ds
+    assert ds.parent("t1") == "d1" and ds.parent("co") is None
+    assert ds.children("d1") == ["t1", "t2"]
+    assert ds.ancestors("t2") == ["d1", "co"]
+    assert ds.subtree("co") == ["co", "d1", "t1", "t2", "d2", "t3"]
+    assert ds.peers("t1") == ["t2"] and ds.peers("t3") == []
+    assert ds.team_name("t3") == "Team Three"
+
+
+def test_unknown_team_names_the_argument(tiny_ds):
+    with pytest.raises(ValueError, match="team_id 'zz' is not in the teams table"):
+        tiny_ds.children("zz")
+
+
+def test_key_results_in_joins_the_objective(tiny_ds):
+    kr = tiny_ds.key_results_in("Q3 2026")
+    assert len(kr) == 10
+    assert {"team_id", "quarter", "objective_title", "objective_kind", "parent_objective_id"} <= set(kr.columns)
+    assert kr.set_index("kr_id").loc["k1a", "team_id"] == "t1"
+    assert tiny_ds.key_results_in("2026Q2").empty
+
+
+def test_kpi_series_and_metric_info(tiny_ds):
+    s = tiny_ds.kpi_series("t2", "csat")
+    assert s.index.is_monotonic_increasing and len(s) == 65 and s.iloc[0] == pytest.approx(8.5)
+    assert bool(tiny_ds.metric_info("frt")["higher_is_better"]) is False
+    with pytest.raises(ValueError, match="metric 'x' is not in the metrics table"):
+        tiny_ds.metric_info("x")
+
+
+def test_quarters_and_summary(tiny_ds):
+    assert tiny_ds.quarters == ["2026Q3"] and tiny_ds.latest_quarter == "2026Q3"
+    s = tiny_ds.summary()
+    assert (s["teams"], s["departments"], s["people"], s["key_results"]) == (6, 2, 30, 10)
+    assert s["date_from"] == "2025-07-07"
+    assert "6 teams" in repr(tiny_ds)
+
+
+def test_filter_teams(tiny_ds):
+    sub = tiny_ds.filter_teams(["t1"])
+    assert set(sub.kpis["team_id"]) == {"t1"}
+    assert set(sub.key_results["kr_id"]) == {"k1a", "k1b"}
+    assert set(sub.checkins["kr_id"]) == {"k1a"}

@@ -1,0 +1,37 @@
+"""The data format contract: the documented table and column names never change by accident."""
+
+from pathlib import Path
+
+from okr_analysis.schemas import REQUIRED_TABLES, TABLES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+CONTRACT = {
+    "teams": ["team_id", "team_name", "parent_team_id", "headcount"],
+    "objectives": ["objective_id", "team_id", "quarter", "title", "parent_objective_id", "kind"],
+    "key_results": ["kr_id", "objective_id", "title", "direction", "baseline", "target", "unit", "weight", "metric"],
+    "checkins": ["kr_id", "date", "value", "confidence", "comment"],
+    "kpis": ["team_id", "metric", "date", "value"],
+    "metrics": ["metric", "description", "unit", "higher_is_better", "kind", "aggregation", "people_metric"],
+    "benchmarks": ["metric", "value", "source"],
+}
+
+
+def test_tables_and_columns_match_the_public_contract():
+    assert {n: TABLES[n].column_names for n in TABLES} == CONTRACT
+    assert set(REQUIRED_TABLES) == set(CONTRACT) - {"benchmarks"}
+
+
+def test_required_columns():
+    required = {n: [c.name for c in s.columns if c.required] for n, s in TABLES.items()}
+    assert required["key_results"] == ["kr_id", "objective_id", "title", "direction", "target"]
+    assert required["checkins"] == ["kr_id", "date", "value"]
+    assert required["kpis"] == ["team_id", "metric", "date", "value"]
+
+
+def test_readme_documents_every_table_and_column():
+    text = README.read_text(encoding="utf-8")
+    for table, columns in CONTRACT.items():
+        assert f"`{table}`" in text, table
+        for col in columns:
+            assert col in text, f"{table}.{col} missing from README"
