@@ -11,6 +11,8 @@ user sees them (the header is row 1 of a CSV file or sheet).
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
 import warnings
@@ -51,7 +53,7 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        where = f"{self.table}({self.file})"
+        where = self.file if self.table == "*" else f"{self.table}({self.file})"
         if self.row is not None:
             where += f":{self.row}"
         col = f" {self.column}:" if self.column else ""
@@ -82,6 +84,10 @@ class _Raw:
     frame: pd.DataFrame
     file: str
     row_offset: int  # add to a 0-based position to get the row the user sees
+    decimal_comma: bool = False  # numbers such as 4,5 (semicolon-separated files)
+
+
+_UNREADABLE_FIX = "give a folder of CSV/Parquet files, an .xlsx workbook, a .duckdb file or a database URL"
 
 
 def _redact_url(url: str) -> str:
@@ -94,30 +100,46 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame:
+def _decode(raw: bytes, name: str, notes: list[str]) -> str:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        notes.append(f"{name}: UTF-16 text; read as such. Save the file as UTF-8 (CSV UTF-8 in Excel) to be sure.")
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text, encoding = raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, encoding = raw.decode("latin-1"), "Latin-1"
+    notes.append(f"{name}: not UTF-8; read as {encoding}. Save the file as UTF-8 to be sure of accents.")
+    return text
+
+
+def _read_csv(path: Path, table: str, notes: list[str], problems: list[Problem]) -> _Raw | None:
     raw = path.read_bytes()
-    if not raw.strip():
-        return pd.DataFrame()
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    if encoding != "utf-8-sig":
-        notes.append(f"{path.name}: not UTF-8; read as {encoding}. Save the file as UTF-8 to be sure of accents.")
-    first = text.splitlines()[0] if text else ""
+    text = _decode(raw, path.name, notes) if raw.strip() else ""
+    if not text.strip():
+        return _Raw(table, pd.DataFrame(), path.name, 2)
+    first = text.splitlines()[0]
     sep = "\t" if path.suffix == ".tsv" else _sniff_delimiter(first)
     if sep not in (",", "\t"):
-        notes.append(f"{path.name}: columns are separated by {sep!r}; read that way (comma is the standard).")
-    import io
+        notes.append(f"{path.name}: columns are separated by {sep!r}; read that way (comma is the standard)"
+                     + ("; numbers with a decimal comma (4,5) are read as 4.5." if sep == ";" else "."))
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                            skipinitialspace=True)
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        row = int(m.group(1)) if m else None
+        detail = str(exc).strip().splitlines()[-1]
+        problems.append(Problem(table, path.name, row, None, f"the row cannot be read ({detail})",
+                                f"quote text that contains {sep!r}, or remove the extra {sep!r}"))
+        return None
+    return _Raw(table, frame, path.name, 2, decimal_comma=(sep == ";"))
 
-    return pd.read_csv(
-        io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True
-    )
 
-
-def _read_folder(folder: Path, notes: list[str]) -> dict[str, _Raw]:
+def _read_folder(folder: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
     out: dict[str, _Raw] = {}
     for name in TABLES:
         candidates = [folder / f"{name}{s}" for s in _TABLE_SUFFIXES if (folder / f"{name}{s}").exists()]
@@ -129,10 +151,16 @@ def _read_folder(folder: Path, notes: list[str]) -> dict[str, _Raw]:
             )
         path = candidates[0]
         if path.suffix in (".parquet", ".pq"):
-            frame, offset = pd.read_parquet(path), 1
+            try:
+                out[name] = _Raw(name, pd.read_parquet(path), path.name, 1)
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                problems.append(Problem(name, path.name, None, None,
+                                        f"not a readable Parquet file ({exc.__class__.__name__})",
+                                        "write the table again as Parquet, or as CSV"))
         else:
-            frame, offset = _read_csv(path, notes), 2
-        out[name] = _Raw(name, frame, path.name, offset)
+            raw = _read_csv(path, name, notes, problems)
+            if raw is not None:
+                out[name] = raw
     known = {f"{n}{s}" for n in TABLES for s in _TABLE_SUFFIXES}
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix in _TABLE_SUFFIXES and p.name not in known:
@@ -140,8 +168,13 @@ def _read_folder(folder: Path, notes: list[str]) -> dict[str, _Raw]:
     return out
 
 
-def _read_excel(path: Path, notes: list[str]) -> dict[str, _Raw]:
-    sheets = pd.read_excel(path, sheet_name=None, dtype=object)
+def _read_excel(path: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, dtype=object)
+    except Exception as exc:  # openpyxl/zipfile raise several types for a damaged workbook
+        problems.append(Problem("*", path.name, None, None, f"not a readable Excel workbook ({exc.__class__.__name__})",
+                                "save it again from Excel as .xlsx, or export each sheet as CSV"))
+        return {}
     out: dict[str, _Raw] = {}
     for sheet, frame in sheets.items():
         name = str(sheet).strip().lower()
@@ -152,17 +185,15 @@ def _read_excel(path: Path, notes: list[str]) -> dict[str, _Raw]:
     return out
 
 
-def _read_duckdb(path: Path, notes: list[str]) -> dict[str, _Raw]:
+def _read_duckdb(path: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
     import duckdb
 
     try:
         con = duckdb.connect(str(path), read_only=True)
     except Exception as exc:  # duckdb raises several types for a non-database file
-        raise ValidationError(
-            str(path),
-            [Problem("*", path.name, None, None, f"not a DuckDB database ({exc.__class__.__name__})",
-                     "point to a file written by DuckDB, or to a folder of CSV files")],
-        ) from None
+        problems.append(Problem("*", path.name, None, None, f"not a DuckDB database ({exc.__class__.__name__})",
+                                "point to a file written by DuckDB, or to a folder of CSV files"))
+        return {}
     try:
         names = {r[0].lower(): r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
@@ -176,7 +207,7 @@ def _read_duckdb(path: Path, notes: list[str]) -> dict[str, _Raw]:
         con.close()
 
 
-def _read_sql(url: str, notes: list[str]) -> dict[str, _Raw]:
+def _read_sql(url: str, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
     import sqlalchemy as sa
 
     shown = _redact_url(url)
@@ -191,40 +222,35 @@ def _read_sql(url: str, notes: list[str]) -> dict[str, _Raw]:
                     out[name] = _Raw(name, frame, shown, 1)
         engine.dispose()
         return out
-    except sa.exc.SQLAlchemyError as exc:
-        raise ValidationError(
-            shown,
-            [Problem("*", shown, None, None, f"cannot read the database ({exc.__class__.__name__}: "
-                     f"{str(exc).splitlines()[0]})", "check the URL, the server and the credentials")],
-        ) from None
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        problems.append(Problem("*", shown, None, None,
+                                f"cannot read the database ({exc.__class__.__name__}: {first_line})",
+                                "check the URL, the server and the credentials"))
+        return {}
 
 
-def _read_source(source: Any, notes: list[str]) -> tuple[str, dict[str, _Raw]]:
+def _read_source(source: Any, notes: list[str], problems: list[Problem]) -> tuple[str, dict[str, _Raw]]:
     if isinstance(source, str) and "://" in source:
         if source.startswith("duckdb:///"):
             path = Path(source[len("duckdb:///"):])
-            return str(path), _read_duckdb(path, notes)
-        return _redact_url(source), _read_sql(source, notes)
+            return str(path), _read_duckdb(path, notes, problems)
+        return _redact_url(source), _read_sql(source, notes, problems)
     path = Path(source)
     shown = str(path)
     if not path.exists():
-        raise ValidationError(
-            shown,
-            [Problem("*", shown, None, None, "the source does not exist",
-                     "give a folder of CSV/Parquet files, an .xlsx workbook, a .duckdb file or a database URL")],
-        )
+        problems.append(Problem("*", shown, None, None, "the source does not exist", _UNREADABLE_FIX))
+        return shown, {}
     if path.is_dir():
-        return shown, _read_folder(path, notes)
+        return shown, _read_folder(path, notes, problems)
     suffix = path.suffix.lower()
     if suffix in _EXCEL_SUFFIXES:
-        return shown, _read_excel(path, notes)
+        return shown, _read_excel(path, notes, problems)
     if suffix in _DUCKDB_SUFFIXES:
-        return shown, _read_duckdb(path, notes)
-    raise ValidationError(
-        shown,
-        [Problem("*", path.name, None, None, f"unknown kind of source ({suffix or 'no extension'})",
-                 "give a folder of CSV/Parquet files, an .xlsx workbook, a .duckdb file or a database URL")],
-    )
+        return shown, _read_duckdb(path, notes, problems)
+    problems.append(Problem("*", path.name, None, None, f"unknown kind of source ({suffix or 'no extension'})",
+                            _UNREADABLE_FIX))
+    return shown, {}
 
 
 # ----------------------------------------------------------------------------------
@@ -246,12 +272,17 @@ def _as_text(s: pd.Series) -> pd.Series:
     return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
 
 
+_MAX_TEXT = 2_000  # characters kept of a text cell (titles, comments, names)
+_MAX_ID = 200  # characters allowed in an id
+
+
 class _Typer:
     """Converts raw columns to their documented types, collecting problems."""
 
-    def __init__(self, raw: _Raw, problems: list[Problem]):
+    def __init__(self, raw: _Raw, problems: list[Problem], notes: list[str]):
         self.raw = raw
         self.problems = problems
+        self.notes = notes
 
     def bad(self, mask: pd.Series, column: str, message: Callable[[Any], str], fix: str, values: pd.Series) -> None:
         idx = np.flatnonzero(mask.to_numpy())
@@ -265,8 +296,23 @@ class _Typer:
 
     def convert(self, spec: ColumnSpec, s: pd.Series, fiscal_year_start: int) -> pd.Series:
         kind = spec.kind
-        if kind in ("id", "text"):
-            return _as_text(s)
+        if kind == "id":
+            text = _as_text(s)
+            long = text.str.len() > _MAX_ID
+            if long.any():
+                self.bad(long.fillna(False), spec.name,
+                         lambda v: f"id is {len(v):,} characters long", f"use ids of at most {_MAX_ID} characters",
+                         text)
+            return text
+        if kind == "text":
+            text = _as_text(s)
+            long = (text.str.len() > _MAX_TEXT).fillna(False)
+            if long.any():
+                rows = ", ".join(str(int(i) + self.raw.row_offset) for i in np.flatnonzero(long.to_numpy())[:5])
+                self.notes.append(f"{self.raw.name}({self.raw.file}): {spec.name}: {int(long.sum())} cell(s) longer "
+                                  f"than {_MAX_TEXT:,} characters (rows {rows}) were cut to {_MAX_TEXT:,} characters.")
+                text = text.where(~long, text.str.slice(0, _MAX_TEXT - 1) + "…")
+            return text
         if kind == "enum":
             return _as_text(s).str.lower()
         if kind in ("float", "int"):
@@ -275,6 +321,8 @@ class _Typer:
                 text = s.astype("str")
             else:
                 text = _as_text(s)
+                if self.raw.decimal_comma:
+                    text = text.str.replace(r"^([-+]?\d+),(\d+)$", r"\1.\2", regex=True)
                 num = pd.to_numeric(text, errors="coerce").astype("float64")
                 unparsed = text.notna() & num.isna()
                 if unparsed.any():
@@ -349,15 +397,18 @@ def _type_table(raw: _Raw, spec: TableSpec, problems: list[Problem], notes: list
             f"{', '.join(unknown)} ignored (expected: {', '.join(spec.column_names)})."
         )
     missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
+    merged = any(str(c).startswith("unnamed:") for c in frame.columns)
     for c in missing:
+        fix = (f"add a column named {c} (the table needs: "
+               f"{', '.join(x.name for x in spec.columns if x.required)})")
+        if merged:
+            fix += "; some header cells are empty or merged: unmerge them so every column has its own name in row 1"
         problems.append(Problem(raw.name, raw.file, 1 if raw.row_offset == 2 else None, c,
-                                "required column is missing",
-                                f"add a column named {c} (the table needs: "
-                                f"{', '.join(x.name for x in spec.columns if x.required)})"))
+                                "required column is missing", fix))
     if missing:
         return pd.DataFrame(columns=spec.column_names)
     frame = frame.reset_index(drop=True)
-    typer = _Typer(raw, problems)
+    typer = _Typer(raw, problems, notes)
     out = {}
     for col in spec.columns:
         if col.name in frame.columns:
@@ -605,10 +656,14 @@ def _gap_count(dates: pd.Series) -> int:
 # ----------------------------------------------------------------------------------
 # Entry points
 # ----------------------------------------------------------------------------------
-def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes: list[str]) -> Dataset:
-    problems: list[Problem] = []
+def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes: list[str],
+           problems: list[Problem] | None = None) -> Dataset:
+    problems = [] if problems is None else problems
+    if any(p.table == "*" for p in problems):  # the source itself could not be read
+        raise ValidationError(source, problems)
+    unreadable = {p.table for p in problems}
     for name in REQUIRED_TABLES:
-        if name not in raws:
+        if name not in raws and name not in unreadable:
             problems.append(Problem(name, source, None, None, "table is missing",
                                     f"add {name}.csv (or a sheet/table named {name}) with columns "
                                     f"{', '.join(TABLES[name].column_names)}"))
@@ -628,7 +683,11 @@ def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes:
                                               "required column is missing" for p in problems[before:]):
             _check_table_rules(raw, spec, frame, problems)
         typed[name] = frame
-    complete = {n: f for n, f in typed.items() if all(c in f.columns for c in TABLES[n].column_names)}
+    # a table that is missing, unreadable, empty or lacks a required column would make every reference
+    # to it look dangling: leave it out of the cross-table rules (its own problem is already listed)
+    broken = {p.table for p in problems if p.column is None or p.message == "required column is missing"}
+    complete = {n: f for n, f in typed.items()
+                if n not in broken and len(f) and all(c in f.columns for c in TABLES[n].column_names)}
     _check_references(complete, raws, problems)
     _check_cycles(complete, raws, problems)
     _check_key_results(complete, raws, problems, notes)
@@ -702,8 +761,9 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
         return from_frames(source, fiscal_year_start=fiscal_year_start)
     _check_fiscal_year_start(fiscal_year_start)
     notes: list[str] = []
-    shown, raws = _read_source(source, notes)
-    return _build(raws, fiscal_year_start=fiscal_year_start, source=shown, notes=notes)
+    problems: list[Problem] = []
+    shown, raws = _read_source(source, notes, problems)
+    return _build(raws, fiscal_year_start=fiscal_year_start, source=shown, notes=notes, problems=problems)
 
 
 def iter_problems(err: ValidationError) -> Iterable[str]:

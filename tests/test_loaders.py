@@ -321,7 +321,7 @@ def test_semicolon_delimiter_and_bom_and_latin1(tmp_path):
         warnings.simplefilter("always")
         ds = load(folder)
     msgs = " ".join(str(w.message) for w in caught)
-    assert "not UTF-8; read as cp1252" in msgs and "separated by ';'" in msgs
+    assert "not UTF-8; read as Windows-1252" in msgs and "separated by ';'" in msgs
     assert "Équipe Un" in set(ds.teams["team_name"])
     assert ds.metrics["metric"].tolist() == ["frt", "csat", "nps", "engagement"]
 
