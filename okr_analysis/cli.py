@@ -186,6 +186,72 @@ def sample(directory: str, seed: int, n_teams: int | None, weeks: int, fmt: str)
     click.echo(f"wrote the sample organisation to {path}")
 
 
+_SCORE_VIEW = {
+    "kr": ["team_id", "kr_id", "title", "direction", "baseline", "target", "current", "progress", "score",
+           "band", "status"],
+    "objective": ["team_id", "objective_id", "objective_title", "objective_kind", "n_krs", "score", "band",
+                  "met_expectation", "status", "n_no_data"],
+    "team": ["team_id", "team_name", "level", "n_objectives", "score", "band", "rollup_score", "rollup_band",
+             "n_on_track", "n_at_risk", "n_off_track", "n_no_data"],
+}
+
+
+def _readable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    view = frame[[c for c in columns if c in frame.columns]].copy()
+    for col in view.columns:
+        if view[col].dtype == "float64":
+            view[col] = view[col].round(2)
+        elif view[col].dtype == "str" or view[col].dtype == object:
+            view[col] = view[col].astype("str").str.slice(0, 40)
+    return view
+
+
+@cli.command()
+@source_argument
+@quarter_option
+@as_of_option
+@click.option("--level", type=click.Choice(["kr", "objective", "team"]), default="kr", show_default=True,
+              help="Score key results, objectives, or teams with their roll-ups.")
+@out_option
+@fiscal_option
+@handle_errors
+def score(source: str, quarter: str, as_of: str | None, level: str, out: str | None,
+          fiscal_year_start: int) -> None:
+    """Score key results, objectives or teams for a quarter (as of a date)."""
+    from .scoring import score as score_fn
+
+    ds = load_source(source, fiscal_year_start)
+    table = score_fn(ds, resolve_quarter(ds, quarter), as_of=as_of, level=level)
+    if out is None:
+        table = _readable(table, _SCORE_VIEW[level])
+    write_table(table, out, what=f"{level} scores")
+
+
+@cli.command()
+@source_argument
+@quarter_option
+@as_of_option
+@out_option
+@fiscal_option
+@handle_errors
+def lint(source: str, quarter: str, as_of: str | None, out: str | None, fiscal_year_start: int) -> None:
+    """Check OKR hygiene for a quarter; findings are advice, so the exit code is 0."""
+    from .hygiene import lint as lint_fn
+
+    ds = load_source(source, fiscal_year_start)
+    findings = lint_fn(ds, resolve_quarter(ds, quarter), as_of=as_of)
+    if out is not None:
+        write_table(findings, out, what="findings")
+        return
+    if findings.empty:
+        click.echo("no findings: the OKRs follow every hygiene rule.")
+        return
+    for row in findings.itertuples(index=False):
+        click.echo(f"{row.severity:<7} {row.code:<26} {row.message}")
+    counts = findings["code"].value_counts()
+    click.echo(f"{len(findings)} finding(s): " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+
+
 def main() -> None:
     """Entry point of the ``okr-analysis`` console script."""
     cli(prog_name="okr-analysis")
