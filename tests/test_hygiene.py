@@ -315,3 +315,18 @@ def test_arguments():
         lint(ds, Q, as_of="2026-01-01")
     # after the end = the end
     pd.testing.assert_frame_equal(lint(ds, Q, as_of="2027-03-01"), lint(ds, Q))
+
+
+# ----------------------------------------------------------------------------------
+# The sample organisation (smoke test)
+# ----------------------------------------------------------------------------------
+def test_sample_lint_finds_the_planted_problems(request):
+    pytest.importorskip("okr_analysis.sample", reason="okr_analysis/sample.py is not there yet")
+    ds = request.getfixturevalue("sample_ds")
+    out = lint(ds, ds.latest_quarter)
+    assert list(out.columns) == LINT_COLUMNS
+    # the sample documents: unaligned team objectives, an objective with a single key result,
+    # one with only milestones, a stale key result, a confidence drop of 4 points in a week
+    assert {"OBJECTIVE_NOT_ALIGNED", "OBJECTIVE_KR_COUNT", "OBJECTIVE_ONLY_MILESTONES", "KR_STALE",
+            "CONFIDENCE_DROP"} <= set(out["code"])
+    assert out["message"].str.len().gt(40).all()

@@ -552,3 +552,29 @@ def test_scores_only_the_requested_quarter():
     assert score_objectives(ds, Q).set_index("objective_id").loc["o1", "n_aligned"] == 0
     q4 = score_key_results(ds, "2026Q4")
     assert q4["kr_id"].tolist() == ["kq4"] and q4["score"].iloc[0] == 1.0
+
+
+# ----------------------------------------------------------------------------------
+# The sample organisation (smoke test)
+# ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample(request):
+    pytest.importorskip("okr_analysis.sample", reason="okr_analysis/sample.py is not there yet")
+    return request.getfixturevalue("sample_ds")
+
+
+def test_sample_scores(sample):
+    q = sample.latest_quarter
+    kr = score_key_results(sample, q, as_of=sample.quarter(q).start + pd.Timedelta(days=45))
+    assert list(kr.columns) == KR_COLUMNS and len(kr) == len(sample.key_results_in(q))
+    assert kr["score"].dropna().between(0, 1).all()
+    assert set(kr["status"]) <= {"on track", "at risk", "off track", "no data", "unmeasurable"}
+    obj = score_objectives(sample, q)
+    assert len(obj) == (sample.objectives["quarter"] == q).sum()
+    assert obj["n_aligned"].sum() == obj["parent_objective_id"].isin(set(obj["objective_id"])).sum()
+    teams = score_teams(sample, q)
+    assert len(teams) == len(sample.teams)
+    root = teams[teams["depth"] == 0].iloc[0]
+    assert root["rollup_n_teams"] == len(sample.teams)
+    assert root["n_krs"] == len(kr)
+    assert 0 <= root["rollup_score"] <= 1
