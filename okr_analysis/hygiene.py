@@ -211,7 +211,8 @@ def lint(
 
     # KR_STALE -----------------------------------------------------------------------
     ci = _quarter_checkins(ds, q, ts, krs["kr_id"])
-    last = krs["kr_id"].map(ci.groupby("kr_id")["date"].max())
+    # (reindex, not map: Series.map with an empty datetime mapper fails in pandas 3)
+    last = pd.Series(ci.groupby("kr_id")["date"].max().reindex(krs["kr_id"]).to_numpy(), index=krs.index)
     since = (ts - last.fillna(q.start)).dt.days.to_numpy()
     bad = since > stale_days
     if bad.any():

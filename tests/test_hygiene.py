@@ -300,6 +300,23 @@ def test_confidence_drop(tiny_lint):
     assert len(codes(lint(load(t), Q, confidence_drop=2), "CONFIDENCE_DROP")) == 3
 
 
+def test_no_checkins_yet_and_objective_without_key_results():
+    t = tiny_tables()
+    add_rows(t, "objectives", objective_id=["x"], team_id=["t1"], quarter=["2026Q4"], title=["Next"],
+             parent_objective_id=["o1"], kind=["aspirational"])
+    ds = load(t)
+    # before the first check-in (07-06) of 2026Q3: nothing stale yet (2 days in), no drop
+    out = lint(ds, Q, as_of="2026-07-03")
+    assert out["code"].tolist() == ["TEAM_OBJECTIVE_COUNT"]
+    # 2026Q4 has one objective (t1's), no key results and no check-ins at all
+    out = lint(ds, "2026Q4")
+    assert codes(out, "OBJECTIVE_KR_COUNT")["objective_id"].tolist() == ["x"]
+    assert codes(out, "TEAM_OBJECTIVE_COUNT")["team_id"].tolist() == ["co", "d1", "d2", "t2", "t3"]
+    assert codes(out, "TEAM_OBJECTIVE_COUNT")["severity"].tolist() == ["info", "info", "info", "warning", "warning"]
+    # x's parent team d1 has no objectives in 2026Q4 (od1 is 2026Q3): x is aligned anyway
+    assert codes(out, "OBJECTIVE_NOT_ALIGNED").empty
+
+
 # ----------------------------------------------------------------------------------
 # Arguments
 # ----------------------------------------------------------------------------------

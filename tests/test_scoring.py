@@ -554,6 +554,22 @@ def test_scores_only_the_requested_quarter():
     assert q4["kr_id"].tolist() == ["kq4"] and q4["score"].iloc[0] == 1.0
 
 
+def test_quarter_with_objective_but_no_key_results():
+    t = tiny_tables()
+    t["objectives"] = pd.concat([t["objectives"], pd.DataFrame({
+        "objective_id": ["x"], "team_id": ["t1"], "quarter": ["2026Q4"], "title": ["Next"],
+        "parent_objective_id": [None], "kind": ["committed"]})], ignore_index=True)
+    ds = load(t)
+    kr = score_key_results(ds, "2026Q4")
+    assert kr.empty and list(kr.columns) == KR_COLUMNS
+    o = score_objectives(ds, "2026Q4")
+    assert o[["objective_id", "n_krs", "status"]].values.tolist() == [["x", 0, "no data"]]
+    assert np.isnan(o["score"].iloc[0]) and pd.isna(o["met_expectation"].iloc[0])
+    tm = score_teams(ds, "2026Q4").set_index("team_id")
+    assert tm.loc["t1", "n_objectives"] == 1 and tm.loc["co", "rollup_n_objectives"] == 1
+    assert tm["n_krs"].eq(0).all() and tm["rollup_score"].isna().all()
+
+
 # ----------------------------------------------------------------------------------
 # The sample organisation (smoke test)
 # ----------------------------------------------------------------------------------
