@@ -180,14 +180,15 @@ def _score_krs(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
     n = g.size()
 
     # maintain KRs: share of check-ins meeting the line
-    ci_dir = ci["kr_id"].map(kr_ix["direction"])
-    ci_target = ci["kr_id"].map(kr_ix["target"]).astype("float64")
+    # (reindex rather than Series.map: map fails on an empty mapper of some dtypes in pandas 3)
+    ci_dir = pd.Series(kr_ix["direction"].reindex(ci["kr_id"]).to_numpy(), index=ci.index, dtype="str")
+    ci_target = kr_ix["target"].reindex(ci["kr_id"]).to_numpy(dtype="float64")
     meets = np.where(ci_dir == "maintain_at_least", ci["value"] >= ci_target, ci["value"] <= ci_target)
     share = pd.Series(meets.astype("float64"), index=ci.index)[ci_dir.isin(_MAINTAIN)].groupby(
         ci["kr_id"]).mean()
 
     out = kr.copy()
-    out["n_checkins"] = out["kr_id"].map(n).fillna(0).astype("int64")
+    out["n_checkins"] = n.reindex(out["kr_id"], fill_value=0).to_numpy(dtype="int64")
     latest = last.reindex(out["kr_id"])
     out["current"] = latest["value"].to_numpy(dtype="float64")
     out["confidence"] = latest["confidence"].to_numpy(dtype="float64")
@@ -198,7 +199,7 @@ def _score_krs(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
     bad = _unmeasurable(out)
     span = (out["target"] - out["baseline"]).where(~bad)
     cur = out["current"]
-    kr_share = out["kr_id"].map(share).astype("float64")
+    kr_share = pd.Series(share.reindex(out["kr_id"]).to_numpy(dtype="float64"), index=out.index)
 
     progress = pd.Series(np.nan, index=out.index)
     progress[moving] = ((cur - out["baseline"]) / span)[moving]
@@ -230,8 +231,7 @@ def _score_krs(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
         default="no data",
     )
     out["status"] = pd.Series(status.astype(object), index=out.index, dtype="str")
-    out["as_of"] = as_of
-    out["as_of"] = out["as_of"].astype("datetime64[ns]")
+    out["as_of"] = pd.Series(as_of, index=out.index).astype("datetime64[ns]")
     if bad.any():
         ids = out.loc[bad, "kr_id"].tolist()
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
@@ -331,7 +331,8 @@ def score_key_results(ds: Dataset, quarter: "str | Quarter", *, as_of: Any = Non
 # Objectives
 # ----------------------------------------------------------------------------------
 def _status_counts(krs: pd.DataFrame, by: str) -> pd.DataFrame:
-    counts = pd.crosstab(krs[by], krs["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    counts = krs.groupby([by, "status"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=list(STATUSES), fill_value=0)
     return counts.rename(columns=_STATUS_COUNT_COLUMNS).astype("int64")
 
 
