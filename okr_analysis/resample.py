@@ -46,7 +46,7 @@ def period_start(dates: pd.Series | pd.DatetimeIndex, freq: str, *, fiscal_year_
     _check_fiscal_year_start(fiscal_year_start)
     d = pd.Series(pd.to_datetime(dates)).dt.normalize()
     if freq == "W":
-        out = d - pd.to_timedelta(d.dt.weekday, unit="D")
+        out = d - pd.to_timedelta(d.dt.day_of_week, unit="D")
     elif freq == "M":
         out = d - pd.to_timedelta(d.dt.day - 1, unit="D")
     else:
