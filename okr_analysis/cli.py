@@ -252,6 +252,38 @@ def lint(source: str, quarter: str, as_of: str | None, out: str | None, fiscal_y
     click.echo(f"{len(findings)} finding(s): " + ", ".join(f"{c} {n}" for c, n in counts.items()))
 
 
+def _window(value: str) -> int | str:
+    value = value.strip().lower()
+    if value == "quarter":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise click.BadParameter("use a number of periods (e.g. 13) or 'quarter'.", param_hint="--window")
+
+
+@cli.command()
+@source_argument
+@as_of_option
+@click.option("--window", default="13", show_default=True, metavar="N|quarter",
+              help="Trend window: the last N periods, or the fiscal quarter containing the as-of date.")
+@click.option("--freq", type=click.Choice(["W", "M", "Q"], case_sensitive=False), default=None,
+              help="Resample KPIs to weeks, months or fiscal quarters (default: the data's own).")
+@out_option
+@fiscal_option
+@handle_errors
+def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: str | None,
+            fiscal_year_start: int) -> None:
+    """KPI monitoring: trend, peers and control-chart signals for every team and metric."""
+    from .monitoring import monitor as monitor_fn
+
+    ds = load_source(source, fiscal_year_start)
+    table = monitor_fn(ds, as_of=as_of, window=_window(window), freq=freq.upper() if freq else None)
+    if out is None:
+        table = _readable(table, ["team_id", "metric", "trend", "assessment", "slope", "p_value", "latest",
+                                  "peer_percentile", "n_signals", "signals"])
+    write_table(table, out, what="KPI rows")
+
+
 def main() -> None:
     """Entry point of the ``okr-analysis`` console script."""
     cli(prog_name="okr-analysis")
