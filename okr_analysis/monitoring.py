@@ -976,11 +976,6 @@ def benchmark(
 # ----------------------------------------------------------------------------------
 # Candidate key results
 # ----------------------------------------------------------------------------------
-def _better(a: float, b: float, higher_is_better: bool) -> bool:
-    """Whether value a is strictly better than value b."""
-    return bool(a > b) if higher_is_better else bool(a < b)
-
-
 def _fmt(x: float, unit: str = "") -> str:
     if x is None or not np.isfinite(x):
         return "n/a"
@@ -1081,75 +1076,88 @@ def candidate_key_results(
         warnings.simplefilter("ignore", UserWarning)  # insufficient/constant series simply give no trend reason
         trends = _trend_table(ds, win, keys, Y, alpha=alpha, min_points=min_points)
     sig = _batch_signals(ds, win, keys, Y, baseline_periods=int(baseline_periods), rules=rules)
-    bench = benchmark(ds, as_of=win.as_of, freq=win.freq).set_index(["team_id", "metric"])
-    units = _metric_table(ds)["unit"]
-    unit_word = _UNIT_WORD[win.freq]
+    bench = benchmark(ds, as_of=win.as_of, freq=win.freq)
     nxt = q.next()
-    existing: set[tuple[str, str]] = set()
+    # one frame: the trend rows (every series) joined with the benchmark rows (leaf teams)
+    t = trends.assign(_row=np.arange(len(trends)), centre=sig.centre)
+    df = t.merge(bench.drop(columns=["team_name", "parent_team_id"]), on=["team_id", "metric"], how="outer",
+                 suffixes=("", "_b"))
+    df["higher_is_better"] = df["higher_is_better"].fillna(df["higher_is_better_b"]).astype(bool)
+    df["latest"] = df["latest"].fillna(df["latest_b"])
     if skip_existing:
         krs = ds.key_results_in(nxt)
-        existing = set(zip(krs["team_id"], krs["metric"].where(krs["metric"].notna(), None)))
-    rows: list[dict[str, Any]] = []
-
-    def add(team: str, metric: str, reason: str, latest: float, target: float, hib: bool, evidence: str):
-        rows.append({"team_id": team, "metric": metric, "reason": reason, "latest": latest,
-                     "suggested_baseline": latest, "suggested_target": target,
-                     "direction": "increase" if hib else "decrease", "evidence": evidence})
-
-    bad_side = np.where(_hib(ds, keys["metric"]), "below", "above")
+        existing = pd.MultiIndex.from_arrays([krs["team_id"], krs["metric"]])
+        df = df[~pd.MultiIndex.from_frame(df[["team_id", "metric"]]).isin(existing)]
+    df = df.reset_index(drop=True)
+    hib = df["higher_is_better"].to_numpy()
+    latest = df["latest"].to_numpy(dtype="float64")
+    unit = df["metric"].map(_metric_table(ds)["unit"]).fillna("").to_numpy()
+    # the last signal on the worse side inside the window, and how many there were
+    bad_side = np.where(trends["higher_is_better"].to_numpy(dtype=bool), "below", "above")
     f = sig.found[sig.found["side"].to_numpy() == bad_side[sig.found["row"].to_numpy(dtype=int)]]
-    worse_by_row = {int(r): list(zip(g["date"], g["rule"], g["side"])) for r, g in f.groupby("row")}
-    trend_by_key = {(t, m): i for i, (t, m) in enumerate(zip(trends["team_id"], trends["metric"]))}
-    all_keys = sorted(set(trend_by_key) | set(bench.index))
-    for team, metric in all_keys:
-        if (team, metric) in existing:
-            continue
-        unit = str(units.get(metric, ""))
-        i = trend_by_key.get((team, metric))
-        b = bench.loc[(team, metric)] if (team, metric) in bench.index else None
-        hib = bool(trends["higher_is_better"].iat[i]) if i is not None else bool(b["higher_is_better"])
-        latest = trends["latest"].iat[i] if i is not None else np.nan
-        if not np.isfinite(latest) and b is not None:
-            latest = float(b["latest"])
-        if b is not None and b["n_peers"] >= min_peers and b["peer_percentile"] <= bottom_percentile:
-            add(team, metric, "bottom_quartile", latest, float(b["peer_median"]), hib,
-                f"Latest {_fmt(b['latest'], unit)} ranks {int(b['peer_rank'])} of {int(b['n_peers']) + 1} "
-                f"among its peers (at least as good as {b['peer_percentile']:.0f}% of them); "
-                f"peer median {_fmt(b['peer_median'], unit)}.")
-        if i is not None:
-            worsening = trends["assessment"].iat[i] == "worsening"
-            centre = sig.centre[i]
-            has_centre = bool(np.isfinite(centre))
-            below_centre = has_centre and _better(centre, latest, hib)  # still worse than before the window
-            bad = worse_by_row.get(i, []) if below_centre else []
-            if worsening or bad:
-                start = float(trends["fitted_start"].iat[i])
-                target = centre if (below_centre or not worsening) else start
-                parts = []
-                if worsening:
-                    parts.append(
-                        f"Worsening trend over {win.label}: {_fmt(trends['slope'].iat[i], unit)} per {unit_word} "
-                        f"({100 * (1 - alpha):.0f}% CI {_fmt(trends['slope_low'].iat[i])} to "
-                        f"{_fmt(trends['slope_high'].iat[i])}), Mann–Kendall p = {trends['p_value'].iat[i]:.2g}")
-                if bad:
-                    d, rule, side = bad[-1]
-                    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-                    parts.append(f"control-chart signal {rule} on {d:%Y-%m-%d}{more} ({side} the centre line)")
-                if has_centre:
-                    parts.append(f"level before the window {_fmt(centre, unit)}")
-                text = "; ".join(parts)
-                add(team, metric, "declining", latest, float(target), hib, text[0].upper() + text[1:] + ".")
-        if b is not None and b["vs_benchmark"] == "worse":
-            add(team, metric, "below_benchmark", latest, float(b["benchmark_value"]), hib,
-                f"Latest {_fmt(b['latest'], unit)} is worse than the external benchmark "
-                f"{_fmt(b['benchmark_value'], unit)} ({b['benchmark_source'] if isinstance(b['benchmark_source'], str) else 'no source given'}).")
+    last_bad = f.groupby("row").agg(n_bad=("date", "size"), bad_date=("date", "last"), bad_rule=("rule", "last"),
+                                    bad_side=("side", "last"))
+    df = df.join(last_bad, on="_row")
+    centre = df["centre"].to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        still_worse = np.where(hib, centre > latest, centre < latest)  # worse than before the window
+    signalled = still_worse & (df["n_bad"].fillna(0).to_numpy() > 0)
+    worsening = (df["assessment"] == "worsening").to_numpy()
+    bottom = ((df["n_peers"] >= min_peers) & (df["peer_percentile"] <= bottom_percentile)).to_numpy()
+    below_bm = (df["vs_benchmark"] == "worse").to_numpy()
+    unit_word = _UNIT_WORD[win.freq]
+    level = 100 * (1 - alpha)
+
+    def declining_text(r: pd.Series, u: str, sig_ok: bool) -> str:
+        parts = []
+        if r["assessment"] == "worsening":
+            su = "percentage points" if u == "%" else u  # a slope of a percentage is in points
+            parts.append(f"Worsening trend over {win.label}: {_fmt(r['slope'], su)} per {unit_word} ({level:.0f}% CI "
+                         f"{_fmt(r['slope_low'])} to {_fmt(r['slope_high'])}), Mann–Kendall p = {r['p_value']:.2g}")
+        if sig_ok:
+            more = f" and {int(r['n_bad']) - 1} more" if r["n_bad"] > 1 else ""
+            parts.append(f"control-chart signal {r['bad_rule']} on {r['bad_date']:%Y-%m-%d}{more} "
+                         f"({r['bad_side']} the centre line)")
+        if np.isfinite(r["centre"]):
+            parts.append(f"level before the window {_fmt(r['centre'], u)}")
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + "."
+
+    parts = []
+    sub = df[bottom]
+    parts.append(pd.DataFrame({
+        "team_id": sub["team_id"], "metric": sub["metric"], "reason": "bottom_quartile", "latest": latest[bottom],
+        "suggested_target": sub["peer_median"],
+        "evidence": [f"Latest {_fmt(r.latest_b, u)} ranks {int(r.peer_rank)} of {int(r.n_peers) + 1} among its "
+                     f"peers (at least as good as {r.peer_percentile:.0f}% of them); peer median "
+                     f"{_fmt(r.peer_median, u)}." for r, u in zip(sub.itertuples(), unit[bottom])]}))
+    dec = worsening | signalled
+    sub = df[dec]
+    # target: back to the level before the window (the centre line) when that is better than now,
+    # otherwise where the worsening trend line started
+    target = np.where(still_worse[dec] | ~worsening[dec], centre[dec], sub["fitted_start"].to_numpy())
+    parts.append(pd.DataFrame({
+        "team_id": sub["team_id"], "metric": sub["metric"], "reason": "declining", "latest": latest[dec],
+        "suggested_target": target,
+        "evidence": [declining_text(r, u, ok) for (_, r), u, ok in zip(sub.iterrows(), unit[dec], signalled[dec])]}))
+    sub = df[below_bm]
+    parts.append(pd.DataFrame({
+        "team_id": sub["team_id"], "metric": sub["metric"], "reason": "below_benchmark", "latest": latest[below_bm],
+        "suggested_target": sub["benchmark_value"],
+        "evidence": [f"Latest {_fmt(r.latest_b, u)} is worse than the external benchmark {_fmt(r.benchmark_value, u)}"
+                     f" ({r.benchmark_source if isinstance(r.benchmark_source, str) else 'no source given'})."
+                     for r, u in zip(sub.itertuples(), unit[below_bm])]}))
+    hib_of = pd.Series(hib, index=df.index)
+    rows = pd.concat([p.assign(_hib=hib_of[p.index]) for p in parts], ignore_index=True)
+    out = rows.assign(suggested_baseline=rows["latest"],
+                      direction=np.where(rows["_hib"].to_numpy(dtype=bool), "increase", "decrease"))
     cols = ["team_id", "metric", "reason", "latest", "suggested_baseline", "suggested_target", "direction",
             "evidence", "quarter", "for_quarter"]
-    out = pd.DataFrame(rows, columns=cols[:-2])
     out["quarter"] = q.label
     out["for_quarter"] = nxt.label
-    if out.empty:
-        return out.astype({c: "float64" for c in ("latest", "suggested_baseline", "suggested_target")})[cols]
+    out = out.astype({"latest": "float64", "suggested_baseline": "float64", "suggested_target": "float64"})
+    for col in ("team_id", "metric", "reason", "direction", "evidence"):
+        out[col] = out[col].astype("str")
     out["_r"] = out["reason"].map({r: n for n, r in enumerate(_REASONS)})
     out = out.sort_values(["team_id", "metric", "_r"], kind="stable").drop(columns="_r").reset_index(drop=True)
     return out[cols]
