@@ -1,0 +1,453 @@
+"""The report pipeline: real notebooks run by papermill, real HTML and PDF, a real browser.
+
+One batch of the tiny organisation (6 reports, 2 workers) runs once per module; most tests
+look at its output. Later fixtures re-run it: nothing changed (nothing re-rendered), then a
+failing re-render of one team (its last good report is kept and marked stale).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import tiny_tables
+from okr_analysis.render import CHROMIUM_ARGS, HtmlRenderer, find_chromium, iter_external_references
+from okr_analysis.report import (
+    NOTEBOOK,
+    RUNNER_PARAMETERS,
+    BuildError,
+    ReportWarning,
+    build_reports,
+    open_report,
+    table_html,
+    team_file_name,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+QUARTER = "2026Q3"
+SECTIONS = ["Summary", "OKR scorecard", "Key results", "KPI panel", "Leading indicators",
+            "Hygiene and candidate key results", "Methods and data quality"]
+UNSAFE = "../../etc"  # a team id that must not escape the output folder
+NASTY_NAME = 'Team <b>Two</b> & "Co"'
+FAIL_ENV = "OKR_TEST_FAIL_TEAM"
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+needs_poppler = pytest.mark.skipif(shutil.which("pdfinfo") is None or shutil.which("pdftoppm") is None,
+                                   reason="poppler-utils (pdfinfo, pdftoppm) is not installed")
+
+
+# ----------------------------------------------------------------------------------
+# Fixtures
+# ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """tiny_tables() as a CSV folder, with an unsafe team id ("../../etc" for t3, "con" for d2)
+    and a team name full of HTML."""
+    t = tiny_tables()
+    rename = {"t3": UNSAFE, "d2": "con"}
+    t["teams"]["team_id"] = t["teams"]["team_id"].replace(rename)
+    t["teams"]["parent_team_id"] = t["teams"]["parent_team_id"].replace(rename)
+    t["teams"].loc[t["teams"]["team_id"] == "t2", "team_name"] = NASTY_NAME
+    t["objectives"]["team_id"] = t["objectives"]["team_id"].replace(rename)
+    t["kpis"]["team_id"] = t["kpis"]["team_id"].replace(rename)
+    folder = tmp_path_factory.mktemp("data") / "org"
+    folder.mkdir()
+    for name, df in t.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def test_notebook(tmp_path_factory) -> Path:
+    """The real report notebook plus one cell that raises for the team named in $OKR_TEST_FAIL_TEAM."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    setup = next(i for i, c in enumerate(nb.cells) if "open_report" in c.source)
+    cell = nbformat.v4.new_code_cell(
+        "import os\n"
+        f"if team_id == os.environ.get({FAIL_ENV!r}):\n"
+        "    raise RuntimeError(f'injected failure for {team_id}')"
+    )
+    cell["id"] = "inject-failure"
+    nb.cells.insert(setup + 1, cell)
+    path = tmp_path_factory.mktemp("notebook") / "failing_review.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _build(data_dir, out, nb, *, fail: str, **kw):
+    old = os.environ.get(FAIL_ENV)
+    os.environ[FAIL_ENV] = fail
+    try:
+        with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
+            warnings.simplefilter("ignore")
+            # The skip key hashes the package's source; pin it so that edits to other modules made while
+            # this module runs (a shared working tree) cannot force a re-render between the runs.
+            mp.setattr("okr_analysis.report._package_hash", lambda: "pinned-for-the-test")
+            return build_reports(data_dir, quarter=QUARTER, out=out, jobs=2, notebook=nb, **kw)
+    finally:
+        if old is None:
+            os.environ.pop(FAIL_ENV, None)
+        else:
+            os.environ[FAIL_ENV] = old
+
+
+@pytest.fixture(scope="module")
+def batch(data_dir, test_notebook, tmp_path_factory):
+    """The first build: every team plus the overview; team t2 fails."""
+    out = tmp_path_factory.mktemp("out") / "reports"
+    seen = []
+    result = _build(data_dir, out, test_notebook, fail="t2", progress=lambda o, done, total: seen.append((done, total)))
+    return {"result": result, "out": out, "folder": out / QUARTER, "progress": seen}
+
+
+@pytest.fixture(scope="module")
+def rerun(batch, data_dir, test_notebook):
+    """The same build again, nothing changed (a leftover temporary file from a crash is planted first)."""
+    folder = batch["folder"]
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.html") if p.name != "index.html"}
+    leftover = folder / ".t1.tmp-99999-deadbeef.html"
+    leftover.write_text("half a report")
+    result = _build(data_dir, batch["out"], test_notebook, fail="t2")
+    return {"result": result, "before": before, "leftover": leftover}
+
+
+@pytest.fixture(scope="module")
+def stale(rerun, batch, data_dir, test_notebook):
+    """Re-render t1 with a failure injected and continue_on_error=False."""
+    folder = batch["folder"]
+    good = {ext: (folder / f"t1.{ext}").read_bytes() for ext in ("html", "ipynb")}
+    with pytest.raises(BuildError) as info:
+        _build(data_dir, batch["out"], test_notebook, fail="t1", teams=["t1"], org_overview=False, force=True,
+               continue_on_error=False)
+    return {"error": info.value, "good": good}
+
+
+# ----------------------------------------------------------------------------------
+# Pure functions
+# ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("team_id", [UNSAFE, "con", "CON", "a/b", "a\\b", "index", "build", ".cache", "T1", "",
+                                     "Équipe Ventes", "x" * 300, "nul.txt", "t1-0123456789", "../", "..", "."])
+def test_team_file_names_stay_inside_the_folder(tmp_path, team_id):
+    if team_id == "":
+        with pytest.raises(ValueError, match="team_id"):
+            team_file_name(team_id)
+        return
+    name = team_file_name(team_id)
+    assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name), name
+    assert len(name) <= 64
+    assert name not in {"con", "prn", "aux", "nul", "index", "build"}
+    assert (tmp_path / f"{name}.html").resolve().parent == tmp_path.resolve()
+
+
+def test_team_file_names_are_unique_and_stable():
+    ids = ["t1", "T1", "t 1", "t-1", "t_1", "t/1", "t\\1", "Team A", "team-a", "team a", UNSAFE, "etc"]
+    names = [team_file_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert team_file_name("t1") == "t1"  # plain ids are kept as they are
+    assert names == [team_file_name(i) for i in ids]
+
+
+def test_table_html_escapes_values_and_headers():
+    import pandas as pd
+
+    df = pd.DataFrame({"<script>x</script>": ["<img src=x onerror=alert(1)>", "a & b"], "n": [1.234, None]})
+    out = table_html(df, caption="<b>caption</b>")
+    assert "<script>x" not in out and "<img src=x" not in out and "<b>caption" not in out
+    assert "&lt;img src=x onerror=alert(1)&gt;" in out and "&lt;b&gt;caption&lt;/b&gt;" in out
+    assert "1.23" in out and "—" in out
+    assert "No key results" in table_html(df.iloc[:0], empty="No key results")
+
+
+def test_notebook_is_committed_clean_with_one_parameters_cell():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit the notebook without outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(NOTEBOOK))
+    assert set(RUNNER_PARAMETERS) <= set(declared)
+    assert declared["shared"]["default"] == '""' and declared["min_group_size"]["default"] == "5"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert not any(re.search(r"^\s*(def|class)\s", c.source, re.M) for c in code), "cells call the package"
+    headings = [line[3:].strip() for c in nb.cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    assert headings == SECTIONS
+
+
+def test_unknown_parameters_are_rejected_before_running(tmp_path, data_dir):
+    with pytest.raises(ValueError, match="unknown notebook parameter.*'colour'"):
+        build_reports(data_dir, quarter=QUARTER, out=tmp_path, parameters={"colour": "red"})
+    with pytest.raises(ValueError, match="set by build_reports"):
+        build_reports(data_dir, quarter=QUARTER, out=tmp_path, parameters={"team_id": "t1"})
+    assert not any(tmp_path.iterdir()), "nothing may run or be written"
+
+
+def test_notebook_without_runner_parameters_is_rejected(tmp_path, data_dir):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('source = ""\nteam_id = ""')
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    path = tmp_path / "other.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match="does not declare the parameter.*quarter.*shared"):
+        build_reports(data_dir, quarter=QUARTER, out=tmp_path / "out", notebook=path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"formats": "html,docx"}, "formats"),
+    ({"jobs": 0}, "jobs"),
+    ({"min_group_size": 0}, "min_group_size"),
+    ({"teams": ["nope"]}, "not in the teams table"),
+    ({"quarter": "2025Q1"}, "no objectives"),
+    ({"as_of": "soon"}, "as_of"),
+])
+def test_bad_arguments_are_rejected(tmp_path, data_dir, kwargs, match):
+    args = {"quarter": QUARTER, "out": tmp_path, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        build_reports(data_dir, **args)
+
+
+def test_open_report_standalone(data_dir):
+    ctx = open_report(data_dir, team_id="t1", quarter=QUARTER)
+    assert ctx.team_name == "Team One" and ctx.department == "Dept One" and ctx.organisation == "Company"
+    assert str(ctx.as_of.date()) == "2026-09-30" and ctx.shared_dir is None
+    assert sorted(ctx.team_table("key_results")["kr_id"]) == ["k1a", "k1b"]
+    nasty = open_report(data_dir, team_id="t2", quarter=QUARTER)
+    assert NASTY_NAME not in nasty.header_html() and "Team &lt;b&gt;Two&lt;/b&gt;" in nasty.header_html()
+    with pytest.raises(ValueError, match="not in the teams table"):
+        open_report(data_dir, team_id="nope", quarter=QUARTER)
+
+
+# ----------------------------------------------------------------------------------
+# The batch
+# ----------------------------------------------------------------------------------
+def test_batch_renders_every_team_and_reports_the_failure(batch):
+    r = batch["result"]
+    folder = batch["folder"]
+    ids = [t.team_id for t in r.teams]
+    assert ids == ["co", "d1", "t1", "t2", "con", UNSAFE]  # overview first, then the tree
+    assert r.ok is False
+    assert [f.team_id for f in r.failures] == ["t2"]
+    err = r["t2"].error
+    assert err.stage == "execute" and err.ename == "RuntimeError" and err.evalue == "injected failure for t2"
+    assert err.cell_index is not None and "injected failure" in err.traceback
+    assert r["t2"].state == "failed" and r["t2"].html is None
+    assert r["t2"].failed_notebook.exists() and r["t2"].failed_html.exists()
+    failed_nb = nbformat.read(r["t2"].failed_notebook, as_version=4)
+    assert any(o.get("ename") == "RuntimeError" for c in failed_nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+    assert "injected failure for t2" in r["t2"].failed_html.read_text()
+    for t in r.teams:
+        if t.team_id == "t2":
+            continue
+        assert t.status == "rendered" and t.state == "ok", t
+        assert t.html.exists() and t.notebook.exists()
+        assert t.html.parent == folder and t.notebook.parent == folder
+    assert batch["progress"][-1] == (6, 6)
+    assert "FAILED t2" in r.summary()
+
+
+def test_unsafe_team_ids_are_written_inside_the_folder(batch):
+    out, folder = batch["out"], batch["folder"]
+    r = batch["result"]
+    assert r[UNSAFE].file == team_file_name(UNSAFE) and r["con"].file != "con"
+    assert sorted(p.name for p in out.iterdir()) == [QUARTER], "nothing outside <out>/<quarter>"
+    written = {p.resolve() for p in folder.rglob("*")}
+    assert all(str(p).startswith(str(folder.resolve())) for p in written)
+    assert not (out.parent / "etc").exists()
+
+
+def test_html_report_is_clean(batch):
+    page = batch["result"]["t1"].html.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert re.search(rf"<h2 id=\"[^\"]+\">{re.escape(section)}", page), section
+    assert "Team One · Quarterly review" in page and "Company" in page  # header and organisation
+    toc = re.search(r"<nav[^>]*okr-toc.*?</nav>", page, re.S).group(0)
+    assert all(s in toc for s in SECTIONS)
+    # no code, prompts, parameters, stderr, tracebacks or papermill furniture in the page body
+    body = page[page.index("<body"):]
+    for forbidden in ("jp-CodeMirrorEditor", 'class="highlight', "In&nbsp;[", "Out[", "jp-InputPrompt", "Traceback",
+                      "open_report(", "team_id = ", "injected-parameters", "papermill", "DataWarning",
+                      "application/vnd.jupyter.stderr", "report summary:", SUMMARY_TEXT):
+        assert forbidden not in body, forbidden
+    assert list(iter_external_references(page)) == []
+    assert not re.search(r"<script[^>]*src\s*=", page, re.I) and "cdnjs" not in page and "mathjax" not in page.lower()
+    assert "@page" in page and "@media print" in page
+    assert "Content-Security-Policy" in page
+
+
+SUMMARY_TEXT = "vnd.okr-analysis.summary"
+
+
+def test_user_text_is_escaped_in_reports_and_index(batch):
+    # Team t2 is called 'Team <b>Two</b> & "Co"': its name shows in the index, its error page and d1's tables.
+    index = (batch["folder"] / "index.html").read_text()
+    failed = batch["result"]["t2"].failed_html.read_text()
+    for page in (index, failed):
+        assert "<b>Two</b>" not in page
+        assert re.search(r"Team &lt;b&gt;Two&lt;/b&gt; &amp; (&#34;|&quot;|\")Co", page)
+
+
+def test_executed_notebooks_get_the_shared_folder(batch):
+    nb = nbformat.read(batch["result"]["t1"].notebook, as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    shared = re.search(r'shared = "([^"]+)"', injected.source).group(1)
+    assert Path(shared).parent.name == ".cache" and (Path(shared) / "meta.json").exists()
+    assert (Path(shared) / "key_results.parquet").exists() and (Path(shared) / "dataset" / "teams.parquet").exists()
+    assert 'team_id = "t1"' in injected.source and 'quarter = "2026Q3"' in injected.source
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"][:2] == [1, 2], "a clean kernel per notebook"
+    # the shared folder serves the notebook API too, and refuses another quarter
+    ctx = open_report("", team_id="t1", quarter=QUARTER, shared=shared)
+    assert sorted(ctx.team_table("key_results")["kr_id"]) == ["k1a", "k1b"]
+    with pytest.raises(ValueError, match="computed for"):
+        open_report("", team_id="t1", quarter="2026Q4", shared=shared)
+
+
+def test_manifest(batch):
+    m = json.loads((batch["folder"] / "build.json").read_text())
+    assert m["tool"] == "okr-analysis" and m["version"] and m["quarter"] == QUARTER
+    assert len(m["input_hash"]) == 64 and m["generated_at"].endswith("Z") and m["duration_s"] > 0
+    assert m["parameters"]["as_of"] == "2026-09-30" and m["parameters"]["min_group_size"] == 5
+    assert m["ok"] is False and m["counts"]["failed"] == 1 and m["counts"]["ok"] == 5
+    teams = {t["team_id"]: t for t in m["teams"]}
+    assert teams["t2"]["error"]["ename"] == "RuntimeError" and teams["t2"]["state"] == "failed"
+    assert teams["t1"]["summary"]["n_key_results"] == 2 and teams["t1"]["summary"]["team_name"] == "Team One"
+    assert teams["t1"]["duration_s"] > 0 and teams["t1"]["html"] == "t1.html"
+    assert m == batch["result"].manifest
+
+
+def test_index_page(batch):
+    index = (batch["folder"] / "index.html").read_text()
+    rows = re.findall(r'<tr data-state="(\w+)" data-team="([^"]*)">', index)
+    assert len(rows) == 6
+    assert dict((t, s) for s, t in rows)["t2"] == "failed"
+    assert 'href="t1.html"' in index and "t2.failed.html" in index and "injected failure for t2" in index
+    assert list(iter_external_references(index)) == []
+    assert index.count("<script") == 1 and "<script>" in index  # one inline script, nothing loaded
+
+
+@needs_chromium
+@needs_poppler
+def test_pdf_has_pages_and_renders(batch, tmp_path):
+    from PIL import Image
+
+    pdf = batch["result"]["t1"].pdf
+    assert pdf is not None and pdf.exists()
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) >= 1
+    assert "A4" in info and "quarterly review" in info
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")], check=True)
+    png = next(tmp_path.glob("p*.png"))
+    img = Image.open(png).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100, "the first page is blank"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    if text:  # pdftotext ships with poppler-utils too
+        assert "OKR scorecard" in text and "Team One" in text
+
+
+@needs_chromium
+def test_report_and_index_in_a_browser(batch):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(batch["result"]["t1"].html.as_uri())
+            heading = page.get_by_role("heading", name="OKR scorecard")
+            assert heading.is_visible()
+            assert page.get_by_role("heading", name="Team One · Quarterly review").is_visible()
+            assert "FRT from 5 to 2" in page.inner_text("main")
+            shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L")
+            lo, hi = shot.getextrema()
+            assert hi - lo > 100 and shot.size[1] > 900, "blank or truncated page"
+            # the index: search and sort work offline
+            page.goto((batch["folder"] / "index.html").as_uri())
+            rows = page.locator("#okr-teams tbody tr")
+            assert rows.count() == 6
+            page.fill("#okr-q", "dept")
+            visible = [r for r in range(rows.count()) if rows.nth(r).is_visible()]
+            assert 2 <= len(visible) < 6
+            page.fill("#okr-q", "")
+            page.get_by_role("button", name="State").click()
+            first = page.locator("#okr-teams tbody tr").first.get_attribute("data-state")
+            assert first == "failed"  # "failed" < "ok" ascending
+            assert page.locator("th[aria-sort=ascending]").count() == 1
+        finally:
+            browser.close()
+
+
+# ----------------------------------------------------------------------------------
+# Re-runs
+# ----------------------------------------------------------------------------------
+def test_rerun_with_nothing_changed_renders_nothing(rerun, batch):
+    r = rerun["result"]
+    folder = batch["folder"]
+    assert [t.team_id for t in r.rendered] == []
+    assert sorted(t.team_id for t in r.skipped) == sorted(["co", "d1", "t1", "con", UNSAFE])
+    assert [t.team_id for t in r.failures] == ["t2"], "failed teams are retried"
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.html") if p.name != "index.html"}
+    assert {k: v for k, v in after.items() if "failed" not in k} == \
+        {k: v for k, v in rerun["before"].items() if "failed" not in k}
+    assert not rerun["leftover"].exists(), "temporary files of an interrupted run are cleaned up"
+    assert r["t1"].summary["n_key_results"] == 2, "a skipped team keeps its summary"
+
+
+def test_failed_rerender_keeps_last_good_report_and_marks_it_stale(stale, batch):
+    err = stale["error"]
+    r = err.result
+    folder = batch["folder"]
+    assert "t1" in str(err) and r.ok is False
+    t1 = r["t1"]
+    assert t1.status == "failed" and t1.state == "stale" and t1.stale
+    assert t1.error.evalue == "injected failure for t1"
+    assert t1.html.read_bytes() == stale["good"]["html"] and t1.notebook.read_bytes() == stale["good"]["ipynb"]
+    assert t1.failed_notebook.exists()
+    m = json.loads((folder / "build.json").read_text())
+    states = {t["team_id"]: t["state"] for t in m["teams"]}
+    assert states == {"co": "ok", "d1": "ok", "t1": "stale", "t2": "failed", "con": "ok", UNSAFE: "ok"}
+    index = (folder / "index.html").read_text()
+    assert 'data-state="stale" data-team="t1"' in index and "last good report" in index
+    assert not list(folder.glob(".*.tmp-*"))
+
+
+# ----------------------------------------------------------------------------------
+# Without Chromium; standalone papermill
+# ----------------------------------------------------------------------------------
+def test_without_chromium_html_is_still_built(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OKR_ANALYSIS_CHROMIUM", str(tmp_path / "no-such-browser"))
+    with pytest.warns(ReportWarning, match="apt-get install chromium"):
+        r = build_reports(data_dir, quarter=QUARTER, teams=["t1"], org_overview=False, out=tmp_path, jobs=1)
+    assert r.ok and r["t1"].html.exists() and r["t1"].pdf is None
+    assert any("apt-get install chromium" in m for m in r.messages)
+    assert "apt-get install chromium" in (r.folder / "index.html").read_text()
+
+
+def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
+    out = tmp_path / "t1.ipynb"
+    subprocess.run(
+        [sys.executable, "-m", "papermill", str(NOTEBOOK), str(out), "-p", "source", str(data_dir),
+         "-r", "team_id", "t1", "-r", "quarter", QUARTER, "--no-progress-bar"],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    )
+    nb = nbformat.read(out, as_version=4)
+    page, resources = HtmlRenderer().render(nb)
+    assert resources["okr_summary"]["team_name"] == "Team One"
+    assert all(s in page for s in SECTIONS) and "Traceback" not in page and "computed in this notebook" in page
