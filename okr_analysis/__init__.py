@@ -1,19 +1,48 @@
-"""okr-analysis: what drives your KPIs, which leading indicators predict key results, and quarterly OKR reviews."""
+"""okr-analysis: what drives your KPIs, which leading indicators predict key results, and quarterly OKR reviews.
+
+The public API, by topic (each module documents every output column):
+
+- loading: :func:`load`, :func:`from_frames`, :class:`Dataset`, :class:`Quarter`
+- sample data: :func:`make_sample`, :func:`write_sample`
+- KPIs by period: :func:`resample_kpis`
+- scoring: :func:`score_key_results`, :func:`score_objectives`, :func:`score_teams`, :func:`lint`
+- KPI monitoring: :func:`kpi_trends`, :func:`control_chart`, :func:`benchmark`, :func:`candidate_key_results`,
+  :func:`monitor`
+"""
 
 from .dataset import Dataset
+from .hygiene import LINT_CODES, lint
 from .loaders import DataWarning, Problem, ValidationError, from_frames, load
+from .monitoring import benchmark, candidate_key_results, control_chart, kpi_trends, monitor
 from .quarters import Quarter, parse_quarter
+from .resample import resample_kpis
+from .sample import make_sample, write_sample
+from .scoring import score, score_key_results, score_objectives, score_teams
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Dataset",
     "DataWarning",
+    "LINT_CODES",
     "Problem",
     "Quarter",
     "ValidationError",
+    "benchmark",
+    "candidate_key_results",
+    "control_chart",
     "from_frames",
+    "kpi_trends",
+    "lint",
     "load",
+    "make_sample",
+    "monitor",
     "parse_quarter",
+    "resample_kpis",
+    "score",
+    "score_key_results",
+    "score_objectives",
+    "score_teams",
+    "write_sample",
     "__version__",
 ]
