@@ -28,11 +28,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-$(DATA)/teams.csv: | $(STAMP)
+$(DATA)/teams.csv: okr_analysis/sample.py | $(STAMP)
 	$(BIN)/okr-analysis sample $(DATA)
 
+# The main job, end to end on the sample organisation.
 demo: setup $(DATA)/teams.csv
-	$(BIN)/okr-analysis demo $(DATA)
+	@echo "== the sample organisation"
+	$(BIN)/okr-analysis validate $(DATA)
+	@echo "== team scores, $(QUARTER) quarter"
+	$(BIN)/okr-analysis score $(DATA) --quarter $(QUARTER) --level team
+	@echo "== OKR hygiene"
+	$(BIN)/okr-analysis lint $(DATA) --quarter $(QUARTER)
 
 test: setup
 	$(BIN)/python -m pytest
