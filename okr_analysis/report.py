@@ -723,8 +723,9 @@ def _register_engine() -> None:
 
     Same as papermill's nbclient engine, plus: before the notebook it resets the kernel
     (namespace, execution count, working directory, open figures) so each notebook starts
-    clean; after it, it closes the kernel client's channels (papermill leaves them open
-    when given ``km``, leaking ~10 file descriptors a notebook).
+    clean; and it reuses the worker's kernel client (``kc=``) instead of connecting a new one
+    per notebook (0.07 s instead of 0.28 s of overhead a notebook; papermill given only ``km``
+    also leaves each new client's channels open, leaking ~10 file descriptors a notebook).
     """
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
@@ -732,9 +733,10 @@ def _register_engine() -> None:
     from papermill.utils import merge_kwargs, remove_args
 
     class _WarmClient(PapermillNotebookClient):
-        def __init__(self, nb_man, reset_code: str, **kw):
+        def __init__(self, nb_man, reset_code: str, kc=None, **kw):
             super().__init__(nb_man, **kw)
             self._reset_code = reset_code
+            self.kc = kc  # setup_kernel() connects a new client only when this is None
 
         def papermill_execute_cells(self):
             msg_id = self.kc.execute(self._reset_code, silent=True, store_history=False, allow_stdin=False)
@@ -750,6 +752,7 @@ def _register_engine() -> None:
                                      stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
             kwargs = remove_args(["input_path"], **kwargs)
             reset_code = kwargs.pop("reset_code")
+            kc = kwargs.pop("kc", None)
             safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
             final_kwargs = merge_kwargs(
                 safe_kwargs,
@@ -761,11 +764,11 @@ def _register_engine() -> None:
                 stdout_file=stdout_file,
                 stderr_file=stderr_file,
             )
-            client = _WarmClient(nb_man, reset_code, **final_kwargs)
+            client = _WarmClient(nb_man, reset_code, kc, **final_kwargs)
             try:
                 return client.execute()
             finally:
-                if client.kc is not None:
+                if kc is None and client.kc is not None:
                     client.kc.stop_channels()
 
     papermill_engines.register(_ENGINE_NAME, _WarmEngine)
@@ -795,6 +798,7 @@ class _Worker:
         warnings.filterwarnings("ignore", message="Kernel is running over TCP")
         self.cfg = cfg
         self.km = None
+        self.kc = None
         self.runs = 0
         self._dirty = False
         self._log = None
@@ -853,10 +857,11 @@ class _Worker:
         self._dirty = False
 
     def _warm_kernel(self):
-        """Wait for the kernel, then send it the notebook's imports (without waiting for them)."""
-        kc = self.km.client()
+        """Connect the worker's client, then send the kernel the notebook's imports (without waiting)."""
+        kc = self.kc = self.km.client()
         kc.start_channels()
         kc.wait_for_ready(timeout=120)
+        kc.allow_stdin = False
         code = "\n".join(
             ["import importlib as _okr_il"]
             + [f"try:\n    _okr_il.import_module({m!r})\nexcept Exception:\n    pass" for m in self.cfg.warm_imports]
@@ -874,10 +879,10 @@ class _Worker:
                     return
         except Exception:  # a slow warm-up only costs time in the first notebook
             pass
-        finally:
-            kc.stop_channels()
 
     def _restart_kernel(self) -> None:
+        with contextlib.suppress(Exception):
+            self.kc.stop_channels()
         with contextlib.suppress(Exception):
             self.km.shutdown_kernel(now=True)
         self._launch_kernel()
@@ -888,6 +893,9 @@ class _Worker:
             with contextlib.suppress(Exception):
                 self._pdf_thread.submit(self.printer.close).result(timeout=30)
             self._pdf_thread.shutdown(wait=False)
+        if self.kc is not None:
+            with contextlib.suppress(Exception):
+                self.kc.stop_channels()
         if self.km is not None:
             with contextlib.suppress(Exception):
                 self.km.shutdown_kernel(now=True)
@@ -916,7 +924,7 @@ class _Worker:
             try:
                 nb = pm.execute_notebook(
                     self.cfg.notebook, str(tmp_nb), parameters=dict(task["parameters"]),
-                    engine_name=_ENGINE_NAME, km=self.km, kernel_name=self.cfg.kernel_name,
+                    engine_name=_ENGINE_NAME, km=self.km, kc=self.kc, kernel_name=self.cfg.kernel_name,
                     reset_code=_RESET_CODE.format(cwd=self.cfg.cwd), progress_bar=False,
                     request_save_on_cell_execute=False, execution_timeout=self.cfg.cell_timeout,
                 )
