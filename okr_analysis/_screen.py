@@ -1,0 +1,495 @@
+"""Vectorised kernels of the lead/lag screen (private; :mod:`okr_analysis.leadlag` is the public door).
+
+Every kernel works on a *batch* of equal-length, complete series: arrays of shape ``(B, T)``
+where ``B`` runs over teams (and, in the benchmark, over pairs × teams). Nothing loops over
+teams in Python; the loops are over lag orders and forecast origins only.
+
+How least squares is done: one lagged design ``Z`` per batch holds, for every period ``t``,
+``[1, y[t-1..t-L], x[t-1..t-L], y[t], x[t]]`` (lags before the first period are 0 and are never
+used). Cross-product matrices ``Z'Z`` over the rows ``t >= p`` are a sum of a common tail and a
+few head rows, so every lag order costs one small batched solve. Coefficients come from the
+normal equations, but residual sums of squares are computed from the explicit residuals
+``Z c``, which makes them accurate to rounding (an error in the coefficients only enters to
+second order). Series are centred and scaled per team first (F, p, correlations and
+information-criterion choices are invariant to that), which keeps the systems well conditioned.
+
+Each kernel is tested against statsmodels / pandas in ``tests/test_leadlag.py`` to 1e-8.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "standardise",
+    "lagged_design",
+    "GramCache",
+    "ols_fit",
+    "GrangerScreen",
+    "granger_screen",
+    "adl_ic",
+    "var_ic",
+    "ar_ic",
+    "ar_select",
+    "prewhiten",
+    "ccf",
+    "rolling_oos",
+    "clark_west",
+    "screen",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# basics
+# ---------------------------------------------------------------------------------------------
+def standardise(a: np.ndarray) -> np.ndarray:
+    """Centre and scale each row (NaN-aware); constant rows are only centred."""
+    a = np.asarray(a, dtype="float64")
+    mu = np.nanmean(a, axis=-1, keepdims=True)
+    sd = np.nanstd(a, axis=-1, keepdims=True)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (a - mu) / sd
+
+
+def lagged_design(series: np.ndarray, max_lag: int) -> np.ndarray:
+    """The lagged design of ``k`` series: ``series`` ``(B, T, k)`` → ``Z`` ``(B, T, 1 + k*L + k)``.
+
+    Columns: ``0`` the constant; ``1 + v*L + (j-1)`` lag ``j`` of series ``v``; ``1 + k*L + v``
+    the current value of series ``v``. Lags reaching before the first period are 0.
+    """
+    s = np.asarray(series, dtype="float64")
+    B, T, k = s.shape
+    L = int(max_lag)
+    Z = np.zeros((B, T, 1 + k * L + k))
+    Z[:, :, 0] = 1.0
+    for v in range(k):
+        for j in range(1, L + 1):
+            Z[:, j:, 1 + v * L + (j - 1)] = s[:, : T - j, v]
+        Z[:, :, 1 + k * L + v] = s[:, :, v]
+    return Z
+
+
+def lag_col(v: int, j: int, L: int) -> int:
+    """Column of lag ``j`` of series ``v`` in :func:`lagged_design`."""
+    return 1 + v * L + (j - 1)
+
+
+def cur_col(v: int, k: int, L: int) -> int:
+    """Column of the current value of series ``v``."""
+    return 1 + k * L + v
+
+
+class GramCache:
+    """Cross-product matrices ``sum_{t >= p} z_t z_t'`` of a lagged design for every ``p <= L``."""
+
+    def __init__(self, Z: np.ndarray, max_lag: int):
+        self.Z = Z
+        self.L = L = int(max_lag)
+        tail = Z[:, L:, :]
+        self.tail = np.matmul(tail.transpose(0, 2, 1), tail)
+        head = Z[:, :L, :]
+        self._head = head[:, :, :, None] * head[:, :, None, :]  # (B, L, K, K)
+        self._cache: dict[int, np.ndarray] = {L: self.tail}
+
+    def from_row(self, p: int) -> np.ndarray:
+        """``sum_{t >= p} z_t z_t'`` (B, K, K)."""
+        p = int(p)
+        if p not in self._cache:
+            self._cache[p] = self.tail + self._head[:, p:, :, :].sum(axis=1)
+        return self._cache[p]
+
+
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched solve of ``A x = b`` (``b`` (B, k, m)); singular systems give NaN rows."""
+    try:
+        x = np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        x = np.full(b.shape, np.nan)
+        for i in range(A.shape[0]):
+            try:
+                x[i] = np.linalg.solve(A[i], b[i])
+            except np.linalg.LinAlgError:
+                pass
+    return x
+
+
+def ols_fit(gram: GramCache, p_from: int, regressors: list[int], targets: list[int],
+            *, start: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """OLS of the ``targets`` columns on the ``regressors`` columns over rows ``t >= p_from``.
+
+    Returns ``(coef (B, len(regressors), m), resid (B, n, m), n)``; residuals are explicit
+    (``Z[:, t, :] @ c``), so their sums of squares are accurate to rounding.
+    """
+    G = gram.from_row(p_from)
+    reg = np.asarray(regressors, dtype=int)
+    tgt = np.asarray(targets, dtype=int)
+    A = G[:, reg][:, :, reg]
+    c = G[:, reg][:, :, tgt]
+    b = _solve(A, c)
+    K = G.shape[1]
+    C = np.zeros((G.shape[0], K, len(tgt)))
+    C[:, tgt, np.arange(len(tgt))] = 1.0
+    C[:, reg, :] -= b
+    rows = gram.Z[:, p_from:, :]
+    resid = np.matmul(rows, C)
+    return b, resid, rows.shape[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Granger causality (SSR F test, as statsmodels' grangercausalitytests 'ssr_ftest' and R's grangertest)
+# ---------------------------------------------------------------------------------------------
+class GrangerScreen(NamedTuple):
+    """Granger F tests of ``x → y`` (and ``y → x``) for every order, per series in the batch.
+
+    Arrays are ``(B, len(orders))``; ``df_num`` equals the order.
+    """
+
+    orders: np.ndarray
+    f: np.ndarray
+    p: np.ndarray
+    df_den: np.ndarray
+    f_rev: np.ndarray
+    p_rev: np.ndarray
+
+
+def _granger_from_design(gram: GramCache, orders, reverse: bool = True) -> GrangerScreen:
+    L = gram.L
+    k = 2
+    B = gram.Z.shape[0]
+    orders = np.asarray(list(orders), dtype=int)
+    out = {name: np.full((B, len(orders)), np.nan) for name in ("f", "p", "df", "fr", "pr")}
+    for i, p in enumerate(orders):
+        ylags = [lag_col(0, j, L) for j in range(1, p + 1)]
+        xlags = [lag_col(1, j, L) for j in range(1, p + 1)]
+        joint = [0] + ylags + xlags
+        _, e_u, n = ols_fit(gram, p, joint, [cur_col(0, k, L), cur_col(1, k, L)])
+        ssr_u = (e_u ** 2).sum(axis=1)  # (B, 2): y equation, x equation
+        df_den = n - (2 * p + 1)
+        _, e_r, _ = ols_fit(gram, p, [0] + ylags, [cur_col(0, k, L)])
+        ssr_r = (e_r ** 2).sum(axis=1)[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (ssr_r - ssr_u[:, 0]) / ssr_u[:, 0] / p * df_den
+        out["f"][:, i] = f
+        out["p"][:, i] = stats.f.sf(f, p, df_den)
+        out["df"][:, i] = df_den
+        if reverse:
+            _, e_rr, _ = ols_fit(gram, p, [0] + xlags, [cur_col(1, k, L)])
+            ssr_rr = (e_rr ** 2).sum(axis=1)[:, 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fr = (ssr_rr - ssr_u[:, 1]) / ssr_u[:, 1] / p * df_den
+            out["fr"][:, i] = fr
+            out["pr"][:, i] = stats.f.sf(fr, p, df_den)
+    return GrangerScreen(orders, out["f"], out["p"], out["df"], out["fr"], out["pr"])
+
+
+def granger_screen(y: np.ndarray, x: np.ndarray, *, max_lag: int, orders=None,
+                   reverse: bool = True) -> GrangerScreen:
+    """Granger SSR F tests of ``x → y`` (and ``y → x``) at every order in ``orders`` (default 1..L).
+
+    Each order uses its own sample ``t = p .. T-1`` (as ``grangercausalitytests`` and ``grangertest``).
+    ``y``, ``x``: ``(B, T)`` complete series.
+    """
+    y = standardise(np.atleast_2d(y))
+    x = standardise(np.atleast_2d(x))
+    L = int(max_lag)
+    gram = GramCache(lagged_design(np.stack([y, x], axis=-1), L), L)
+    return _granger_from_design(gram, range(1, L + 1) if orders is None else orders, reverse)
+
+
+def adl_ic(gram: GramCache, *, target: int = 0, ic: str = "bic") -> np.ndarray:
+    """Information criterion of the Granger regression ``s_t ~ 1 + y lags 1..p + x lags 1..p``, p = 1..L.
+
+    ``target`` 0 is the forward regression (``y_t``), 1 the reverse one (``x_t``). All orders use the
+    common sample ``t = L .. T-1``; the criterion is statsmodels' OLS ``aic``/``bic``
+    (``-2 llf + 2k`` / ``-2 llf + log(n) k``, ``k = 2p + 1``). Returns ``(B, L)``.
+    """
+    L = gram.L
+    B = gram.Z.shape[0]
+    out = np.full((B, L), np.nan)
+    for p in range(1, L + 1):
+        reg = [0] + [lag_col(0, j, L) for j in range(1, p + 1)] + [lag_col(1, j, L) for j in range(1, p + 1)]
+        _, e, n = ols_fit(gram, L, reg, [cur_col(target, 2, L)])
+        ssr = (e[:, :, 0] ** 2).sum(axis=1)
+        llf = -n / 2.0 * (np.log(2 * np.pi) + np.log(ssr / n) + 1)
+        kp = 2 * p + 1
+        out[:, p - 1] = -2 * llf + (2.0 * kp if ic == "aic" else np.log(n) * kp)
+    return out
+
+
+def var_ic(gram: GramCache, k: int, *, ic: str = "bic") -> np.ndarray:
+    """Information criterion of the VAR(p) with a constant of ``k`` series, for p = 1..L (``(B, L)``).
+
+    The semantics of statsmodels' ``VAR(data).select_order(L)``: every order is fitted on the common
+    sample ``t = L .. T-1``; with ``ld = log det(Sigma_mle)``, ``n`` observations and ``m = p k^2 + k``
+    free parameters: ``aic = ld + 2m/n``, ``bic = ld + log(n) m/n``, ``hqic = ld + 2 log(log n) m/n``,
+    ``fpe = ((n + kp + 1)/(n - kp - 1))^k exp(ld)``. (Order 0 is left out: a Granger test needs a lag.)
+    """
+    L = gram.L
+    B = gram.Z.shape[0]
+    out = np.full((B, L), np.nan)
+    targets = [cur_col(v, k, L) for v in range(k)]
+    for p in range(1, L + 1):
+        reg = [0] + [lag_col(v, j, L) for v in range(k) for j in range(1, p + 1)]
+        _, e, n = ols_fit(gram, L, reg, targets)
+        sigma = np.matmul(e.transpose(0, 2, 1), e) / n
+        sign, ld = np.linalg.slogdet(sigma)
+        ld = np.where(sign > 0, ld, np.nan)
+        m = p * k * k + k
+        if ic == "aic":
+            v = ld + 2.0 * m / n
+        elif ic == "bic":
+            v = ld + np.log(n) * m / n
+        elif ic == "hqic":
+            v = ld + 2.0 * np.log(np.log(n)) * m / n
+        elif ic == "fpe":
+            dfm = k * p + 1
+            v = ((n + dfm) / (n - dfm)) ** k * np.exp(ld)
+        else:
+            raise ValueError(f"ic must be 'aic', 'bic', 'hqic' or 'fpe', got {ic!r}.")
+        out[:, p - 1] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Prewhitening: AR order by AIC (statsmodels ar_select_order semantics), then filter both series
+# ---------------------------------------------------------------------------------------------
+def ar_ic(x: np.ndarray, *, max_order: int, ic: str = "aic") -> np.ndarray:
+    """Information criteria of AR(p) models with a constant, p = 0..max_order, per row of ``x`` (B, T).
+
+    statsmodels ``ar_select_order(x, max_order, ic=ic, trend="c")`` semantics: every order on the common
+    sample ``t >= max_order``; ``llf = -n/2 (log(2 pi ssr/n) + 1)``, ``aic = -2 llf + 2(p+1)``,
+    ``bic = -2 llf + log(n)(p+1)``, ``hqic = -2 llf + 2 log(log n)(p+1)``. Returns ``(B, max_order + 1)``.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    B, T = x.shape
+    P = int(max_order)
+    gram = GramCache(lagged_design(standardise(x)[:, :, None], max(P, 1)), max(P, 1))
+    Lg = gram.L
+    cur = cur_col(0, 1, Lg)
+    out = np.full((B, P + 1), np.nan)
+    for p in range(P + 1):
+        reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
+        _, e, n = ols_fit(gram, P, reg, [cur])
+        ssr = (e[:, :, 0] ** 2).sum(axis=1)
+        llf = -n * (np.log(2 * np.pi * ssr / n) + 1) / 2
+        pen = {"aic": 2.0, "bic": np.log(n), "hqic": 2.0 * np.log(np.log(n))}[ic]
+        out[:, p] = -2 * llf + pen * (p + 1)
+    return out
+
+
+def ar_select(x: np.ndarray, *, max_order: int, ic: str = "aic", min_order: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """AR order by an information criterion and the AR fit at that order, per row of ``x`` (B, T).
+
+    Matches ``ar_select_order(x, max_order, ic=ic, trend="c")`` (orders ``min_order..max_order`` on the
+    common sample ``t >= max_order``) followed by ``AutoReg(x, p, trend="c").fit()`` (sample ``t >= p``).
+    Returns ``(orders (B,), params (B, 1 + max_order))`` with params ``[const, phi_1..phi_p, 0...]``.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    B, T = x.shape
+    P = int(max_order)
+    crit = ar_ic(x, max_order=P, ic=ic)
+    crit[:, :min_order] = np.inf
+    orders = np.argmin(np.where(np.isnan(crit), np.inf, crit), axis=1)
+    mu = x.mean(axis=1, keepdims=True)
+    sd = x.std(axis=1, keepdims=True)
+    sd = np.where(sd > 0, sd, 1.0)
+    gram = GramCache(lagged_design(((x - mu) / sd)[:, :, None], max(P, 1)), max(P, 1))
+    Lg = gram.L
+    cur = cur_col(0, 1, Lg)
+    params = np.zeros((B, P + 1))
+    for p in np.unique(orders):
+        sel = orders == p
+        reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
+        b, _, _ = ols_fit(gram, int(p), reg, [cur])
+        b = b[:, :, 0]
+        # back to the original scale: x = mu + sd * xs
+        phi = b[:, 1:]
+        const = sd[:, 0] * b[:, 0] + mu[:, 0] * (1 - phi.sum(axis=1))
+        params[sel, 0] = const[sel]
+        params[sel, 1: p + 1] = phi[sel]
+    return orders, params
+
+
+def prewhiten(x: np.ndarray, y: np.ndarray, orders: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filter both series with the leading series' AR filter (Box–Jenkins prewhitening).
+
+    ``x~_t = x_t - c - sum phi_i x_{t-i}``, ``y~_t = y_t - sum phi_i y_{t-i}`` for ``t >= p``;
+    earlier periods are NaN.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    y = np.atleast_2d(np.asarray(y, dtype="float64"))
+    T = x.shape[1]
+    xt = x - params[:, :1]
+    yt = y.copy()
+    for i in range(1, params.shape[1]):
+        phi = params[:, i: i + 1]
+        xt[:, i:] -= phi * x[:, : T - i]
+        yt[:, i:] -= phi * y[:, : T - i]
+    keep = np.arange(T)[None, :] >= np.asarray(orders)[:, None]
+    return np.where(keep, xt, np.nan), np.where(keep, yt, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-correlation, Pearson over overlapping pairs (pandas: y.shift(-k).corr(x))
+# ---------------------------------------------------------------------------------------------
+def ccf(x: np.ndarray, y: np.ndarray, lags) -> tuple[np.ndarray, np.ndarray]:
+    """``corr(x_t, y_{t+k})`` for each lag ``k`` (positive: ``x`` moves first), per row.
+
+    Pearson correlation over the overlapping, jointly finite pairs, exactly pandas'
+    ``y.shift(-k).corr(x)``. Returns ``(r (B, n_lags), n (B, n_lags))``.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    y = np.atleast_2d(np.asarray(y, dtype="float64"))
+    B, T = x.shape
+    lags = list(lags)
+    r = np.full((B, len(lags)), np.nan)
+    n = np.zeros((B, len(lags)), dtype="int64")
+    for i, k in enumerate(lags):
+        if abs(k) >= T:
+            continue
+        a = x[:, : T - k] if k >= 0 else x[:, -k:]
+        b = y[:, k:] if k >= 0 else y[:, : T + k]
+        m = np.isfinite(a) & np.isfinite(b)
+        nk = m.sum(axis=1)
+        a0 = np.where(m, a, 0.0)
+        b0 = np.where(m, b, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ma = a0.sum(axis=1, keepdims=True) / nk[:, None]
+            mb = b0.sum(axis=1, keepdims=True) / nk[:, None]
+            da = np.where(m, a - ma, 0.0)
+            db = np.where(m, b - mb, 0.0)
+            num = (da * db).sum(axis=1)
+            den = np.sqrt((da * da).sum(axis=1) * (db * db).sum(axis=1))
+            rk = num / den
+        rk = np.where((nk >= 2) & (den > 0), np.clip(rk, -1.0, 1.0), np.nan)
+        r[:, i] = rk
+        n[:, i] = nk
+    return r, n
+
+
+# ---------------------------------------------------------------------------------------------
+# Out-of-sample: rolling-origin (expanding window) one-step forecasts, nested models
+# ---------------------------------------------------------------------------------------------
+def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One-step forecasts of ``y`` at each of the last ``n_test`` periods from two nested models.
+
+    Restricted: ``y_t ~ 1 + y_{t-1..t-own}``. Unrestricted: the same plus one lag ``x_{t-k}`` of the leading
+    series, ``k`` in ``1..max_lead`` chosen at each origin by the smallest in-sample residual sum of squares
+    *of the training window* (no look-ahead; one extra coefficient keeps short windows usable). Each
+    forecast of period ``s`` uses OLS on the rows ``max(own, max_lead) <= t < s`` only (expanding window,
+    re-estimated at every origin).
+
+    Returns ``(actual, forecast_restricted, forecast_unrestricted, chosen_lag)``, each ``(B, n_test)``,
+    forecasts in the scale of the inputs.
+    """
+    y = np.atleast_2d(np.asarray(y, dtype="float64"))
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    B, T = y.shape
+    K = int(max_lead)
+    L = max(int(own), K)
+    mu = y.mean(axis=1, keepdims=True)
+    sd = y.std(axis=1, keepdims=True)
+    sd = np.where(sd > 0, sd, 1.0)
+    Z = lagged_design(np.stack([(y - mu) / sd, standardise(x)], axis=-1), L)
+    restricted = np.array([0] + [lag_col(0, j, L) for j in range(1, int(own) + 1)])
+    target = cur_col(0, 2, L)
+    first = T - int(n_test)
+    rows = Z[:, L:first, :]
+    G = np.matmul(rows.transpose(0, 2, 1), rows)
+    fr = np.full((B, n_test), np.nan)
+    fu = np.full((B, n_test), np.nan)
+    chosen = np.zeros((B, n_test), dtype=int)
+    bi = np.arange(B)
+    for i, s in enumerate(range(first, T)):
+        b = _solve(G[:, restricted][:, :, restricted], G[:, restricted, target][:, :, None])[:, :, 0]
+        fr[:, i] = (Z[:, s, restricted] * b).sum(axis=1)
+        ssr = np.full((B, K), np.inf)
+        fk = np.full((B, K), np.nan)
+        for k in range(1, K + 1):
+            reg = np.append(restricted, lag_col(1, k, L))
+            c = G[:, reg, target]
+            bk = _solve(G[:, reg][:, :, reg], c[:, :, None])[:, :, 0]
+            ssr[:, k - 1] = G[:, target, target] - (c * bk).sum(axis=1)
+            fk[:, k - 1] = (Z[:, s, reg] * bk).sum(axis=1)
+        kbest = np.argmin(np.where(np.isfinite(ssr), ssr, np.inf), axis=1)
+        fu[:, i] = fk[bi, kbest]
+        chosen[:, i] = kbest + 1
+        z = Z[:, s, :]
+        G = G + z[:, :, None] * z[:, None, :]
+    actual = y[:, first:]
+    return actual, mu + sd * fr, mu + sd * fu, chosen
+
+
+class ClarkWest(NamedTuple):
+    """Clark–West (2007) test of equal predictive accuracy of nested models."""
+
+    stat: float
+    p: float
+    skill: float
+    n: int
+
+
+def clark_west(actual: np.ndarray, f_restricted: np.ndarray, f_unrestricted: np.ndarray,
+               clusters: np.ndarray | None = None) -> ClarkWest:
+    """Skill ``1 - MSE_u / MSE_r`` and the Clark–West adjusted-MSPE t statistic (one-sided p).
+
+    ``f_t = e_r^2 - (e_u^2 - (yhat_r - yhat_u)^2)``; the statistic is ``mean(f) / se(mean(f))``
+    compared with the standard normal (one-sided: the larger model forecasts better). With
+    ``clusters`` (e.g. the forecast period of stacked teams), the standard error is clustered.
+    """
+    a = np.ravel(actual)
+    fr = np.ravel(f_restricted)
+    fu = np.ravel(f_unrestricted)
+    ok = np.isfinite(a) & np.isfinite(fr) & np.isfinite(fu)
+    a, fr, fu = a[ok], fr[ok], fu[ok]
+    n = int(a.size)
+    if n < 3:
+        return ClarkWest(np.nan, np.nan, np.nan, n)
+    er, eu = a - fr, a - fu
+    mse_r, mse_u = np.mean(er ** 2), np.mean(eu ** 2)
+    skill = 1.0 - mse_u / mse_r if mse_r > 0 else np.nan
+    f = er ** 2 - (eu ** 2 - (fr - fu) ** 2)
+    fbar = f.mean()
+    if clusters is None:
+        se = f.std(ddof=1) / np.sqrt(n)
+    else:
+        g = np.ravel(clusters)[ok]
+        _, idx = np.unique(g, return_inverse=True)
+        sums = np.bincount(idx, weights=f - fbar)
+        G = sums.size
+        se = np.sqrt((sums ** 2).sum() * G / max(G - 1, 1)) / n
+    stat = fbar / se if se > 0 else np.nan
+    pval = float(stats.norm.sf(stat)) if np.isfinite(stat) else np.nan
+    return ClarkWest(float(stat), pval, float(skill), n)
+
+
+# ---------------------------------------------------------------------------------------------
+# the screen the benchmark times
+# ---------------------------------------------------------------------------------------------
+class Screen(NamedTuple):
+    """Granger tests at every order (both directions) and raw cross-correlations at lags -L..L."""
+
+    granger: GrangerScreen
+    lags: np.ndarray
+    r: np.ndarray
+    n: np.ndarray
+
+
+def screen(y: np.ndarray, x: np.ndarray, *, max_lag: int, chunk: int = 2048) -> Screen:
+    """Screen a batch of (y, x) series: Granger ``x → y`` and ``y → x`` at orders 1..L, and
+    ``corr(x_t, y_{t+k})`` for k = -L..L. Works in chunks of ``chunk`` series to bound memory."""
+    y = np.atleast_2d(np.asarray(y, dtype="float64"))
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    L = int(max_lag)
+    lags = np.arange(-L, L + 1)
+    parts = []
+    for s in range(0, y.shape[0], chunk):
+        g = granger_screen(y[s: s + chunk], x[s: s + chunk], max_lag=L)
+        r, n = ccf(x[s: s + chunk], y[s: s + chunk], lags)
+        parts.append((g, r, n))
+    g = GrangerScreen(parts[0][0].orders, *(np.concatenate([pt[0][i] for pt in parts]) for i in range(1, 6)))
+    return Screen(g, lags, np.concatenate([pt[1] for pt in parts]), np.concatenate([pt[2] for pt in parts]))

@@ -1,0 +1,1401 @@
+"""Leading-vs-lagging driver analysis: does a leading KPI predict a key-result outcome, at what lag,
+and for which teams?
+
+:func:`lead_lag` answers it for every (leading, lagging) pair of a :class:`~okr_analysis.Dataset`;
+:func:`lead_lag_frame` does the same on a plain DataFrame. The method (each step and its reason is in
+``docs/leadlag.md``):
+
+1. pairs: catalogue leading × lagging metrics (or the pairs named), resampled to one frequency;
+   a lag is counted in periods and a positive lag means the leading metric moves first;
+2. stationarity: ADF and KPSS together decide, per metric (its series in every team), whether to
+   leave it, detrend it or difference it;
+3. Box–Jenkins prewhitening (AR model of the leading series by AIC, applied to both series) and the
+   cross-correlation over lags -L..L; the best lag and its correlation with a confidence interval;
+4. Granger causality, SSR F test (as R's ``lmtest::grangertest``), order by the VAR's information
+   criterion (BIC), in both directions;
+5. pooled panel estimate with team fixed effects (cluster-robust by team) plus team-level estimates;
+6. Benjamini–Hochberg q-values over every pair × lag × team tested;
+7. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West);
+8. a verdict per pair and team: ``leads``, ``reverse``, ``contemporaneous``, ``no evidence`` or
+   ``insufficient data``.
+
+The numerical kernels are vectorised across teams in :mod:`okr_analysis._screen`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import _screen as S
+from .dataset import Dataset
+from .resample import check_freq, infer_freq, kpi_panel
+
+__all__ = [
+    "VERDICTS",
+    "TRANSFORMS",
+    "GrangerResult",
+    "granger_test",
+    "select_order",
+    "benjamini_hochberg",
+    "decide_transform",
+    "lead_lag",
+    "lead_lag_frame",
+    "lagged_correlations",
+    "LeadLagResult",
+    "PairDetail",
+]
+
+VERDICTS = ("leads", "reverse", "contemporaneous", "no evidence", "insufficient data")
+TRANSFORMS = ("none", "detrend", "diff")
+POOLED = "*"
+
+#: Out-of-sample skill (1 - MSE with the leading metric / MSE without) a ``leads`` verdict needs.
+SKILL_THRESHOLD = 0.02
+#: Teams needed before the pooled correlation's interval may widen by the between-team spread.
+CLUSTER_MIN_TEAMS = 10
+#: Teams needed before the pooled analysis removes the common (cross-team mean) movement of each period.
+COMMON_MIN_TEAMS = 3
+#: Confirmations a ``leads`` verdict needs beyond the Granger q-value (see ``require``).
+REQUIRE = ("ccf", "oos")
+#: Teams whose series are tested (ADF, KPSS) to decide a metric's transform.
+STATIONARITY_TEAMS = 50
+#: Interior gaps of at most this many periods are filled by linear interpolation.
+MAX_GAP_FILL = 2
+
+TABLE_COLUMNS = [
+    "leading", "lagging", "team_id", "freq", "lag", "correlation", "ci_low", "ci_high",
+    "granger_p", "q_value", "oos_skill", "verdict",
+    "ccf_p", "ccf_q", "lag0_correlation", "lag0_q",
+    "granger_lags", "own_lags", "granger_f", "reverse_own_lags", "reverse_f", "reverse_p", "reverse_q",
+    "effect", "effect_se", "effect_p", "effect_lag",
+    "cw_stat", "cw_p", "n_forecasts", "n_teams", "n_periods", "common_removed",
+    "transform_leading", "transform_lagging", "reason",
+]
+LAG_COLUMNS = ["leading", "lagging", "team_id", "lag", "correlation", "ci_low", "ci_high", "n", "p_value",
+               "q_value"]
+GRANGER_COLUMNS = ["leading", "lagging", "team_id", "order", "f", "p", "df_den", "reverse_f", "reverse_p", "ic",
+                   "chosen"]
+ICS = ("aic", "bic", "hqic", "fpe")
+FORECAST_COLUMNS = ["leading", "lagging", "scope", "team_id", "period", "actual", "restricted", "unrestricted"]
+TRANSFORM_COLUMNS = ["metric", "transform", "decided_by", "n_series", "share_stationary",
+                     "share_trend_stationary", "share_unit_root"]
+_INT_COLS = ("lag", "granger_lags", "own_lags", "reverse_own_lags", "effect_lag", "n_forecasts", "n_teams", "n_periods")
+
+
+# =============================================================================================
+# Small tests on plain data
+# =============================================================================================
+class GrangerResult(NamedTuple):
+    """Granger SSR F test of "x does not Granger-cause y" (R ``lmtest::grangertest``)."""
+
+    f: float
+    p: float
+    df_num: int
+    df_den: int
+    order: int
+
+
+def _as_series_array(a: Any, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype="float64").ravel()
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains missing or infinite values; drop or fill them first.")
+    return arr
+
+
+def _check_int(value: Any, name: str, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}.")
+    return int(value)
+
+
+def granger_test(y: Any, x: Any, *, order: int) -> GrangerResult:
+    """Does ``x`` Granger-cause ``y``? The SSR-based F test at a given order.
+
+    Regresses ``y_t`` on a constant and ``y_{t-1..t-order}`` (restricted) and additionally on
+    ``x_{t-1..t-order}`` (unrestricted), on the periods ``order .. T-1``; identical to R's
+    ``lmtest::grangertest(y ~ x, order = order)`` and statsmodels'
+    ``grangercausalitytests(...)[order][0]["ssr_ftest"]``.
+
+    Parameters
+    ----------
+    y, x : array-like
+        Equal-length series without missing values, oldest first.
+    order : int
+        Number of lags (at least 1).
+
+    Returns
+    -------
+    GrangerResult
+        ``f``, ``p``, ``df_num`` (= order), ``df_den`` (= T - 3*order - 1), ``order``.
+    """
+    order = _check_int(order, "order", low=1)
+    yy, xx = _as_series_array(y, "y"), _as_series_array(x, "x")
+    if yy.size != xx.size:
+        raise ValueError(f"y and x must have the same length, got {yy.size} and {xx.size}.")
+    if yy.size <= 3 * order + 1:
+        raise ValueError(f"order={order} needs more than {3 * order + 1} observations, got {yy.size}; "
+                         f"use an order of at most {max((yy.size - 2) // 3, 0)}.")
+    g = S.granger_screen(yy, xx, max_lag=order, orders=[order], reverse=False)
+    return GrangerResult(float(g.f[0, 0]), float(g.p[0, 0]), order, int(g.df_den[0, 0]), order)
+
+
+def select_order(y: Any, x: Any, *, max_lag: int = 8, ic: str = "bic") -> int:
+    """The Granger lag order chosen by an information criterion (not by the smallest p-value).
+
+    The order of the bivariate VAR of ``(y, x)`` with a constant, fitted for p = 1..max_lag on the common
+    sample ``max_lag .. T-1`` (statsmodels ``VAR(...).select_order(max_lag)`` semantics, order 0 left out);
+    ``ic`` is ``'bic'`` (default), ``'aic'``, ``'hqic'`` or ``'fpe'``.
+    """
+    max_lag = _check_int(max_lag, "max_lag", low=1)
+    ic = _check_ic(ic)
+    yy, xx = _as_series_array(y, "y"), _as_series_array(x, "x")
+    if yy.size <= 3 * max_lag + 1:
+        raise ValueError(f"max_lag={max_lag} needs more than {3 * max_lag + 1} observations, got {yy.size}.")
+    Z = S.lagged_design(np.stack([S.standardise(yy[None]), S.standardise(xx[None])], axis=-1), max_lag)
+    crit = S.var_ic(S.GramCache(Z, max_lag), 2, ic=ic)
+    return int(np.argmin(crit[0]) + 1)
+
+
+def benjamini_hochberg(pvalues: Any) -> np.ndarray:
+    """Benjamini–Hochberg (1995) q-values (statsmodels ``multipletests(method="fdr_bh")``); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype="float64")
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
+    return q
+
+
+def _check_ic(ic: str) -> str:
+    if ic not in ICS:
+        raise ValueError(f"ic must be one of {ICS}, got {ic!r}.")
+    return ic
+
+
+# =============================================================================================
+# Stationarity: ADF and KPSS together
+# =============================================================================================
+def _vote(x: np.ndarray, level: float = 0.05) -> str:
+    """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
+    from statsmodels.tsa.stattools import adfuller, kpss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if adfuller(x, regression="c", autolag="AIC")[1] < level and kpss(x, regression="c", nlags="auto")[1] > level:
+            return "none"
+        if adfuller(x, regression="ct", autolag="AIC")[1] < level and kpss(x, regression="ct", nlags="auto")[1] > level:
+            return "detrend"
+    return "diff"
+
+
+def decide_transform(series: Iterable[Any], *, level: float = 0.05, max_series: int = STATIONARITY_TEAMS) -> dict:
+    """Decide one metric family's transform from its series in several teams (ADF + KPSS).
+
+    Each series votes: ``none`` when ADF rejects a unit root and KPSS does not reject level
+    stationarity (both at ``level``); else ``detrend`` when the same holds with a linear trend
+    (ADF and KPSS with ``regression="ct"``); else ``diff``. The family is differenced when at least
+    a third of its series vote ``diff`` (a missed unit root gives spurious leads, which costs more
+    than over-differencing), else detrended when at least a third vote ``detrend``, else left as it is.
+    At most ``max_series`` series (evenly spaced) are tested; series under 20 points are skipped.
+
+    Returns
+    -------
+    dict
+        ``transform``, ``n_series``, ``share_stationary``, ``share_trend_stationary``, ``share_unit_root``.
+    """
+    usable = [np.asarray(s, dtype="float64") for s in series]
+    usable = [s for s in usable if s.size >= 20 and np.nanstd(s) > 0]
+    if len(usable) > max_series:
+        idx = np.unique(np.linspace(0, len(usable) - 1, max_series).round().astype(int))
+        usable = [usable[i] for i in idx]
+    votes = [_vote(s, level) for s in usable]
+    n = len(votes)
+    if n == 0:
+        return dict(transform="none", n_series=0, share_stationary=np.nan, share_trend_stationary=np.nan,
+                    share_unit_root=np.nan)
+    share = {v: votes.count(v) / n for v in TRANSFORMS}
+    if share["diff"] >= 1 / 3:
+        t = "diff"
+    elif share["detrend"] >= 1 / 3:
+        t = "detrend"
+    else:
+        t = "none"
+    return dict(transform=t, n_series=n, share_stationary=share["none"], share_trend_stationary=share["detrend"],
+                share_unit_root=share["diff"])
+
+
+def _apply_transform(a: np.ndarray, how: str) -> np.ndarray:
+    if how == "diff":
+        return np.diff(a)
+    if how == "detrend":
+        t = np.arange(a.size, dtype="float64")
+        t -= t.mean()
+        beta = (t * (a - a.mean())).sum() / (t * t).sum()
+        return a - a.mean() - beta * t
+    return a.copy()
+
+
+# =============================================================================================
+# Preparing series: windows, gaps, transforms; batches of equal-length teams
+# =============================================================================================
+def _fill_short_gaps(a: np.ndarray, limit: int = MAX_GAP_FILL) -> np.ndarray:
+    """Linear interpolation of interior NaN runs of at most ``limit`` periods."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return a
+    ok = np.flatnonzero(~bad)
+    if ok.size < 2:
+        return a
+    out = a.copy()
+    i = 0
+    n = a.size
+    while i < n:
+        if bad[i]:
+            j = i
+            while j < n and bad[j]:
+                j += 1
+            if i > 0 and j < n and (j - i) <= limit:
+                out[i:j] = np.interp(np.arange(i, j), [i - 1, j], [a[i - 1], a[j]])
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True."""
+    if not mask.any():
+        return 0, 0
+    m = np.concatenate([[False], mask, [False]]).astype(int)
+    d = np.diff(m)
+    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
+
+
+@dataclass
+class _TeamSeries:
+    team: str
+    x: np.ndarray      # leading, transformed
+    y: np.ndarray      # lagging, transformed
+    periods: np.ndarray
+    problem: str = ""
+
+
+@dataclass
+class _Block:
+    teams: list[str]
+    X: np.ndarray      # (B, T) leading, transformed
+    Y: np.ndarray      # (B, T) lagging, transformed
+    periods: np.ndarray  # (T,) period labels (shared)
+    period_codes: np.ndarray  # (T,) int codes for clustering
+
+
+class _Frame:
+    """A wide frame split by team: per metric, per team, the values on that team's period grid."""
+
+    def __init__(self, frame: pd.DataFrame, *, time: str, team: str | None, metrics: Sequence[str]):
+        f = frame
+        if team is None:
+            f = f.assign(__team__="all")
+            team = "__team__"
+        if f.duplicated([team, time]).any():
+            dup = f.loc[f.duplicated([team, time], keep=False), [team, time]].head(3).to_dict("records")
+            raise ValueError(f"frame has more than one row per team and period ({dup} …); aggregate first "
+                             "(e.g. with okr_analysis.resample.resample_kpis).")
+        f = f.sort_values([team, time], kind="stable")
+        self.metrics = list(metrics)
+        self.teams: list[str] = []
+        self.periods: dict[str, np.ndarray] = {}
+        self.values: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.metrics}
+        codes, uniq = pd.factorize(f[time], sort=True)
+        self.period_code_of = {v: i for i, v in enumerate(uniq)}
+        arrays = {m: pd.to_numeric(f[m], errors="coerce").to_numpy(dtype="float64") for m in self.metrics}
+        tvals = f[time].to_numpy()
+        for tid, idx in f.groupby(team, sort=True).indices.items():
+            tid = str(tid)
+            self.teams.append(tid)
+            self.periods[tid] = tvals[idx]
+            for m in self.metrics:
+                self.values[m][tid] = arrays[m][idx]
+
+    def series(self, metric: str) -> list[np.ndarray]:
+        """Each team's longest complete run of one metric (for the stationarity vote)."""
+        out = []
+        for tid in self.teams:
+            a = _fill_short_gaps(self.values[metric][tid])
+            s, e = _longest_run(np.isfinite(a))
+            if e > s:
+                out.append(a[s:e])
+        return out
+
+    def pair(self, leading: str, lagging: str, tx: str, ty: str) -> list[_TeamSeries]:
+        out = []
+        for tid in self.teams:
+            a, b = self.values[leading][tid], self.values[lagging][tid]
+            both = np.isfinite(a) & np.isfinite(b)
+            if not both.any():
+                continue  # the team does not measure both metrics
+            a, b = _fill_short_gaps(a), _fill_short_gaps(b)
+            s, e = _longest_run(np.isfinite(a) & np.isfinite(b))
+            a, b, per = a[s:e], b[s:e], self.periods[tid][s:e]
+            problem = ""
+            if a.size < 3:
+                out.append(_TeamSeries(tid, a, b, per, "fewer than 3 joint periods"))
+                continue
+            xa, yb = _apply_transform(a, tx), _apply_transform(b, ty)
+            d = 1 if "diff" in (tx, ty) else 0
+            if tx != "diff":
+                xa = xa[d:]
+            if ty != "diff":
+                yb = yb[d:]
+            per = per[d:]
+            for name, v in ((leading, xa), (lagging, yb)):
+                if v.size and np.std(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):
+                    problem = f"{name} is constant"
+            out.append(_TeamSeries(tid, xa, yb, per, problem))
+        return out
+
+
+def _blocks(series: list[_TeamSeries], period_code_of: Mapping) -> list[_Block]:
+    groups: dict[tuple, list[_TeamSeries]] = {}
+    for s in series:
+        groups.setdefault((s.x.size, s.periods[0] if s.periods.size else None), []).append(s)
+    out = []
+    for (_, _), members in groups.items():
+        per = members[0].periods
+        out.append(_Block([m.team for m in members], np.vstack([m.x for m in members]),
+                          np.vstack([m.y for m in members]), per,
+                          np.array([period_code_of.get(p, -1) for p in per])))
+    return out
+
+
+# =============================================================================================
+# Pooling helpers
+# =============================================================================================
+def _fisher_pool(r: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
+    """Pool per-team correlations (teams × lags) by their Fisher z, weights n - 3.
+
+    Standard error: the model one, 1/sqrt(sum w); with at least CLUSTER_MIN_TEAMS teams the larger of
+    that and the between-team (cluster) one, so heterogeneous teams widen the interval.
+    Returns (r, lo, hi, p, n_total).
+    """
+    w = np.where(np.isfinite(r) & (n > 3), n - 3.0, 0.0)
+    z = np.arctanh(np.clip(np.where(w > 0, r, 0.0), -0.999999999, 0.999999999))
+    sw = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zbar = (w * z).sum(axis=0) / sw
+        se = 1.0 / np.sqrt(sw)
+        G = (w > 0).sum(axis=0)
+        robust = np.sqrt((w ** 2 * (z - zbar) ** 2).sum(axis=0) * G / np.maximum(G - 1, 1)) / sw
+        se = np.where(G >= CLUSTER_MIN_TEAMS, np.maximum(se, robust), se)
+    crit = stats.norm.ppf(1 - level / 2)
+    p = 2 * stats.norm.sf(np.abs(zbar) / se)
+    bad = sw <= 0
+    out = [np.tanh(zbar), np.tanh(zbar - crit * se), np.tanh(zbar + crit * se), p]
+    out = [np.where(bad, np.nan, o) for o in out]
+    return (*out, np.where(w > 0, n, 0).sum(axis=0))
+
+
+def _team_ccf_stats(r: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = 1.0 / np.sqrt(n - 3.0)
+        z = np.arctanh(np.clip(r, -0.999999999, 0.999999999))
+        crit = stats.norm.ppf(1 - level / 2)
+        p = 2 * stats.norm.sf(np.abs(z) / se)
+        lo, hi = np.tanh(z - crit * se), np.tanh(z + crit * se)
+    bad = ~np.isfinite(r) | (n <= 3)
+    return tuple(np.where(bad, np.nan, a) for a in (lo, hi, p))
+
+
+def _demean(blocks: list[_Block]) -> tuple[list[_Block], list[_Block], int]:
+    """Remove the common (cross-team) movement: subtract each period's mean over the teams.
+
+    Returns (standardised-then-demeaned blocks, demeaned blocks in the metrics' units, number of
+    period means removed). Standardising first keeps large teams from defining the common movement.
+    """
+    size = 1 + max(int(b.period_codes.max()) for b in blocks)
+    sums = {k: np.zeros(size) for k in ("ys", "xs", "y", "x")}
+    cnt = np.zeros(size)
+    std = []
+    for b in blocks:
+        Ys, Xs = S.standardise(b.Y), S.standardise(b.X)
+        std.append((Ys, Xs))
+        for key, arr in (("ys", Ys), ("xs", Xs), ("y", b.Y), ("x", b.X)):
+            np.add.at(sums[key], np.broadcast_to(b.period_codes, arr.shape).ravel(), arr.ravel())
+        np.add.at(cnt, np.broadcast_to(b.period_codes, b.Y.shape).ravel(), 1.0)
+    mean = {k: v / np.maximum(cnt, 1) for k, v in sums.items()}
+    out_std, out_raw = [], []
+    for b, (Ys, Xs) in zip(blocks, std):
+        c = b.period_codes
+        out_std.append(_Block(b.teams, Xs - mean["xs"][c], Ys - mean["ys"][c], b.periods, c))
+        out_raw.append(_Block(b.teams, b.X - mean["x"][c], b.Y - mean["y"][c], b.periods, c))
+    return out_std, out_raw, int((cnt > 0).sum())
+
+
+class _Partial(NamedTuple):
+    beta: np.ndarray
+    se: np.ndarray
+    f: float
+    p: float
+    df_den: int
+    ssr: float
+    n: int
+    n_params: int
+
+
+def _partial_test(items: list[tuple[np.ndarray, int]], L: int, *, target: int, own: int, other: int,
+                  other_lags: Sequence[int], n_common: int = 0) -> _Partial:
+    """Pooled test of lags ``other_lags`` of series ``other``, each team keeping its own constant and own-lag
+    dynamics.
+
+    ``items`` are ``(Z, own_lags)``: lagged designs of teams sharing an own-lag order. Per team, the
+    constant and ``own_lags`` lags of series ``own`` are partialled out of the target and of the tested
+    columns (Frisch–Waugh, vectorised over teams), on the rows ``t >= max(own_lags, max(other_lags))``;
+    the partialled data of all teams are stacked and the common coefficients are tested with the classic
+    F test, residual degrees of freedom ``N - sum(1 + own_lags) - q - n_common`` (``n_common``: period
+    means removed beforehand). With one team this is exactly the single-series Granger F test.
+    """
+    ys, xs = [], []
+    N = k_own = 0
+    other_cols = [S.lag_col(other, j, L) for j in other_lags]
+    for Z, p in items:
+        start = max(int(p), max(other_lags))
+        rows = Z[:, start:, :]
+        own_cols = [0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)]
+        A = rows[:, :, own_cols]
+        M = rows[:, :, [target] + other_cols]
+        At = A.transpose(0, 2, 1)
+        R = M - np.matmul(A, S._solve(np.matmul(At, A), np.matmul(At, M)))
+        ys.append(R[:, :, 0].ravel())
+        xs.append(R[:, :, 1:].reshape(-1, len(other_cols)))
+        N += R.shape[0] * R.shape[1]
+        k_own += Z.shape[0] * len(own_cols)
+    y, X = np.concatenate(ys), np.concatenate(xs)
+    q = len(other_cols)
+    k = k_own + q
+    dfd = N - k - n_common
+    nan = np.full(q, np.nan)
+    try:
+        inv = np.linalg.inv(X.T @ X)
+    except np.linalg.LinAlgError:
+        return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k)
+    beta = inv @ (X.T @ y)
+    e = y - X @ beta
+    ssr_u, ssr_r = float(e @ e), float(y @ y)
+    if dfd <= 0 or not ssr_u > 0:
+        return _Partial(beta, nan, np.nan, np.nan, dfd, ssr_u, N, k)
+    f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
+    se = np.sqrt(np.diag(inv) * ssr_u / dfd)
+    return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k)
+
+
+def _split(designs: list[np.ndarray], orders: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+    """Designs split into groups of teams with the same own-lag order."""
+    out = []
+    for Z, o in zip(designs, orders):
+        for p in np.unique(o):
+            out.append((Z[o == p], int(p)))
+    return out
+
+
+def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], target: int, start: int):
+    """Classic F test of ``other_cols`` given ``own_cols`` (with the constant) on rows ``t >= start``."""
+    _, e_u, n = S.ols_fit(gram, start, own_cols + other_cols, [target])
+    _, e_r, _ = S.ols_fit(gram, start, own_cols, [target])
+    ssr_u = (e_u[:, :, 0] ** 2).sum(axis=1)
+    ssr_r = (e_r[:, :, 0] ** 2).sum(axis=1)
+    q = len(other_cols)
+    dfd = n - len(own_cols) - q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (ssr_r - ssr_u) / ssr_u / q * dfd
+    f = np.where(ssr_u > 0, f, np.nan)
+    return f, stats.f.sf(f, q, dfd), dfd
+
+
+def _windowed_granger(Z: np.ndarray, L: int, own_orders: np.ndarray, window: int, *, reverse: bool):
+    """Per team: Granger F test with ``own_orders[i]`` own lags and the other series' lags 1..window."""
+    B = Z.shape[0]
+    f, p, dfd = np.full(B, np.nan), np.full(B, np.nan), np.zeros(B, dtype=int)
+    tgt, own, oth = (S.cur_col(1, 2, L), 1, 0) if reverse else (S.cur_col(0, 2, L), 0, 1)
+    for po in np.unique(own_orders):
+        sel = own_orders == po
+        gram = S.GramCache(Z[sel], L)
+        own_cols = [0] + [S.lag_col(own, j, L) for j in range(1, int(po) + 1)]
+        other_cols = [S.lag_col(oth, j, L) for j in range(1, window + 1)]
+        f[sel], p[sel], dfd[sel] = _f_test(gram, own_cols, other_cols, tgt, max(int(po), window))
+    return f, p, dfd
+
+
+def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
+    """Per-team Granger tests, prewhitened CCF and rolling-origin forecasts (vectorised over teams)."""
+    L = opt.max_lag
+    W = opt.order or L
+    lags = np.arange(-L, L + 1)
+    teams: list[dict] = []
+    designs_std, designs_raw, own_y_all, own_x_all = [], [], [], []
+    for blk in blocks:
+        B, T = blk.Y.shape
+        Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
+        Z = S.lagged_design(np.stack([Ys, Xs], axis=-1), L)
+        designs_std.append(Z)
+        designs_raw.append(S.lagged_design(np.stack([blk.Y, blk.X], axis=-1), L))
+        gs = S._granger_from_design(S.GramCache(Z, L), range(1, L + 1))  # grangertest at every order
+        if opt.order is None:
+            own_y = S.ar_select(Ys, max_order=L, ic=opt.ic, min_order=1)[0]
+            own_x = S.ar_select(Xs, max_order=L, ic=opt.ic, min_order=1)[0]
+        else:
+            own_y = own_x = np.full(B, opt.order)
+        own_y_all.append(own_y)
+        own_x_all.append(own_x)
+        f, p, dfd = _windowed_granger(Z, L, own_y, W, reverse=False)
+        fr, pr, _ = _windowed_granger(Z, L, own_x, W, reverse=True)
+        ao, ap = S.ar_select(Xs, max_order=L)  # prewhitening filter: AR by AIC
+        xt, yt = S.prewhiten(Xs, Ys, ao, ap)
+        r, n = S.ccf(xt, yt, lags)
+        P = max(5, int(math.ceil(opt.oos_fraction * T)))
+        act, fcr, fcu = (np.full((B, P), np.nan) for _ in range(3))
+        for po in np.unique(own_y):
+            sel = own_y == po
+            act[sel], fcr[sel], fcu[sel], _ = S.rolling_oos(blk.Y[sel], blk.X[sel], own=int(po), max_lead=W,
+                                                            n_test=P)
+        sd = blk.Y.std(axis=1)
+        for i, tid in enumerate(blk.teams):
+            teams.append(dict(
+                team=tid, T=T, own=int(own_y[i]), rown=int(own_x[i]), window=W, f=f[i], p=p[i], df=dfd[i],
+                fr=fr[i], pr=pr[i], all_f=gs.f[i], all_p=gs.p[i], all_df=gs.df_den[i], all_fr=gs.f_rev[i],
+                all_pr=gs.p_rev[i], ar_order=int(ao[i]), r=r[i], n=n[i], cw=S.clark_west(act[i], fcr[i], fcu[i]),
+                act=act[i], fr_=fcr[i], fu_=fcu[i], sd=sd[i] if sd[i] > 0 else 1.0,
+                codes=blk.period_codes[T - P:], periods=blk.periods[T - P:]))
+    return dict(teams=teams, designs_std=designs_std, designs_raw=designs_raw, own_y=own_y_all, own_x=own_x_all)
+
+
+def _raw_designs(blocks: list[_Block], L: int) -> list[np.ndarray]:
+    return [S.lagged_design(np.stack([b.Y, b.X], axis=-1), L) for b in blocks]
+
+
+def _team_effects(designs_raw: list[np.ndarray], L: int, own: list[np.ndarray], k: int
+                  ) -> list[tuple[float, float, float]]:
+    """Per-team OLS of y_t on 1, y_{t-1..t-p_i}, x_{t-k}: coefficient of x_{t-k}, its SE and p-value."""
+    res: dict[tuple[int, int], tuple[float, float, float]] = {}
+    for bi, (Zb, ob) in enumerate(zip(designs_raw, own)):
+        for p in np.unique(ob):
+            idx = np.flatnonzero(ob == p)
+            for i, e in zip(idx, _team_effects_one(Zb[idx], L, int(p), k)):
+                res[(bi, int(i))] = e
+    return [res[key] for key in sorted(res)]
+
+
+def _team_effects_one(Z: np.ndarray, L: int, p: int, k: int) -> list[tuple[float, float, float]]:
+    reg = [0] + [S.lag_col(0, j, L) for j in range(1, p + 1)] + [S.lag_col(1, k, L)]
+    start = max(p, k)
+    gram = S.GramCache(Z, L)
+    b, e, n = S.ols_fit(gram, start, reg, [S.cur_col(0, 2, L)])
+    A = gram.from_row(start)[:, reg][:, :, reg]
+    ek = np.zeros((A.shape[0], len(reg), 1))
+    ek[:, -1, 0] = 1.0
+    inv_kk = S._solve(A, ek)[:, -1, 0]
+    dof = n - len(reg)
+    s2 = (e[:, :, 0] ** 2).sum(axis=1) / dof
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(s2 * inv_kk)
+        beta = b[:, -1, 0]
+        pv = 2 * stats.t.sf(np.abs(beta / se), dof)
+    return list(zip(beta.tolist(), se.tolist(), pv.tolist()))
+
+
+def _best_positive(r: np.ndarray, lags: np.ndarray) -> int | None:
+    a = np.where((lags > 0) & np.isfinite(r), np.abs(r), -1.0)
+    j = int(np.argmax(a))
+    return j if a[j] >= 0 else None
+
+
+def _lag_fields(r, lo, hi, p, lags) -> dict:
+    j = _best_positive(r, lags)
+    z = int(np.flatnonzero(lags == 0)[0])
+    if j is None:
+        return dict(lag=pd.NA, correlation=np.nan, ci_low=np.nan, ci_high=np.nan, ccf_p=np.nan,
+                    lag0_correlation=r[z])
+    return dict(lag=int(lags[j]), correlation=r[j], ci_low=lo[j], ci_high=hi[j], ccf_p=p[j], lag0_correlation=r[z])
+
+
+# =============================================================================================
+# The analysis of one pair
+# =============================================================================================
+@dataclass
+class _Options:
+    max_lag: int
+    alpha: float
+    by_team: bool
+    order: int | None
+    ic: str
+    skill_threshold: float
+    oos_fraction: float
+    min_periods: int
+    freq: str
+    require: tuple[str, ...] = ("ccf", "oos")
+
+
+def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], period_code_of: Mapping,
+                  tx: str, ty: str, opt: _Options) -> dict[str, list[dict]]:
+    L = opt.max_lag
+    lags = np.arange(-L, L + 1)
+    level = opt.alpha
+    base = dict(leading=leading, lagging=lagging, freq=opt.freq, transform_leading=tx, transform_lagging=ty)
+    rows: list[dict] = []
+    lag_rows: list[dict] = []
+    granger_rows: list[dict] = []
+    fc_rows: list[dict] = []
+    key = dict(leading=leading, lagging=lagging)
+
+    short = [s for s in series if not s.problem and s.x.size < opt.min_periods]
+    bad = [s for s in series if s.problem]
+    good = [s for s in series if not s.problem and s.x.size >= opt.min_periods]
+    if short or bad:
+        names = ", ".join(s.team for s in (short + bad)[:8]) + (" …" if len(short) + len(bad) > 8 else "")
+        warnings.warn(f"lead_lag {leading} → {lagging}: {len(short) + len(bad)} team(s) have insufficient data "
+                      f"(fewer than {opt.min_periods} periods after the transform for max_lag={L}, or a constant "
+                      f"series): {names}. They are left out of the pooled row"
+                      + ("; their rows say 'insufficient data'." if opt.by_team else "."), stacklevel=4)
+    if opt.by_team:
+        for s in short + bad:
+            why = s.problem or (f"{s.x.size} periods; max_lag={L} needs at least {opt.min_periods} "
+                                f"(lower max_lag to {max((s.x.size - 12) // 4, 0)} or use more data)")
+            rows.append(dict(base, team_id=s.team, verdict="insufficient data", n_teams=1, n_periods=s.x.size,
+                             reason=why))
+    if not good:
+        first = (short + bad)[0] if (short + bad) else None
+        why = (f"no team has enough data ({first.problem})" if first is not None and first.problem
+               else f"no team has at least {opt.min_periods} periods for max_lag={L}")
+        rows.append(dict(base, team_id=POOLED, verdict="insufficient data", n_teams=0,
+                         n_periods=max([s.x.size for s in series], default=0), reason=why))
+        return dict(rows=rows, lags=lag_rows, granger=granger_rows, forecasts=fc_rows)
+
+    blocks = _blocks(good, period_code_of)
+    G = len(good)
+    common = G >= COMMON_MIN_TEAMS
+    team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
+    if common:
+        pblocks, pblocks_raw, n_common = _demean(blocks)
+        pool_k = _team_kernels(pblocks, opt)
+        pool_raw = pblocks_raw
+    else:
+        n_common = 0
+        pool_k = team_k
+        pool_raw = blocks
+
+    # ---- pooled row ----
+    ts = pool_k["teams"]
+    R = np.vstack([t["r"] for t in ts])
+    N = np.vstack([t["n"] for t in ts])
+    pr, plo, phi, pp, pn = _fisher_pool(R, N, level)
+    D = pool_k["designs_std"]
+    W = opt.order or L
+    items_f = _split(D, pool_k["own_y"])
+    items_r = _split(D, pool_k["own_x"])
+    fwd = _partial_test(items_f, L, target=S.cur_col(0, 2, L), own=0, other=1, other_lags=range(1, W + 1),
+                        n_common=n_common)
+    rev = _partial_test(items_r, L, target=S.cur_col(1, 2, L), own=1, other=0, other_lags=range(1, W + 1),
+                        n_common=n_common)
+    for k in range(1, L + 1):  # grangertest form at every order, for reference
+        gf = _partial_test([(Z, k) for Z in D], L, target=S.cur_col(0, 2, L), own=0, other=1,
+                           other_lags=range(1, k + 1), n_common=n_common)
+        gr = _partial_test([(Z, k) for Z in D], L, target=S.cur_col(1, 2, L), own=1, other=0,
+                           other_lags=range(1, k + 1), n_common=n_common)
+        granger_rows.append(dict(key, team_id=POOLED, order=k, f=gf.f, p=gf.p, df_den=gf.df_den,
+                                 reverse_f=gr.f, reverse_p=gr.p))
+    own_f = int(np.median(np.concatenate(pool_k["own_y"])))
+    own_r = int(np.median(np.concatenate(pool_k["own_x"])))
+    best = _best_positive(pr, lags)
+    k_eff = int(lags[best]) if best is not None else 1
+    eff = _partial_test(_split(_raw_designs(pool_raw, L), pool_k["own_y"]), L, target=S.cur_col(0, 2, L), own=0,
+                        other=1, other_lags=[k_eff], n_common=n_common)
+    act = np.concatenate([t["act"] / t["sd"] for t in ts])
+    frc = np.concatenate([t["fr_"] / t["sd"] for t in ts])
+    fuc = np.concatenate([t["fu_"] / t["sd"] for t in ts])
+    cl = np.concatenate([t["codes"] for t in ts])
+    cw = S.clark_west(act, frc, fuc, clusters=cl if G > 1 else None)
+    rows.append(dict(base, team_id=POOLED, n_teams=G, n_periods=int(max(t["T"] for t in ts)),
+                     **_lag_fields(pr, plo, phi, pp, lags),
+                     granger_lags=W, own_lags=own_f, granger_f=fwd.f, granger_p=fwd.p,
+                     reverse_own_lags=own_r, reverse_f=rev.f, reverse_p=rev.p,
+                     effect=float(eff.beta[0]), effect_se=float(eff.se[0]),
+                     effect_p=float(2 * stats.t.sf(abs(eff.beta[0] / eff.se[0]), eff.df_den))
+                     if eff.df_den > 0 and eff.se[0] > 0 else np.nan,
+                     effect_lag=k_eff, oos_skill=cw.skill, cw_stat=cw.stat, cw_p=cw.p, n_forecasts=cw.n,
+                     common_removed=common))
+    for j, k in enumerate(lags):
+        lag_rows.append(dict(key, team_id=POOLED, lag=int(k), correlation=pr[j], ci_low=plo[j], ci_high=phi[j],
+                             n=int(pn[j]), p_value=pp[j]))
+    for t in ts:
+        for j in range(t["act"].size):
+            fc_rows.append(dict(key, scope="pooled", team_id=t["team"], period=t["periods"][j], actual=t["act"][j],
+                                restricted=t["fr_"][j], unrestricted=t["fu_"][j]))
+
+    # ---- team rows ----
+    if opt.by_team:
+        team_eff = _team_effects(team_k["designs_raw"], L, team_k["own_y"], k_eff)
+        for i, t in enumerate(team_k["teams"]):
+            lo, hi, p = _team_ccf_stats(t["r"], t["n"], level)
+            e = team_eff[i]
+            rows.append(dict(base, team_id=t["team"], n_teams=1, n_periods=t["T"],
+                             **_lag_fields(t["r"], lo, hi, p, lags),
+                             granger_lags=W, own_lags=t["own"], granger_f=t["f"], granger_p=t["p"],
+                             reverse_own_lags=t["rown"], reverse_f=t["fr"], reverse_p=t["pr"],
+                             effect=e[0], effect_se=e[1], effect_p=e[2], effect_lag=k_eff,
+                             oos_skill=t["cw"].skill, cw_stat=t["cw"].stat, cw_p=t["cw"].p,
+                             n_forecasts=t["cw"].n, common_removed=False))
+            for j, k in enumerate(lags):
+                lag_rows.append(dict(key, team_id=t["team"], lag=int(k), correlation=t["r"][j], ci_low=lo[j],
+                                     ci_high=hi[j], n=int(t["n"][j]), p_value=p[j]))
+            for k in range(L):
+                granger_rows.append(dict(key, team_id=t["team"], order=k + 1, f=t["all_f"][k], p=t["all_p"][k],
+                                         df_den=t["all_df"][k], reverse_f=t["all_fr"][k],
+                                         reverse_p=t["all_pr"][k]))
+            for j in range(t["act"].size):
+                fc_rows.append(dict(key, scope="team", team_id=t["team"], period=t["periods"][j],
+                                    actual=t["act"][j], restricted=t["fr_"][j], unrestricted=t["fu_"][j]))
+    return dict(rows=rows, lags=lag_rows, granger=granger_rows, forecasts=fc_rows)
+
+
+# =============================================================================================
+# Verdicts
+# =============================================================================================
+def _verdicts(table: pd.DataFrame, lag_table: pd.DataFrame, opt: _Options) -> pd.DataFrame:
+    """Apply the verdict rules, in this order (docs/leadlag.md, "Verdicts")."""
+    a = opt.alpha
+    key = ["leading", "lagging", "team_id"]
+    lt = lag_table
+    sig_pos = lt[lt["lag"] > 0].assign(s=lambda d: d["q_value"] < a).groupby(key)["s"].any()
+    idx = pd.MultiIndex.from_frame(table[key])
+    any_pos = sig_pos.reindex(idx).fillna(False).to_numpy(dtype=bool)
+    verdicts, reasons = [], []
+    for i, row in enumerate(table.itertuples(index=False)):
+        if row.verdict == "insufficient data":
+            verdicts.append(row.verdict)
+            reasons.append(row.reason)
+            continue
+        q, rq, q0, cq = row.q_value, row.reverse_q, row.lag0_q, row.ccf_q
+        sig = lambda v: bool(np.isfinite(v) and v < a)  # noqa: E731
+        ccf_ok = sig(cq)
+        oos_ok = (np.isfinite(row.oos_skill) and row.oos_skill > opt.skill_threshold and sig(row.cw_p))
+        facts = (f"Granger q={_fmt(q)} (lags 1-{row.granger_lags}, {row.own_lags} own), reverse q={_fmt(rq)} "
+                 f"({row.reverse_own_lags} own); prewhitened r={_fmt(row.correlation, 2)} at lag {row.lag} "
+                 f"(q={_fmt(cq)}), lag 0 q={_fmt(q0)}; out-of-sample skill {_fmt(row.oos_skill, 3)} "
+                 f"(Clark–West p={_fmt(row.cw_p)})")
+        needs = [("Granger q < %g" % a, sig(q))]
+        if "ccf" in opt.require:
+            needs.append((f"a positive-lag prewhitened correlation with q < {a:g}", ccf_ok))
+        if "oos" in opt.require:
+            needs.append((f"out-of-sample skill > {opt.skill_threshold:g} with Clark–West p < {a:g}", oos_ok))
+        if sig(rq) and not (row.reverse_p >= row.granger_p):
+            verdicts.append("reverse")
+            reasons.append(f"the lagging metric predicts the leading one (reverse q < {a:g}) more strongly than "
+                           f"the other way round; {facts}")
+        elif all(ok for _, ok in needs):
+            verdicts.append("leads")
+            reasons.append("all of: " + ", ".join(n for n, _ in needs) + f"; {facts}")
+        elif sig(q0) and not any_pos[i]:
+            verdicts.append("contemporaneous")
+            reasons.append(f"related at lag 0 only (no positive lag with q < {a:g}); {facts}")
+        else:
+            verdicts.append("no evidence")
+            reasons.append("lacks " + ", ".join(n for n, ok in needs if not ok) + f"; {facts}")
+    return table.assign(verdict=verdicts, reason=reasons)
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(v):
+        return "NA"
+    if digits == 2 and abs(v) < 0.01 and v != 0:
+        return f"{v:.1e}"
+    return f"{v:.{digits}g}" if digits != 2 else f"{v:.2g}"
+
+
+# =============================================================================================
+# Result object
+# =============================================================================================
+@dataclass(frozen=True)
+class PairDetail:
+    """Everything computed for one pair and team (``team_id="*"``: pooled).
+
+    Attributes
+    ----------
+    row : pandas.Series
+        The pair's row of :attr:`LeadLagResult.table`.
+    ccf : pandas.DataFrame
+        Prewhitened cross-correlation by lag (lag, correlation, ci_low, ci_high, n, p_value, q_value).
+    granger : pandas.DataFrame
+        Granger tests by order (order, f, p, df_den, reverse_f, reverse_p, ic, chosen); ``chosen`` marks the
+        order minimising the VAR information criterion ``ic`` (both directions are tested at that order).
+    forecasts : pandas.DataFrame
+        Rolling-origin one-step forecasts (team_id, period, actual, restricted, unrestricted).
+    """
+
+    row: pd.Series
+    ccf: pd.DataFrame
+    granger: pd.DataFrame
+    forecasts: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class LeadLagResult:
+    """Result of :func:`lead_lag` / :func:`lead_lag_frame`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per pair and team (``team_id="*"`` is the pooled row), columns in this order:
+
+        - ``leading``, ``lagging`` (str): the pair; ``team_id`` (str): ``*`` for the pooled row
+        - ``freq`` (str): the period the lags count (``W``, ``M``, ``Q`` or the frame's label)
+        - ``lag`` (Int64): the positive lag with the largest prewhitened |correlation|; a positive lag
+          means the leading metric moves first
+        - ``correlation``, ``ci_low``, ``ci_high`` (float): prewhitened correlation at ``lag`` and its
+          (1 - alpha) confidence interval (Fisher z; pooled over teams by inverse-variance weights)
+        - ``granger_p`` (float): Granger test "leading does not help predict lagging", order chosen by the
+          VAR information criterion (BIC by default)
+        - ``q_value`` (float): Benjamini–Hochberg q-value of ``granger_p`` in the family of every test
+          of the run (pairs × lags × teams, both directions)
+        - ``oos_skill`` (float): 1 - MSE(with the leading metric) / MSE(own past only), rolling origin
+        - ``verdict`` (str): one of :data:`VERDICTS`
+        - ``ccf_p``, ``ccf_q`` (float): p- and q-value of the correlation at ``lag``
+        - ``lag0_correlation``, ``lag0_q`` (float): the same at lag 0
+        - ``granger_lags`` (Int64): the leading metric's lags tested jointly (1..max_lag, or ``order``);
+          ``own_lags`` (Int64): the lagging metric's own lags (BIC of its AR model; pooled: the teams' median);
+          ``granger_f`` (float): the forward F statistic
+        - ``reverse_own_lags`` (Int64), ``reverse_f``, ``reverse_p``, ``reverse_q`` (float): the test of the
+          other direction (does the lagging metric predict the leading one?)
+        - ``effect``, ``effect_se``, ``effect_p`` (float), ``effect_lag`` (Int64): coefficient of the leading
+          metric at ``effect_lag`` (the pooled best lag) in a regression of the lagging metric on its own
+          lags, in transformed units (pooled: team fixed effects, SE clustered by team from 10 teams)
+        - ``cw_stat``, ``cw_p`` (float): Clark–West statistic and one-sided p-value; ``n_forecasts`` (Int64)
+        - ``n_teams``, ``n_periods`` (Int64): teams pooled and periods used (after the transform)
+        - ``transform_leading``, ``transform_lagging`` (str): ``none``, ``detrend`` or ``diff``
+        - ``reason`` (str): why the verdict was given, with the numbers
+    lags : pandas.DataFrame
+        Prewhitened cross-correlations by pair, team and lag -L..L (leading, lagging, team_id, lag,
+        correlation, ci_low, ci_high, n, p_value, q_value).
+    granger : pandas.DataFrame
+        Granger tests at every order (see :class:`PairDetail`), with ``leading``, ``lagging``, ``team_id``.
+    forecasts : pandas.DataFrame
+        Out-of-sample forecasts (leading, lagging, team_id, period, actual, restricted, unrestricted).
+    transforms : pandas.DataFrame
+        Per metric: transform, decided_by (``ADF+KPSS`` or ``user``), n_series, share_stationary,
+        share_trend_stationary, share_unit_root.
+    options : dict
+        The options of the run (max_lag, alpha, freq, ic, order, skill_threshold, ...).
+    """
+
+    table: pd.DataFrame
+    lags: pd.DataFrame
+    granger: pd.DataFrame
+    forecasts: pd.DataFrame
+    transforms: pd.DataFrame
+    options: dict = field(default_factory=dict)
+
+    # -- access -------------------------------------------------------------------------------
+    def details(self, leading: str, lagging: str, team_id: str = POOLED) -> PairDetail:
+        """Everything computed for one pair and team."""
+        t = self.table
+        m = (t["leading"] == leading) & (t["lagging"] == lagging) & (t["team_id"] == team_id)
+        if not m.any():
+            pairs = sorted(set(zip(t["leading"], t["lagging"])))
+            if (leading, lagging) not in pairs:
+                raise ValueError(f"pair ({leading!r}, {lagging!r}) is not in the result; pairs: {pairs[:10]}.")
+            raise ValueError(f"team_id {team_id!r} has no row for this pair"
+                             + ("" if self.options.get("by_team") else "; run with by_team=True for team rows")
+                             + ".")
+
+        def sel(df: pd.DataFrame) -> pd.DataFrame:
+            k = (df["leading"] == leading) & (df["lagging"] == lagging) & (df["team_id"] == team_id)
+            return df[k].drop(columns=["leading", "lagging"]).reset_index(drop=True)
+
+        fc = self.forecasts
+        fk = (fc["leading"] == leading) & (fc["lagging"] == lagging)
+        fk &= (fc["scope"] == "pooled") if team_id == POOLED else ((fc["scope"] == "team") & (fc["team_id"] == team_id))
+        return PairDetail(row=t[m].iloc[0], ccf=sel(self.lags).drop(columns="team_id"),
+                          granger=sel(self.granger).drop(columns="team_id"),
+                          forecasts=fc[fk].drop(columns=["leading", "lagging", "scope"]).reset_index(drop=True))
+
+    # -- text ---------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A readable account: options, transforms, and each pair's pooled verdict with its numbers."""
+        o = self.options
+        t = self.table
+        lines = [f"Lead/lag analysis — frequency {o.get('freq')}, lags up to {o.get('max_lag')} periods, "
+                 f"alpha {o.get('alpha')} (Benjamini–Hochberg over {o.get('n_tests', 0)} tests), "
+                 f"order by {str(o.get('ic')).upper() if o.get('order') is None else 'user: ' + str(o.get('order'))}, "
+                 f"skill threshold {o.get('skill_threshold')}"]
+        if not self.transforms.empty:
+            tr = ", ".join(f"{r.metric}: {r.transform}" for r in self.transforms.itertuples())
+            lines.append(f"Transforms (ADF+KPSS): {tr}")
+        counts = t.loc[t["team_id"] == POOLED, "verdict"].value_counts()
+        lines.append("Pooled verdicts: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS))
+        lines.append("")
+        order = {v: i for i, v in enumerate(VERDICTS)}
+        pooled = t[t["team_id"] == POOLED].assign(_o=lambda d: d["verdict"].map(order)).sort_values(
+            ["_o", "q_value"])
+        for r in pooled.itertuples(index=False):
+            head = f"{r.leading} → {r.lagging}: {r.verdict}"
+            if r.verdict == "insufficient data":
+                lines.append(f"{head} ({r.reason})")
+                continue
+            lines.append(
+                f"{head} — best lag {r.lag} {o.get('freq')} (r={_fmt(r.correlation, 2)} "
+                f"[{_fmt(r.ci_low, 2)}, {_fmt(r.ci_high, 2)}]), Granger F={_fmt(r.granger_f, 3)} q={_fmt(r.q_value)}, "
+                f"reverse q={_fmt(r.reverse_q)}, out-of-sample skill {_fmt(100 * r.oos_skill, 3)}% "
+                f"(CW p={_fmt(r.cw_p)}), {r.n_teams} team(s)")
+            teams = t[(t["leading"] == r.leading) & (t["lagging"] == r.lagging) & (t["team_id"] != POOLED)]
+            if len(teams):
+                held = teams.loc[teams["verdict"] == "leads", "team_id"].tolist()
+                lines.append(f"    leads in {len(held)}/{len(teams)} teams" + (f": {', '.join(held)}" if held else ""))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        t = self.table
+        return (f"<LeadLagResult: {t[['leading', 'lagging']].drop_duplicates().shape[0]} pairs, "
+                f"{(t['team_id'] != POOLED).sum()} team rows, verdicts "
+                f"{t.loc[t['team_id'] == POOLED, 'verdict'].value_counts().to_dict()}>")
+
+    # -- plots --------------------------------------------------------------------------------
+    def plot_ccf(self, leading: str, lagging: str, team_id: str = POOLED, *, ax=None):
+        """Bars of the prewhitened cross-correlation by lag, with the (1 - alpha) significance band.
+
+        The band is the interval a correlation of 0 would fall in (±z/√(n-3) for one team, the pooled
+        standard error for ``*``); the chosen lag is highlighted. Returns the axes.
+        """
+        import matplotlib.pyplot as plt
+
+        d = self.details(leading, lagging, team_id)
+        c = d.ccf
+        ax = ax if ax is not None else plt.gca()
+        best = d.row["lag"]
+        colors = ["#d62728" if (not pd.isna(best) and k == best) else "#4c72b0" for k in c["lag"]]
+        ax.bar(c["lag"], c["correlation"], color=colors, width=0.7)
+        # the interval around 0 a correlation must leave to be significant: the CI's half-width in z units
+        crit = stats.norm.ppf(1 - float(self.options.get("alpha", 0.05)) / 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = (np.arctanh(c["ci_high"].clip(-0.999999, 0.999999))
+                  - np.arctanh(c["ci_low"].clip(-0.999999, 0.999999))) / (2 * crit)
+        band = np.tanh(crit * se.to_numpy())
+        ax.fill_between(c["lag"], -band, band, step="mid", color="grey", alpha=0.25, lw=0)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.axvline(0, color="black", lw=0.5, ls=":")
+        ax.set_xlabel(f"lag ({self.options.get('freq')} periods; positive: {leading} moves first)")
+        ax.set_ylabel("prewhitened correlation")
+        who = "all teams (pooled)" if team_id == POOLED else team_id
+        ax.set_title(f"{leading} → {lagging}, {who}: {d.row['verdict']}")
+        return ax
+
+    def plot(self, *, ax=None):
+        """Pooled prewhitened correlation at the best lag of each pair, with its interval, by verdict."""
+        import matplotlib.pyplot as plt
+
+        ax = ax if ax is not None else plt.gca()
+        t = self.table[(self.table["team_id"] == POOLED) & (self.table["verdict"] != "insufficient data")]
+        t = t.sort_values("correlation")
+        palette = {"leads": "#2ca02c", "reverse": "#ff7f0e", "contemporaneous": "#9467bd",
+                   "no evidence": "#7f7f7f"}
+        ylab = [f"{a} → {b} (lag {k})" for a, b, k in zip(t["leading"], t["lagging"], t["lag"])]
+        y = np.arange(len(t))
+        for v, col in palette.items():
+            m = (t["verdict"] == v).to_numpy()
+            if m.any():
+                ax.errorbar(t["correlation"][m], y[m], xerr=[(t["correlation"] - t["ci_low"])[m],
+                                                             (t["ci_high"] - t["correlation"])[m]],
+                            fmt="o", color=col, label=v, capsize=2)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, ylab)
+        ax.set_xlabel("prewhitened correlation at the best lag")
+        ax.legend(loc="best", fontsize="small")
+        return ax
+
+
+# =============================================================================================
+# Entry points
+# =============================================================================================
+def _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods):
+    max_lag = _check_int(max_lag, "max_lag", low=1)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number between 0 and 1 (e.g. 0.05), got {alpha!r}.")
+    if order is not None:
+        order = _check_int(order, "order", low=1)
+        if order > max_lag:
+            raise ValueError(f"order ({order}) must not exceed max_lag ({max_lag}); raise max_lag or lower order.")
+    ic = _check_ic(ic)
+    if not isinstance(skill_threshold, (int, float)) or not -1 < skill_threshold < 1:
+        raise ValueError(f"skill_threshold must be a number in (-1, 1), got {skill_threshold!r}.")
+    if not isinstance(oos_fraction, (int, float)) or not 0.05 <= oos_fraction <= 0.5:
+        raise ValueError(f"oos_fraction must be between 0.05 and 0.5, got {oos_fraction!r}.")
+    if min_periods is None:
+        min_periods = 4 * max_lag + 12
+    else:
+        min_periods = _check_int(min_periods, "min_periods", low=3 * max_lag + 6)
+    return max_lag, float(alpha), order, ic, float(skill_threshold), float(oos_fraction), min_periods
+
+
+def _check_require(require: Any) -> tuple[str, ...]:
+    if isinstance(require, str):
+        require = (require,)
+    try:
+        req = tuple(require)
+    except TypeError:
+        raise TypeError(f"require must be a list drawn from {REQUIRE}, got {require!r}.") from None
+    for r in req:
+        if r not in REQUIRE:
+            raise ValueError(f"require: unknown confirmation {r!r}; use any of {REQUIRE} (or () for the classic "
+                             "Granger-only reading).")
+    return req
+
+
+def _normalise_pairs(pairs: Any, available: Sequence[str], name: str = "pairs") -> list[tuple[str, str]]:
+    if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs):
+        pairs = [pairs]
+    out = []
+    for p in pairs:
+        if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, str) for v in p)):
+            raise TypeError(f"{name} must be a list of (leading, lagging) metric-name pairs, got {p!r}.")
+        for v in p:
+            if v not in available:
+                raise ValueError(f"{name}: metric {v!r} is not in the data; available: {sorted(available)}.")
+        if p[0] == p[1]:
+            raise ValueError(f"{name}: a pair needs two different metrics, got ({p[0]!r}, {p[1]!r}).")
+        out.append((p[0], p[1]))
+    if not out:
+        raise ValueError(f"{name} is empty; name at least one (leading, lagging) pair.")
+    return list(dict.fromkeys(out))
+
+
+def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -> pd.DataFrame:
+    rows = []
+    user: Mapping[str, str] = {}
+    if isinstance(transform, Mapping):
+        user = dict(transform)
+        default = "auto"
+    else:
+        default = transform
+    if default not in ("auto",) + TRANSFORMS:
+        raise ValueError(f"transform must be 'auto', 'none', 'detrend', 'diff' or a dict of those by metric, "
+                         f"got {transform!r}.")
+    for m, t in user.items():
+        if t not in ("auto",) + TRANSFORMS:
+            raise ValueError(f"transform[{m!r}] must be 'auto', 'none', 'detrend' or 'diff', got {t!r}.")
+    for m in metrics:
+        t = user.get(m, default)
+        if t == "auto":
+            d = decide_transform(frame.series(m))
+            rows.append(dict(metric=m, decided_by="ADF+KPSS", **d))
+        else:
+            rows.append(dict(metric=m, transform=t, decided_by="user", n_series=0, share_stationary=np.nan,
+                             share_trend_stationary=np.nan, share_unit_root=np.nan))
+    return pd.DataFrame(rows, columns=TRANSFORM_COLUMNS)
+
+
+def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
+         drop_empty: bool) -> LeadLagResult:
+    from tqdm.auto import tqdm
+
+    metrics = list(dict.fromkeys([m for p in pairs for m in p]))
+    transforms = _resolve_transforms(frame, metrics, transform)
+    tmap = dict(zip(transforms["metric"], transforms["transform"]))
+    rows, lag_rows, granger_rows, fc_rows = [], [], [], []
+    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair", disable=not progress):
+        series = frame.pair(leading, lagging, tmap[leading], tmap[lagging])
+        if not series:
+            if drop_empty:
+                continue
+            warnings.warn(f"lead_lag {leading} → {lagging}: no team measures both metrics.", stacklevel=3)
+            rows.append(dict(leading=leading, lagging=lagging, team_id=POOLED, freq=opt.freq,
+                             verdict="insufficient data", n_teams=0, n_periods=0,
+                             transform_leading=tmap[leading], transform_lagging=tmap[lagging],
+                             reason="no team measures both metrics"))
+            continue
+        out = _analyse_pair(leading, lagging, series, frame.period_code_of, tmap[leading], tmap[lagging], opt)
+        rows += out["rows"]
+        lag_rows += out["lags"]
+        granger_rows += out["granger"]
+        fc_rows += out["forecasts"]
+    table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    lags = pd.DataFrame(lag_rows).reindex(columns=LAG_COLUMNS)
+    granger = pd.DataFrame(granger_rows).reindex(columns=GRANGER_COLUMNS)
+    forecasts = pd.DataFrame(fc_rows).reindex(columns=FORECAST_COLUMNS)
+    # ---- Benjamini–Hochberg over every test of the run: Granger both ways + every lag of every CCF ----
+    fam = np.concatenate([table["granger_p"].to_numpy(float), table["reverse_p"].to_numpy(float),
+                          lags["p_value"].to_numpy(float)])
+    q = benjamini_hochberg(fam)
+    nt = len(table)
+    table["q_value"] = q[:nt]
+    table["reverse_q"] = q[nt:2 * nt]
+    lags["q_value"] = q[2 * nt:]
+    lq = {(a, b, c, int(k)): v for a, b, c, k, v in
+          zip(lags["leading"], lags["lagging"], lags["team_id"], lags["lag"], lags["q_value"])}
+
+    def look(lag_col: pd.Series) -> np.ndarray:
+        return np.array([np.nan if pd.isna(k) else lq.get((a, b, c, int(k)), np.nan) for a, b, c, k in
+                         zip(table["leading"], table["lagging"], table["team_id"], lag_col)], dtype="float64")
+
+    table["ccf_q"] = look(table["lag"])
+    table["lag0_q"] = look(pd.Series(np.zeros(nt), index=table.index))
+    table = _verdicts(table, lags, opt)
+    for c in _INT_COLS:
+        table[c] = pd.array(table[c], dtype="Int64")
+    table["common_removed"] = table["common_removed"].astype("boolean").fillna(False).astype(bool)
+    for c in ("leading", "lagging", "team_id", "freq", "verdict", "transform_leading", "transform_lagging", "reason"):
+        table[c] = table[c].astype("str")
+    lags["lag"] = lags["lag"].astype("int64")
+    lags["n"] = lags["n"].astype("int64")
+    table = table.assign(_pooled=table["team_id"] != POOLED).sort_values(
+        ["leading", "lagging", "_pooled", "team_id"], kind="stable").drop(columns="_pooled").reset_index(drop=True)
+    options = dict(max_lag=opt.max_lag, alpha=opt.alpha, freq=opt.freq, by_team=opt.by_team, order=opt.order,
+                   ic=opt.ic, skill_threshold=opt.skill_threshold, oos_fraction=opt.oos_fraction,
+                   min_periods=opt.min_periods, require=opt.require, n_tests=int(np.isfinite(fam).sum()))
+    return LeadLagResult(table=table, lags=lags, granger=granger, forecasts=forecasts, transforms=transforms,
+                         options=options)
+
+
+def lead_lag_frame(
+    frame: pd.DataFrame,
+    *,
+    leading: str | Sequence[str] | None = None,
+    lagging: str | Sequence[str] | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    time: str = "period_start",
+    team: str | None = None,
+    freq: str | None = None,
+    max_lag: int = 8,
+    by_team: bool = False,
+    alpha: float = 0.05,
+    transform: str | Mapping[str, str] = "auto",
+    order: int | None = None,
+    ic: str = "bic",
+    skill_threshold: float = SKILL_THRESHOLD,
+    oos_fraction: float = 0.3,
+    min_periods: int | None = None,
+    require: Sequence[str] = REQUIRE,
+    progress: bool = False,
+) -> LeadLagResult:
+    """Lead/lag analysis of a plain wide DataFrame (one row per team and period, one column per metric).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Columns ``time``, optionally ``team``, and the metrics. Rows of a team are taken as consecutive
+        periods in ``time`` order (a missing period must be a row with NaN, not an absent row).
+    leading, lagging : str or list of str
+        Every combination is analysed. Or give ``pairs``.
+    pairs : list of (leading, lagging)
+        The pairs to analyse.
+    time, team : str
+        Column names; without ``team`` the frame is one series ("team" ``all``).
+    freq : str, optional
+        Label of the period for the table (e.g. ``"A"``); default: guessed from ``time``.
+    max_lag : int, default 8
+        Largest lag, in periods.
+    by_team : bool, default False
+        Add a row per team to the pooled row.
+    alpha : float, default 0.05
+        False-discovery rate of the Benjamini–Hochberg step and level of the other tests.
+    transform : {'auto', 'none', 'detrend', 'diff'} or dict
+        ``auto``: ADF + KPSS per metric (:func:`decide_transform`); a dict sets it per metric.
+    order : int, optional
+        Fix the Granger order (default: chosen by ``ic`` per pair and team).
+    ic : {'bic', 'aic', 'hqic', 'fpe'}, default 'bic'
+        Information criterion of the bivariate VAR that chooses the Granger order (both directions).
+    skill_threshold : float, default 0.02
+        Out-of-sample skill a ``leads`` verdict needs.
+    oos_fraction : float, default 0.3
+        Share of the periods forecast out of sample (at least 5).
+    min_periods : int, optional
+        Periods (after the transform) a team needs; default ``4 * max_lag + 12``.
+    require : sequence of {'ccf', 'oos'}, default ('ccf', 'oos')
+        Confirmations a ``leads`` verdict needs beyond Granger q < alpha: ``ccf``, a prewhitened
+        correlation at a positive lag with q < alpha (rules out lag-0-only relations); ``oos``,
+        out-of-sample skill above ``skill_threshold`` with Clark–West p < alpha. ``()`` gives the classic
+        Granger-only reading (as in Thurman & Fisher 1988), not recommended for decisions.
+    progress : bool, default False
+        Show a progress bar over the pairs (tqdm).
+
+    Returns
+    -------
+    LeadLagResult
+        See :class:`LeadLagResult` for the columns of ``.table``.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}.")
+    if time not in frame.columns:
+        raise ValueError(f"time column {time!r} is not in frame; columns: {list(frame.columns)}.")
+    if team is not None and team not in frame.columns:
+        raise ValueError(f"team column {team!r} is not in frame; columns: {list(frame.columns)}.")
+    metric_cols = [c for c in frame.columns if c not in (time, team)]
+    if pairs is None:
+        if leading is None or lagging is None:
+            raise ValueError("give pairs=[(leading, lagging), ...] or both leading= and lagging=.")
+        lead_l = [leading] if isinstance(leading, str) else list(leading)
+        lag_l = [lagging] if isinstance(lagging, str) else list(lagging)
+        pairs = [(a, b) for a, b in product(lead_l, lag_l) if a != b]
+    pairs = _normalise_pairs(pairs, metric_cols)
+    opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
+    fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
+    label = freq if freq is not None else _guess_freq(frame[time])
+    opt = _Options(*opts[:2], bool(by_team), *opts[2:], str(label), _check_require(require))
+    return _run(fr, pairs, opt, transform, progress, drop_empty=False)
+
+
+def _guess_freq(t: pd.Series) -> str:
+    if pd.api.types.is_datetime64_any_dtype(t):
+        d = np.diff(np.sort(pd.to_datetime(t).dropna().unique()).astype("datetime64[D]").astype("int64"))
+        d = d[d > 0]
+        if d.size == 0:
+            return "P"
+        step = float(np.median(d))
+        return "W" if step < 20 else "M" if step < 60 else "Q" if step < 200 else "A"
+    return "P"
+
+
+def lead_lag(
+    ds: Dataset,
+    *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    freq: str | None = None,
+    max_lag: int = 8,
+    by_team: bool = False,
+    alpha: float = 0.05,
+    transform: str | Mapping[str, str] = "auto",
+    order: int | None = None,
+    ic: str = "bic",
+    skill_threshold: float = SKILL_THRESHOLD,
+    oos_fraction: float = 0.3,
+    min_periods: int | None = None,
+    require: Sequence[str] = REQUIRE,
+    progress: bool = False,
+) -> LeadLagResult:
+    """Does each leading KPI predict each key-result (lagging) KPI, at what lag, for which teams?
+
+    Parameters
+    ----------
+    ds : Dataset
+    pairs : list of (leading, lagging), optional
+        Default: every catalogue metric of kind ``leading`` with every metric of kind ``lagging``
+        (pairs that no team measures both of are left out).
+    freq : {'W', 'M', 'Q'}, optional
+        Resample the KPIs to this frequency (:func:`okr_analysis.resample.kpi_panel`); default: the
+        data's own (:func:`okr_analysis.resample.infer_freq`). Lags count periods of this frequency.
+    max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require, progress
+        As in :func:`lead_lag_frame`.
+
+    Returns
+    -------
+    LeadLagResult
+        ``.table`` (one row per pair for the pooled estimate, ``team_id="*"``, plus one per team with
+        ``by_team=True``), ``.summary()``, ``.plot_ccf(...)``, ``.details(...)``; see :class:`LeadLagResult`.
+    """
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"ds must be an okr_analysis Dataset (okr_analysis.load(...)), got {type(ds).__name__}.")
+    freq = infer_freq(ds) if freq is None else check_freq(freq)
+    have = set(ds.kpis["metric"].dropna().unique())
+    if pairs is None:
+        cat = ds.metrics
+        leads = [m for m in cat.loc[cat["kind"] == "leading", "metric"] if m in have]
+        lags_ = [m for m in cat.loc[cat["kind"] == "lagging", "metric"] if m in have]
+        if not leads or not lags_:
+            raise ValueError("the metrics catalogue needs at least one metric of kind 'leading' and one of kind "
+                             "'lagging' with KPI values, or name the pairs: pairs=[(leading, lagging)].")
+        pair_list = [(a, b) for a in leads for b in lags_ if a != b]
+        drop_empty = True
+    else:
+        pair_list = _normalise_pairs(pairs, sorted(have))
+        drop_empty = False
+    opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
+    metrics = list(dict.fromkeys([m for p in pair_list for m in p]))
+    panel = kpi_panel(ds, freq, metrics=metrics).reset_index()
+    for m in metrics:
+        if m not in panel.columns:
+            panel[m] = np.nan
+    fr = _Frame(panel, time="period_start", team="team_id", metrics=metrics)
+    opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, _check_require(require))
+    return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty)
+
+
+def lagged_correlations(
+    ds: Dataset,
+    *,
+    metrics: Sequence[str] | None = None,
+    max_lag: int = 8,
+    freq: str | None = None,
+    team_id: str | None = None,
+    prewhiten: bool = True,
+    transform: str | Mapping[str, str] = "auto",
+) -> pd.DataFrame:
+    """Correlations of every ordered metric pair by lag, for exploratory heat maps.
+
+    ``correlation`` is ``corr(x_t, y_{t+lag})`` for lag 0..max_lag (positive: ``metric_x`` moves first;
+    the negative lags are the swapped pair's rows), after the transform (ADF+KPSS by default) and, with
+    ``prewhiten``, Box–Jenkins prewhitening by ``metric_x``'s AR model. Over all teams the team
+    correlations are pooled by their Fisher z (weights n - 3); with ``team_id``, that team only.
+    No verdicts and no multiple-testing correction: use :func:`lead_lag` to test.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``metric_x``, ``metric_y`` (str), ``lag`` (int), ``correlation`` (float), ``n`` (int: pairs
+        of periods used, summed over teams), ``p_value`` (float: unadjusted).
+    """
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"ds must be an okr_analysis Dataset, got {type(ds).__name__}.")
+    max_lag = _check_int(max_lag, "max_lag", low=0)
+    freq = infer_freq(ds) if freq is None else check_freq(freq)
+    have = sorted(set(ds.kpis["metric"].dropna().unique()))
+    if metrics is None:
+        metrics = [m for m in ds.metrics["metric"] if m in have]
+    else:
+        metrics = list(metrics)
+        for m in metrics:
+            if m not in have:
+                raise ValueError(f"metrics: {m!r} has no KPI values; available: {have}.")
+    teams = None
+    if team_id is not None:
+        if team_id not in set(ds.kpis["team_id"]):
+            raise ValueError(f"team_id {team_id!r} has no KPI values.")
+        teams = [team_id]
+    panel = kpi_panel(ds, freq, metrics=metrics, teams=teams).reset_index()
+    fr = _Frame(panel, time="period_start", team="team_id", metrics=[m for m in metrics if m in panel.columns])
+    tmap = dict(zip(*_resolve_transforms(fr, fr.metrics, transform)[["metric", "transform"]].to_numpy().T))
+    lags = np.arange(0, max_lag + 1)
+    out = []
+    for mx, my in product(fr.metrics, fr.metrics):
+        if mx == my:
+            continue
+        series = [s for s in fr.pair(mx, my, tmap[mx], tmap[my]) if not s.problem and s.x.size >= max_lag + 10]
+        if not series:
+            continue
+        rs, ns = [], []
+        for blk in _blocks(series, fr.period_code_of):
+            X, Y = blk.X, blk.Y
+            if prewhiten:
+                o, p = S.ar_select(X, max_order=max(1, min(max_lag, X.shape[1] // 5)))
+                X, Y = S.prewhiten(X, Y, o, p)
+            r, n = S.ccf(X, Y, lags)
+            rs.append(r)
+            ns.append(n)
+        r, lo, hi, p, n = _fisher_pool(np.vstack(rs), np.vstack(ns), 0.05)
+        for j, k in enumerate(lags):
+            out.append(dict(metric_x=mx, metric_y=my, lag=int(k), correlation=r[j], n=int(n[j]), p_value=p[j]))
+    res = pd.DataFrame(out, columns=["metric_x", "metric_y", "lag", "correlation", "n", "p_value"])
+    return res.astype({"lag": "int64", "n": "int64"})
