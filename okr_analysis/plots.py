@@ -21,6 +21,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 
 __all__ = [
     "BAND_COLOURS",
+    "plot_kr_progress",
     "plot_kr_scores",
     "plot_score_distribution",
     "plot_team_kr_heatmap",
@@ -207,4 +208,45 @@ def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: A
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30, labelsize=8)
     ax.set_title(title)
+    return ax
+
+
+def plot_kr_progress(checkins: pd.DataFrame, *, direction: str, baseline: float, target: float,
+                     start: Any, end: Any, as_of: Any = None, unit: Any = "", title: str = "",
+                     ax: Axes | None = None) -> Axes:
+    """A key result's check-ins against its target and the straight-line expected pace.
+
+    Parameters
+    ----------
+    checkins : DataFrame
+        The key result's check-ins (date, value) inside the quarter.
+    direction : str
+        The key result's direction; milestones are drawn on a 0–1 scale.
+    baseline, target : float
+        The expected-pace line runs from the baseline at ``start`` to the target at ``end``
+        (increase/decrease and milestones); maintain key results show the target as a line.
+    start, end, as_of : date-like
+        The quarter and the data's as-of date (marked).
+    """
+    _require(checkins, ["date", "value"], "the checkins table")
+    ax = _axes(ax)
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    d = checkins.sort_values("date")
+    unit = unit if isinstance(unit, str) else ""
+    if direction == "milestone":
+        baseline = 0.0
+    if direction in ("increase", "decrease", "milestone") and pd.notna(baseline):
+        ax.plot([start, end], [baseline, target], color="#888888", ls="--", lw=1, label="expected pace")
+    ax.axhline(target, color=BAND_COLOURS["green"], lw=1.2, label="target")
+    if len(d):
+        ax.plot(d["date"], d["value"], marker="o", ms=3.5, color="#1f3b5c", lw=1.5, label="check-ins")
+    else:
+        ax.text(0.5, 0.5, "no check-in yet", ha="center", va="center", transform=ax.transAxes, color="#666666")
+    if as_of is not None and start <= pd.Timestamp(as_of) < end:
+        ax.axvline(pd.Timestamp(as_of), color="#bbbbbb", lw=1, ls=":", label="as of")
+    ax.set_xlim(start, end)
+    ax.set_title(_shorten(title, 80) if title else "Key-result progress")
+    ax.set_ylabel(f"value ({unit})" if unit else ("share done" if direction == "milestone" else "value"))
+    ax.set_xlabel("date")
+    ax.legend(fontsize=7, loc="best")
     return ax

@@ -13,6 +13,7 @@ import pytest
 from okr_analysis import benchmark, score_key_results, score_teams
 from okr_analysis.plots import (
     BAND_COLOURS,
+    plot_kr_progress,
     plot_kr_scores,
     plot_lagged_correlations,
     plot_peer_comparison,
@@ -89,3 +90,22 @@ def test_empty_data_draws_a_note_not_an_error(ax):
 def test_wrong_table_names_the_missing_columns(ax):
     with pytest.raises(ValueError, match="lacks column\\(s\\) metric_x, metric_y"):
         plot_lagged_correlations(pd.DataFrame({"lag": [1], "correlation": [0.2]}), ax=ax)
+
+
+def test_kr_progress_draws_checkins_pace_and_target(ax):
+    ci = pd.DataFrame({"date": pd.date_range("2026-07-06", periods=5, freq="7D"), "value": [5, 4.6, 4.1, 3.9, 3.5]})
+    plot_kr_progress(ci, direction="decrease", baseline=5, target=2, start="2026-07-01", end="2026-09-30",
+                     as_of="2026-08-05", unit="h", title="First response from 5 h to 2 h", ax=ax)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["expected pace", "target", "check-ins", "as of"]
+    pace = ax.get_lines()[0]
+    assert list(pace.get_ydata()) == [5, 2]
+    assert list(ax.get_lines()[2].get_ydata()) == [5, 4.6, 4.1, 3.9, 3.5]
+    assert ax.get_ylabel() == "value (h)"
+
+
+def test_kr_progress_without_checkins(ax):
+    plot_kr_progress(pd.DataFrame(columns=["date", "value"]), direction="milestone", baseline=np.nan, target=1,
+                     start="2026-07-01", end="2026-09-30", ax=ax)
+    assert "no check-in yet" in [t.get_text() for t in ax.texts]
+    assert ax.get_ylabel() == "share done"
