@@ -18,6 +18,7 @@ never at import time of this module.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -402,20 +403,24 @@ def render_index(manifest: Mapping[str, Any], *, template_dir: "str | os.PathLik
     failed). Search and sort work offline through an inline script; all user text
     is escaped (Jinja2 autoescape).
     """
+    template, css = _index_template(str(template_dir if template_dir is not None else TEMPLATE_DIR))
+    return template.render(m=manifest, css=css)
+
+
+@functools.lru_cache(maxsize=4)
+def _index_template(template_dir: str):
     import jinja2
 
-    template_dir = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir)),
+        loader=jinja2.FileSystemLoader(template_dir),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["score"] = _format_score
     env.filters["counts"] = _format_counts
-    env.filters["tojson_attr"] = lambda v: json.dumps(v, ensure_ascii=True)
-    css = (template_dir / "okr_report.css").read_text(encoding="utf-8")
-    return env.get_template("site_index.html.j2").render(m=manifest, css=css)
+    css = (Path(template_dir) / "okr_report.css").read_text(encoding="utf-8")
+    return env.get_template("site_index.html.j2"), css
 
 
 def iter_external_references(text: str) -> Iterable[str]:

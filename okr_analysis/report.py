@@ -1383,7 +1383,8 @@ def build_reports(
 
             bar = tqdm(total=total, initial=done, unit="report", desc=f"{q.label} reports", leave=True)
 
-        def finish(tid: str, result: Mapping[str, Any] | None, status: str | None = None) -> TeamOutcome:
+        def finish(tid: str, result: Mapping[str, Any] | None, status: str | None = None,
+                   write: bool = True) -> TeamOutcome:
             nonlocal done
             prev = prev_entries.get(tid, {})
             stem = files[tid]
@@ -1416,7 +1417,8 @@ def build_reports(
             outcome = _outcome_from_entry(entry, folder)
             outcomes[tid] = outcome
             done += 1
-            manifest.write()
+            if write:
+                manifest.write()
             if bar is not None:
                 bar.update(1)
                 if not outcome.ok:
@@ -1440,7 +1442,7 @@ def build_reports(
             # Teams never attempted (interrupted or stopped) keep their previous entry or show as missing.
             for t in tasks:
                 if t["team_id"] not in outcomes:
-                    finish(t["team_id"], None, status="cancelled")
+                    finish(t["team_id"], None, status="cancelled", write=False)
             data = manifest.write(duration_s=round(time.perf_counter() - t_start, 3), messages=messages)
 
     result = BuildResult(
@@ -1522,8 +1524,12 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
                     stopped = True
                     for other in pending:
                         other.cancel()
-    except BaseException:
+    except BaseException:  # KeyboardInterrupt and the like: stop now; every output file is atomic
+        procs = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
         pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()  # their kernels and browsers exit with them (parent-death watch, closed pipe)
         raise
     pool.shutdown(wait=True, cancel_futures=True)
     return stopped

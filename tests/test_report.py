@@ -158,6 +158,22 @@ def test_team_file_names_are_unique_and_stable():
     assert names == [team_file_name(i) for i in ids]
 
 
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    from okr_analysis import render
+
+    target = tmp_path / "t1.html"
+    render.atomic_write(target, "old report")
+
+    def crash(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        render.atomic_write(target, "new rep")
+    assert target.read_text() == "old report"
+    assert [p.name for p in tmp_path.iterdir()] == ["t1.html"], "no temporary file is left behind"
+
+
 def test_table_html_escapes_values_and_headers():
     import pandas as pd
 
@@ -431,13 +447,16 @@ def test_failed_rerender_keeps_last_good_report_and_marks_it_stale(stale, batch)
 # ----------------------------------------------------------------------------------
 # Without Chromium; standalone papermill
 # ----------------------------------------------------------------------------------
-def test_without_chromium_html_is_still_built(tmp_path, data_dir, monkeypatch):
+def test_without_chromium_html_is_still_built(tmp_path, tiny_ds, monkeypatch):
+    """Also: an in-memory Dataset as the source (the notebook reads it from the shared folder)."""
     monkeypatch.setenv("OKR_ANALYSIS_CHROMIUM", str(tmp_path / "no-such-browser"))
     with pytest.warns(ReportWarning, match="apt-get install chromium"):
-        r = build_reports(data_dir, quarter=QUARTER, teams=["t1"], org_overview=False, out=tmp_path, jobs=1)
+        r = build_reports(tiny_ds, quarter=QUARTER, teams=["t1"], org_overview=False, out=tmp_path, jobs=1)
     assert r.ok and r["t1"].html.exists() and r["t1"].pdf is None
     assert any("apt-get install chromium" in m for m in r.messages)
     assert "apt-get install chromium" in (r.folder / "index.html").read_text()
+    assert "Team One · Quarterly review" in r["t1"].html.read_text()
+    assert r.manifest["pdf"]["available"] is False and r.manifest["source"] == "tiny"
 
 
 def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
