@@ -18,8 +18,9 @@ data, parameters, notebook, template and package are unchanged is not re-rendere
 
 Shared analyses
 ---------------
-The runner loads the source once, writes the validated tables and every analysis listed in
-:data:`SHARED_ANALYSES` (org-wide tables: all teams' scores, peer benchmarks, drivers …) as
+The runner loads the source once, writes the validated tables and every analysis listed by
+:func:`shared_analyses` (org-wide tables: all teams' scores, peer benchmarks, drivers …; the list
+lives in ``okr_analysis.review.SHARED_ANALYSES``, beside the sections that use them) as
 Parquet into ``.cache/<hash>/``, and passes that folder to each notebook as the ``shared``
 parameter. In the notebook, :func:`open_report` reads the dataset from there and
 :meth:`ReportContext.table` / :meth:`ReportContext.team_table` return a shared table (or the
@@ -71,7 +72,7 @@ __all__ = [
     "table_html",
     "team_file_name",
     "dataset_hash",
-    "SHARED_ANALYSES",
+    "shared_analyses",
     "NOTEBOOK",
     "RUNNER_PARAMETERS",
 ]
@@ -117,13 +118,27 @@ def _shared_key_results(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, m
     return ds.key_results_in(quarter)
 
 
-#: Org-wide analyses computed once per batch and handed to every notebook.
-#: Each is ``f(ds, *, quarter, as_of, min_group_size) -> DataFrame``, with a ``team_id``
-#: column when :meth:`ReportContext.team_table` should slice it per team. Add an entry here
-#: when an analysis lands (e.g. ``"scores"``: all teams' scores, ``"benchmarks"``: peer values).
-SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
+#: The shared analyses when ``okr_analysis.review`` (which owns the list) is absent.
+_BUILTIN_SHARED: dict[str, Callable[..., pd.DataFrame]] = {
     "key_results": _shared_key_results,
 }
+
+
+def shared_analyses() -> Mapping[str, Callable[..., pd.DataFrame]]:
+    """The org-wide analyses a batch computes once and hands to every notebook.
+
+    ``name -> f(ds, *, quarter, as_of, min_group_size) -> DataFrame``; a table with a ``team_id``
+    column can be sliced per team with :meth:`ReportContext.team_table`. The list is
+    ``okr_analysis.review.SHARED_ANALYSES`` (the report sections own it: add an analysis there
+    when a section needs it); without that module, just ``key_results``.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__package__}.review") is None:
+        return _BUILTIN_SHARED
+    from .review import SHARED_ANALYSES
+
+    return SHARED_ANALYSES
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -137,7 +152,7 @@ def _write_shared(ds: Dataset, folder: Path, *, quarter: Quarter, as_of: pd.Time
     for name in TABLES:
         _write_parquet(getattr(ds, name), folder / "dataset" / f"{name}.parquet")
     computed = []
-    for name, func in SHARED_ANALYSES.items():
+    for name, func in shared_analyses().items():
         table = func(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size)
         _write_parquet(table.reset_index(drop=True), folder / f"{name}.parquet")
         computed.append(name)
@@ -346,17 +361,18 @@ class ReportContext:
 
     # -- shared analyses --------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame:
-        """An org-wide shared analysis (see :data:`SHARED_ANALYSES`), read from the batch or computed here."""
+        """An org-wide shared analysis (see :func:`shared_analyses`), read from the batch or computed here."""
         if name in self._tables:
             return self._tables[name]
         path = self.shared_dir / f"{name}.parquet" if self.shared_dir is not None else None
+        registry = shared_analyses()
         if path is not None and path.exists():
             table = pd.read_parquet(path)
-        elif name in SHARED_ANALYSES:
-            table = SHARED_ANALYSES[name](self.ds, quarter=self.quarter, as_of=self.as_of,
-                                          min_group_size=self.min_group_size)
+        elif name in registry:
+            table = registry[name](self.ds, quarter=self.quarter, as_of=self.as_of,
+                                   min_group_size=self.min_group_size)
         else:
-            raise KeyError(f"{name!r} is not a shared analysis; known: {', '.join(sorted(SHARED_ANALYSES))}.")
+            raise KeyError(f"{name!r} is not a shared analysis; known: {', '.join(sorted(registry))}.")
         self._tables[name] = table
         return table
 
@@ -1472,7 +1488,7 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
     cache_root = folder / ".cache"
     shutil.rmtree(cache_root / "logs", ignore_errors=True)  # kernel logs of the previous batch
     cache_key = _sha(input_hash, pkg_hash, quarter.label, as_of.date().isoformat(), min_group_size,
-                     sorted(SHARED_ANALYSES))[:16]
+                     sorted(shared_analyses()))[:16]
     shared_dir = cache_root / cache_key
     cfg = _WorkerConfig(
         notebook=str(nb_path), template_dir=str(template_dir), kernel_name=kernel_name, cwd=str(nb_path.parent),

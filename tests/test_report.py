@@ -29,6 +29,7 @@ from okr_analysis.report import (
     ReportWarning,
     build_reports,
     open_report,
+    shared_analyses,
     table_html,
     team_file_name,
 )
@@ -324,7 +325,8 @@ def test_executed_notebooks_get_the_shared_folder(batch):
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     shared = re.search(r'shared = "([^"]+)"', injected.source).group(1)
     assert Path(shared).parent.name == ".cache" and (Path(shared) / "meta.json").exists()
-    assert (Path(shared) / "key_results.parquet").exists() and (Path(shared) / "dataset" / "teams.parquet").exists()
+    assert (Path(shared) / "dataset" / "teams.parquet").exists()
+    assert {f"{name}.parquet" for name in shared_analyses()} <= {p.name for p in Path(shared).iterdir()}
     assert 'team_id = "t1"' in injected.source and 'quarter = "2026Q3"' in injected.source
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"][:2] == [1, 2], "a clean kernel per notebook"
     # the shared folder serves the notebook API too, and refuses another quarter
