@@ -1,0 +1,469 @@
+"""Forecasting: the engine against statsmodels, interval coverage on simulated series, p_hit in
+clear-cut cases, fallbacks, no information after as_of, and the sample organisation's backtest.
+
+The tiny organisation (``conftest.tiny_tables``) has quarter 2026Q3 (1 July – 30 September 2026);
+its KPIs are weekly on Mondays from 2025-07-07 to 2026-09-28. Tests replace its KPI values with
+noisy series of known shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from scipy.signal import lfilter  # noqa: E402
+from statsmodels.tsa.ar_model import AutoReg  # noqa: E402
+
+from conftest import tiny_tables  # noqa: E402
+from okr_analysis.loaders import from_frames  # noqa: E402
+from okr_analysis.forecasting import (  # noqa: E402
+    CALIBRATION_COLUMNS,
+    KPI_FORECAST_COLUMNS,
+    KR_FORECAST_COLUMNS,
+    PREDICTION_COLUMNS,
+    SUMMARY_COLUMNS,
+    BacktestResult,
+    ForecastWarning,
+    KRForecast,
+    backtest,
+    forecast_key_result,
+    forecast_key_results,
+    forecast_kpis,
+    forecast_series,
+    select_model,
+)
+
+Q = "2026Q3"
+
+
+def load(t: dict):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return from_frames(t, source="test")
+
+
+def with_kpi(t: dict, team: str, metric: str, values: np.ndarray) -> dict:
+    """Replace one team's KPI series (65 weekly values from 2025-07-07) in the tables ``t``."""
+    k = t["kpis"]
+    sel = (k["team_id"] == team) & (k["metric"] == metric)
+    k.loc[sel, "value"] = np.asarray(values, dtype="float64")
+    return t
+
+
+def noisy(level: float, sd: float = 1.0, seed: int = 0, n: int = 65) -> np.ndarray:
+    return level + sd * np.random.default_rng(seed).standard_normal(n)
+
+
+def row(df: pd.DataFrame, kr_id: str) -> pd.Series:
+    return df.set_index("kr_id").loc[kr_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine against statsmodels AutoReg
+# ---------------------------------------------------------------------------------------------
+def _series(kind: str, n: int = 120, seed: int = 0) -> np.ndarray:
+    e = np.random.default_rng(seed).standard_normal(n)
+    if kind == "rw":
+        return 10 + np.cumsum(e + 0.2)
+    if kind == "ar1":
+        return 10 + lfilter([1], [1, -0.7], e)
+    return 10 + np.cumsum(lfilter([1], [1, -0.4], e))
+
+
+@pytest.mark.parametrize("kind", ["rw", "ar1", "ari"])
+@pytest.mark.parametrize("levels", [False, True])
+def test_fast_engine_matches_statsmodels_autoreg(kind, levels):
+    y = _series(kind)
+    best_f, fast = select_model(y, levels=levels, engine="fast")
+    best_s, ref = select_model(y, levels=levels, engine="statsmodels")
+    # levels=True: KPSS picks d first (d = 0 for the AR(1), d = 1 for the integrated series)
+    stationary = levels and kind == "ar1"
+    assert len(fast) == len(ref) == (5 if stationary else 10)
+    assert {f.d for f in fast} == ({0} if stationary else {1})
+    for a, b in zip(fast, ref):
+        assert (a.d, a.p, a.const, a.nobs) == (b.d, b.p, b.const, b.nobs)
+        np.testing.assert_allclose(a.params, b.params, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(a.ssr, b.ssr, rtol=1e-10)
+        np.testing.assert_allclose(a.llf, b.llf, rtol=1e-10)
+        np.testing.assert_allclose(a.aic, b.aic, rtol=1e-10)
+        np.testing.assert_allclose(a.cov_params(), b.cov_params(), rtol=1e-8, atol=1e-14)
+    assert best_f.name == best_s.name
+
+
+def test_engine_values_are_autoregs_own():
+    """One candidate checked directly against AutoReg's reported llf, aic and cov_params."""
+    y = _series("ari", seed=3)
+    _, fast = select_model(y, levels=False)
+    fit = next(f for f in fast if f.d == 1 and f.p == 2 and f.const)
+    r = AutoReg(np.diff(y), lags=2, trend="c", hold_back=4).fit()  # P = min(4, 119 // 10) = 4
+    np.testing.assert_allclose(fit.params, r.params, rtol=1e-9)
+    np.testing.assert_allclose(fit.llf, r.llf, rtol=1e-10)
+    np.testing.assert_allclose(fit.aic, r.aic, rtol=1e-10)
+    np.testing.assert_allclose(fit.sigma2, r.sigma2, rtol=1e-10)
+    np.testing.assert_allclose(fit.cov_params(), r.cov_params(), rtol=1e-8)
+
+
+def test_engine_with_exog_matches_statsmodels():
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.standard_normal(100))
+    y = 3 + np.cumsum(0.5 * np.r_[0, np.diff(x)] + rng.standard_normal(100))
+    _, fast = select_model(y, exog=x[:, None], exog_names=["x"])
+    _, ref = select_model(y, exog=x[:, None], exog_names=["x"], engine="statsmodels")
+    for a, b in zip(fast, ref):
+        assert a.exog_names == b.exog_names
+        np.testing.assert_allclose(a.params, b.params, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(a.aic, b.aic, rtol=1e-10)
+    best, _ = select_model(y, exog=x[:, None], exog_names=["x"])
+    assert best.exog_names == ("x",)  # the regressor that built y is kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Interval coverage on simulated series
+# ---------------------------------------------------------------------------------------------
+def _coverage(kind: str, levels: bool, runs: int = 300, n: int = 104, horizon: int = 8):
+    rng = np.random.default_rng({"ar1": 11, "rw": 12, "rwd": 13}[kind])
+    inside = {0.8: np.zeros(horizon), 0.95: np.zeros(horizon)}
+    for r in range(runs):
+        e = rng.standard_normal(n + horizon)
+        if kind == "ar1":
+            y = 5 + lfilter([1], [1, -0.6], e)
+        elif kind == "rw":
+            y = 5 + np.cumsum(e)
+        else:
+            y = 5 + np.cumsum(e + 0.3)
+        f = forecast_series(y[:n], horizon=horizon, levels=levels, n_paths=1000, seed=r).quantiles
+        future = y[n:]
+        inside[0.8] += (future >= f["lower_80"]) & (future <= f["upper_80"])
+        inside[0.95] += (future >= f["lower_95"]) & (future <= f["upper_95"])
+    return {k: v / runs for k, v in inside.items()}
+
+
+@pytest.mark.parametrize("kind, levels", [("ar1", True), ("rw", True), ("rw", False), ("rwd", False)])
+def test_intervals_cover_at_their_nominal_rate(kind, levels):
+    """Over 1000 simulated series, the 80% and 95% intervals at 1 and 8 steps ahead cover the
+    realised value at their nominal rate within 3 binomial standard errors."""
+    runs = 1000
+    cov = _coverage(kind, levels, runs=runs)
+    for level, rates in cov.items():
+        tol = 3 * np.sqrt(level * (1 - level) / runs)
+        for step in (0, 7):
+            assert abs(rates[step] - level) <= tol, (kind, levels, level, step + 1, rates[step])
+
+
+def test_forecast_is_seeded():
+    y = _series("rw")
+    a = forecast_series(y, horizon=5, seed=1)
+    b = forecast_series(y, horizon=5, seed=1)
+    c = forecast_series(y, horizon=5, seed=2)
+    np.testing.assert_array_equal(a.paths, b.paths)
+    assert not np.array_equal(a.paths, c.paths)
+    assert a.paths.shape == (2000, 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fallbacks: short, constant, empty series
+# ---------------------------------------------------------------------------------------------
+def test_short_series_falls_back_to_random_walk():
+    f = forecast_series([10.0, 11.0, 13.0], horizon=4)
+    assert f.method == "random walk with drift (short series)"
+    assert "short series (3 values" in f.note
+    assert np.isfinite(f.quantiles[["forecast", "lower_95", "upper_95"]].to_numpy()).all()
+    assert (f.quantiles["upper_95"] > f.quantiles["lower_95"]).all()
+
+
+def test_constant_series_is_forecast_as_its_constant():
+    for values in ([7.0] * 3, [7.0] * 40):
+        f = forecast_series(values, horizon=3)
+        assert f.method == "constant (no variation)"
+        assert "all" in f.note and "equal 7" in f.note
+        assert (f.quantiles[["forecast", "lower_95", "upper_95"]] == 7.0).all().all()
+
+
+def test_too_short_series_gives_nan_not_an_error():
+    f = forecast_series([1.0, 2.0], horizon=2)
+    assert f.method == "insufficient data"
+    assert f.quantiles[["forecast", "lower_80"]].isna().all().all()
+
+
+def test_interior_gaps_are_interpolated():
+    y = _series("rw", n=60)
+    y[[10, 11, 30]] = np.nan
+    f = forecast_series(np.r_[np.nan, y, np.nan], horizon=2)
+    assert f.n_obs == 60 and f.method.startswith("ARIMA")
+
+
+def test_forecast_series_arguments():
+    with pytest.raises(ValueError, match="horizon"):
+        forecast_series([1, 2, 3], horizon=0)
+    with pytest.raises(ValueError, match="n_paths"):
+        forecast_series([1, 2, 3], horizon=1, n_paths=10)
+    with pytest.raises(ValueError, match="engine"):
+        select_model(np.arange(30.0), engine="R")
+
+
+# ---------------------------------------------------------------------------------------------
+# Key results on the tiny organisation
+# ---------------------------------------------------------------------------------------------
+def test_columns_and_order(tiny_ds):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ForecastWarning)
+        f = forecast_key_results(tiny_ds, Q, as_of="2026-08-15", n_paths=500)
+    assert list(f.columns) == KR_FORECAST_COLUMNS
+    assert len(f) == len(tiny_ds.key_results)
+    assert f["as_of"].eq(pd.Timestamp("2026-08-15")).all()
+    assert f["kr_id"].tolist() == f.sort_values(["team_id", "objective_id", "kr_id"])["kr_id"].tolist()
+    assert f["p_hit"].dtype == "float64" and f["forecast_date"].dtype == "datetime64[ns]"
+    assert f["n_obs"].dtype == "int64"
+    ms = row(f, "kc2")
+    assert ms["method"] == "milestone (not forecast)" and np.isnan(ms["p_hit"])
+    done = row(f, "k3a")  # milestone checked in at 1.0
+    assert done["method"] == "done (milestone)" and done["p_hit"] == 1.0
+
+
+def test_p_hit_near_one_far_past_target_and_near_zero_far_behind_late():
+    t = tiny_tables()
+    # k2b: NPS of t2 from 40 to 60 (increase). Far past it: the KPI sits around 80.
+    ds_far_past = load(with_kpi(tiny_tables(), "t2", "nps", noisy(80.0, seed=1)))
+    f = forecast_key_results(ds_far_past, Q, as_of="2026-08-01", n_paths=2000)
+    assert row(f, "k2b")["p_hit"] > 0.99
+    assert row(f, "k2b")["history"] == "kpi:nps"
+    assert row(f, "k2b")["method"].startswith("ARIMA")
+    # Far behind with two weeks left: the KPI sits around 40.
+    ds_behind = load(with_kpi(t, "t2", "nps", noisy(40.0, seed=2)))
+    g = forecast_key_results(ds_behind, Q, as_of="2026-09-16", n_paths=2000)
+    r = row(g, "k2b")
+    assert r["p_hit"] < 0.01
+    assert r["horizon"] == 2 and r["forecast_date"] == pd.Timestamp("2026-09-28")
+    assert r["lower_95"] < r["forecast"] < r["upper_95"] < 60
+
+
+def test_decrease_kr_uses_at_most(tiny_ds):
+    # k1a: FRT of t1 from 5 to 2 (decrease, committed). KPI around 1 (well below 2) → hit.
+    ds = load(with_kpi(tiny_tables(), "t1", "frt", noisy(1.0, sd=0.1, seed=3)))
+    f = forecast_key_results(ds, Q, as_of="2026-08-15", n_paths=1000)
+    assert row(f, "k1a")["p_hit"] > 0.99
+    ds = load(with_kpi(tiny_tables(), "t1", "frt", noisy(4.0, sd=0.1, seed=3)))
+    f = forecast_key_results(ds, Q, as_of="2026-08-15", n_paths=1000)
+    assert row(f, "k1a")["p_hit"] < 0.01
+
+
+def test_maintain_kr_counts_past_and_simulated_checkins():
+    """k2a: keep CSAT of t2 at 9.0+ (aspirational: 70% of the check-ins must meet the line)."""
+    t = tiny_tables()
+    # past check-ins 9.2, 8.8 alternating: 50% meet so far (6 of 12 by 2026-09-21)
+    high = with_kpi(tiny_tables(), "t2", "csat", noisy(9.8, sd=0.05, seed=4))
+    f = forecast_key_results(load(high), Q, as_of="2026-07-20", n_paths=1000)
+    r = row(f, "k2a")
+    # 3 check-ins by 20 July (9.2, 8.8, 9.2: 2 meet) + 10 simulated weeks far above 9 → 12/13 ≥ 0.7
+    assert r["expectation"] == 0.7 and r["p_hit"] > 0.99
+    f = forecast_key_results(load(high), Q, as_of="2026-09-21", n_paths=1000)
+    # 12 check-ins, 6 meet, 1 week left: at most 7/13 < 0.7 → cannot hit
+    assert row(f, "k2a")["p_hit"] == 0.0
+    # committed objective: one missed check-in already rules it out
+    t["objectives"].loc[t["objectives"]["objective_id"] == "o2", "kind"] = "committed"
+    f = forecast_key_results(load(with_kpi(t, "t2", "csat", noisy(9.8, sd=0.05, seed=4))), Q,
+                             as_of="2026-07-20", n_paths=1000)
+    assert row(f, "k2a")["expectation"] == 1.0 and row(f, "k2a")["p_hit"] == 0.0
+
+
+def _checkin_only_tables(values: list[float]) -> dict:
+    """k3b (engagement 75 → 90) without a metric: its history is its check-ins."""
+    t = tiny_tables()
+    t["key_results"].loc[t["key_results"]["kr_id"] == "k3b", "metric"] = None
+    dates = pd.date_range("2026-07-06", periods=len(values), freq="7D")
+    new = pd.DataFrame({"kr_id": "k3b", "date": dates, "value": values, "confidence": 7.0, "comment": None})
+    t["checkins"] = pd.concat([t["checkins"], new], ignore_index=True)
+    return t
+
+
+def test_short_and_constant_checkin_histories_fall_back_cleanly():
+    f = forecast_key_results(load(_checkin_only_tables([75.0, 77.0, 80.0])), Q, as_of="2026-07-20", n_paths=1000)
+    r = row(f, "k3b")
+    assert r["history"] == "checkins" and r["n_obs"] == 3
+    assert r["method"] == "random walk with drift (short series)" and "short series" in r["note"]
+    assert 0 < r["p_hit"] < 1 and r["lower_80"] < r["forecast"] < r["upper_80"]
+    f = forecast_key_results(load(_checkin_only_tables([76.0] * 4)), Q, as_of="2026-07-27", n_paths=1000)
+    r = row(f, "k3b")
+    assert r["method"] == "constant (no variation)" and r["p_hit"] == 0.0 and r["forecast"] == 76.0
+    with pytest.warns(ForecastWarning, match="could not be forecast"):
+        f = forecast_key_results(load(_checkin_only_tables([76.0, 78.0])), Q, as_of="2026-07-14", n_paths=1000)
+    r = row(f, "k3b")
+    assert r["method"] == "insufficient data" and np.isnan(r["p_hit"]) and np.isnan(r["forecast"])
+
+
+def test_arguments_are_checked(tiny_ds):
+    with pytest.raises(ValueError, match="before quarter 2026Q3 starts"):
+        forecast_key_results(tiny_ds, Q, as_of="2026-06-01")
+    with pytest.raises(ValueError, match="as_of is required"):
+        forecast_key_results(tiny_ds, Q, as_of=None)
+    with pytest.raises(ValueError, match="has no objectives"):
+        forecast_key_results(tiny_ds, "2025Q1", as_of="2025-02-01")
+    with pytest.raises(TypeError, match="Dataset"):
+        forecast_key_results({}, Q, as_of="2026-08-01")
+    with pytest.raises(ValueError, match="seed"):
+        forecast_key_results(tiny_ds, Q, as_of="2026-08-01", seed=-1)
+    with pytest.raises(ValueError, match="kr_id 'nope'"):
+        forecast_key_result(tiny_ds, "nope", as_of="2026-08-01")
+
+
+# ---------------------------------------------------------------------------------------------
+# No information after as_of
+# ---------------------------------------------------------------------------------------------
+def _perturb_future(ds, as_of: str):
+    """Every KPI and check-in value dated after as_of changed (and one new row each)."""
+    ts = pd.Timestamp(as_of)
+    k = ds.kpis.copy()
+    late = k["date"] > ts
+    k.loc[late, "value"] = k.loc[late, "value"] * 3 + 17
+    ci = ds.checkins.copy()
+    late_ci = ci["date"] > ts
+    ci.loc[late_ci, "value"] = -ci.loc[late_ci, "value"] - 5
+    extra_k = k.iloc[[0]].assign(date=k["date"].max() + pd.Timedelta(days=7), value=1e6)
+    extra_ci = ci.iloc[[0]].assign(date=ts + pd.Timedelta(days=2), value=1e6)
+    assert late.any() and late_ci.any()
+    return dataclasses.replace(ds, kpis=pd.concat([k, extra_k], ignore_index=True),
+                               checkins=pd.concat([ci, extra_ci], ignore_index=True))
+
+
+@pytest.mark.parametrize("with_drivers", [False, True])
+def test_no_information_after_as_of_reaches_the_forecast(sample_ds, with_drivers):
+    as_of = "2026-08-10"
+    a = forecast_key_results(sample_ds, Q, as_of=as_of, n_paths=500, with_drivers=with_drivers)
+    b = forecast_key_results(_perturb_future(sample_ds, as_of), Q, as_of=as_of, n_paths=500,
+                             with_drivers=with_drivers)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["p_hit"].notna().sum() > 40
+    if with_drivers:
+        assert a["drivers"].notna().any()  # csat ← first_response_time (lag 2) is found and used
+
+
+def test_kpi_forecasts_ignore_the_future(sample_ds):
+    as_of = "2026-06-30"
+    a = forecast_kpis(sample_ds, as_of=as_of, teams=["support-tier1"], n_paths=300)
+    b = forecast_kpis(_perturb_future(sample_ds, as_of), as_of=as_of, teams=["support-tier1"], n_paths=300)
+    pd.testing.assert_frame_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Drivers
+# ---------------------------------------------------------------------------------------------
+def test_drivers_table_adds_lagged_leading_kpi(sample_ds):
+    table = pd.DataFrame({"leading": ["first_response_time"], "lagging": ["csat"], "team_id": ["*"],
+                          "lag": [2], "verdict": ["leads"]})
+    f = forecast_key_results(sample_ds, Q, as_of="2026-08-10", n_paths=500, with_drivers=True, drivers=table)
+    csat = f.loc[(f["metric"] == "csat") & f["history"].eq("kpi:csat")]
+    assert len(csat)
+    used = csat["drivers"].dropna()
+    assert (used == "first_response_time (lag 2)").all() and len(used) >= 1
+    assert csat.loc[csat["drivers"].notna(), "method"].str.endswith("+ first_response_time (lag 2)").all()
+    other = f.loc[f["metric"].ne("csat")]
+    assert other["drivers"].isna().all()
+
+
+# ---------------------------------------------------------------------------------------------
+# One key result and its plot
+# ---------------------------------------------------------------------------------------------
+def test_forecast_key_result_matches_the_table_and_plots(sample_ds):
+    as_of = "2026-08-10"
+    table = forecast_key_results(sample_ds, Q, as_of=as_of, n_paths=500)
+    kr = table.loc[table["history"].str.startswith("kpi:") & table["direction"].eq("increase"), "kr_id"].iloc[0]
+    one = forecast_key_result(sample_ds, kr, as_of=as_of, n_paths=500)
+    assert isinstance(one, KRForecast)
+    assert one.p_hit == row(table, kr)["p_hit"] and one.method == row(table, kr)["method"]
+    last = one.table.iloc[-1]
+    assert last["date"] == row(table, kr)["forecast_date"]
+    np.testing.assert_allclose(last[["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]].to_numpy(float),
+                               row(table, kr)[["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]]
+                               .to_numpy(float))
+    assert list(one.summary().columns) == KR_FORECAST_COLUMNS
+    assert one.history.index.max() <= pd.Timestamp(as_of)
+    fig, ax = plt.subplots()
+    out = one.plot(ax=ax)
+    assert out is ax
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "expected pace" in labels and any(lab.startswith("target") for lab in labels)
+    assert "forecast (median)" in labels and "history" in labels
+    assert "p_hit" in ax.get_title() and ax.get_ylabel() == one.unit
+    assert len(ax.collections) >= 2  # the 80% and 95% bands
+    plt.close(fig)
+    assert "KRForecast" in repr(one)
+
+
+# ---------------------------------------------------------------------------------------------
+# KPI forecasts
+# ---------------------------------------------------------------------------------------------
+def test_forecast_kpis_to_the_end_of_next_quarter(sample_ds):
+    f = forecast_kpis(sample_ds, as_of="2026-08-15", metrics=["engagement", "csat"], teams=["support-tier1"],
+                      n_paths=300)
+    assert list(f.columns) == KPI_FORECAST_COLUMNS
+    assert set(f["metric"]) == {"engagement", "csat"}
+    for _, g in f.groupby("metric"):
+        assert g["period_start"].min() == pd.Timestamp("2026-08-17")  # the Monday after the last one used
+        assert g["period_start"].max() <= pd.Timestamp("2026-12-31") < g["period_start"].max() + pd.Timedelta(7, "D")
+        assert g["step"].tolist() == list(range(1, len(g) + 1))
+        assert (g["lower_95"] <= g["lower_80"]).all() and (g["upper_80"] <= g["upper_95"]).all()
+        assert g["method"].str.startswith("ARIMA").all()
+    h = forecast_kpis(sample_ds, as_of="2026-08-15", metrics=["csat"], teams=["support-tier1"], horizon=3,
+                      n_paths=300)
+    assert len(h) == 3
+    with pytest.raises(ValueError, match="metrics"):
+        forecast_kpis(sample_ds, metrics=["nope"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Backtest on the sample organisation (the acceptance numbers)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_backtest(sample_ds) -> BacktestResult:
+    return backtest(sample_ds)
+
+
+def test_backtest_tables(sample_backtest, tmp_path):
+    bt = sample_backtest
+    assert list(bt.predictions.columns) == PREDICTION_COLUMNS
+    assert list(bt.summary.columns) == SUMMARY_COLUMNS
+    assert list(bt.calibration.columns) == CALIBRATION_COLUMNS
+    assert bt.options["quarters"] == ["2025Q4", "2026Q1", "2026Q2", "2026Q3"]
+    assert bt.summary["at"].tolist() == ["0.3333", "0.5", "all"]
+    p = bt.predictions
+    assert set(p["direction"]) <= {"increase", "decrease", "maintain_at_least", "maintain_at_most"}
+    assert (p["as_of"] < p["quarter"].map(lambda s: pd.Timestamp(s[:4] + "-" + str(3 * int(s[-1]) - 2) + "-01")
+                                          + pd.DateOffset(months=3))).all()
+    # the base rate of a quarter comes from the other quarters only
+    for q, g in p.groupby("quarter"):
+        others = p.loc[p["quarter"] != q].drop_duplicates("kr_id")["hit"].mean()
+        assert g["base_rate"].nunique() == 1 and g["base_rate"].iloc[0] == pytest.approx(others)
+    all_n = int(bt.summary.loc[bt.summary["at"] == "all", "n"].iloc[0])
+    assert int(bt.calibration.loc[bt.calibration["at"] == "all", "n"].sum()) == all_n
+    paths = bt.write(tmp_path / "bt")
+    assert [x.name for x in paths] == ["predictions.csv", "summary.csv", "calibration.csv"]
+    assert len(pd.read_csv(paths[0])) == len(p)
+    fig, ax = plt.subplots()
+    assert bt.plot(ax=ax) is ax
+    plt.close(fig)
+
+
+def test_backtest_beats_the_pace_rule_and_the_base_rate(sample_backtest):
+    """Acceptance: on the sample organisation (seed 0), p_hit's Brier score is at least 20% lower
+    than the pace rule's on the same KRs, and lower than the leave-one-quarter-out base rate's."""
+    s = sample_backtest.summary.set_index("at").loc["all"]
+    assert s["n"] >= 400
+    assert s["brier_p_hit"] <= 0.8 * s["brier_pace_rule"], s.to_dict()
+    assert s["brier_p_hit"] < s["brier_base_rate"], s.to_dict()
+    # intervals of the quarter-end value are roughly calibrated too
+    assert 0.72 <= s["coverage_80"] <= 0.88 and 0.88 <= s["coverage_95"] <= 0.99
+
+
+def test_backtest_arguments(sample_ds, tiny_ds):
+    with pytest.raises(ValueError, match="at must hold fractions"):
+        backtest(sample_ds, at=(0, 0.5))
+    with pytest.raises(ValueError, match="no objectives"):
+        backtest(sample_ds, quarters=["2024Q1"])
