@@ -21,11 +21,13 @@ import pandas as pd  # noqa: E402
 import pymannkendall as mk  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
+from statsmodels.tsa.stattools import acf  # noqa: E402
 
 from conftest import tiny_tables  # noqa: E402
 from okr_analysis import DataWarning  # noqa: E402
 from okr_analysis.loaders import from_frames  # noqa: E402
 from okr_analysis.monitoring import (  # noqa: E402
+    ADJUSTED_RULES,
     RULES,
     ControlChartResult,
     _mk_fast,
@@ -434,7 +436,118 @@ def test_control_chart_plot_and_summary():
         plt.close(fig)
     summ = cc.summary()
     assert summ["n_8_same_side"] == 1 and summ["n_beyond_3sigma"] == 1 and summ["centre"] == pytest.approx(C)
+    assert summ["autocorrelation"] == "ignore" and not summ["adjusted"] and np.isnan(summ["rho"])
     assert cc.table is cc.points
+
+
+# ----------------------------------------------------------------------------------
+# Control charts adjusted for autocorrelation
+# ----------------------------------------------------------------------------------
+# A constructed baseline: three 0s then three 1s, twice (12 points). Mean 0.5 and Σ(x − x̄)² = 3; of the
+# 11 lag-1 products (±0.25), 8 pair points on the same side and 3 cross, so r1 = (8 − 3) × 0.25 / 3 = 5/12;
+# bias-corrected rho = r1 + (1 + 3 r1) / 12 = 29/48; mean moving range 3/11.
+STEPS = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0] * 2
+
+
+def test_adjusted_sigma_on_a_constructed_series():
+    s = pd.Series(STEPS + [1.4, 0.5], index=pd.date_range("2026-01-05", periods=14, freq="7D"))
+    classic = control_chart(s, baseline=12)
+    cc = control_chart(s, baseline=12, autocorrelation="adjust")
+    assert cc.r1 == classic.r1 == pytest.approx(5 / 12)
+    assert cc.rho == pytest.approx(29 / 48) and np.isnan(classic.rho)
+    assert cc.mr_bar == classic.mr_bar == pytest.approx(3 / 11)
+    assert classic.sigma == pytest.approx(3 / 11 / 1.128)
+    assert cc.sigma == pytest.approx(3 / 11 / (1.128 * np.sqrt(1 - 29 / 48)))
+    assert cc.sigma == pytest.approx(cc.mr_bar / (1.128 * np.sqrt(1 - cc.rho)))
+    assert cc.centre == classic.centre == 0.5  # the centre line is not adjusted
+    assert (cc.ucl, cc.lcl) == pytest.approx((0.5 + 3 * cc.sigma, 0.5 - 3 * cc.sigma))
+    assert cc.mr_ucl == classic.mr_ucl == pytest.approx(3.267 * 3 / 11)
+    assert cc.adjusted and not classic.adjusted and cc.note == classic.note == ""
+    assert (cc.autocorrelation, classic.autocorrelation) == ("adjust", "ignore")
+    # rho ≥ 0.2: only beyond_3sigma by default; the classic chart checks all four rules
+    assert cc.rules == ("beyond_3sigma",) and classic.rules == tuple(RULES)
+    # 1.4 is beyond the classic limit (0.5 + 2.66 × 3/11 = 1.23) but inside the adjusted one (1.65)
+    day = s.index[12]
+    assert "beyond_3sigma" in set(classic.signals.loc[classic.signals["date"] == day, "rule"])
+    assert cc.signals.empty
+    assert cc.points["zone"].iloc[12] == "A" and classic.points["zone"].iloc[12] == "beyond"
+    summ = cc.summary()
+    assert summ["rho"] == cc.rho and summ["adjusted"] and summ["rules"] == "beyond_3sigma"
+
+
+def test_montgomery_example_with_adjustment_is_unchanged():
+    """The mortgage-cost data are not positively autocorrelated (r1 = −0.18): rho is clipped to 0 and
+    the adjusted limits are the published ones."""
+    s = pd.Series(MONTGOMERY, index=pd.date_range("2026-01-05", periods=20, freq="7D"))
+    cc = control_chart(s, autocorrelation="adjust")
+    assert cc.r1 == pytest.approx(acf(MONTGOMERY, nlags=1)[1]) and cc.r1 == pytest.approx(-0.1821, abs=1e-4)
+    assert cc.adjusted and cc.rho == 0
+    assert cc.sigma == pytest.approx(cc.mr_bar / 1.128)
+    assert round(cc.ucl, 2) == 321.22 and round(cc.lcl, 2) == 279.78
+    assert cc.rules == ADJUSTED_RULES and cc.signals.empty
+
+
+def test_lag1_autocorrelation_is_statsmodels_acf_with_bias_correction_and_clipping():
+    rng = np.random.default_rng(12)
+    for n in (12, 20, 50):
+        for phi in (-0.5, 0.0, 0.5, 0.9):
+            x = ar1_noise(rng, 1, n, phi)[0]
+            cc = control_chart(pd.Series(x, index=pd.RangeIndex(n)), autocorrelation="adjust")
+            r = acf(x, nlags=1)[1]
+            assert cc.r1 == pytest.approx(r, rel=1e-10, abs=1e-12)
+            assert cc.rho == pytest.approx(min(max(r + (1 + 3 * r) / n, 0.0), 0.95), abs=1e-12)
+    line = control_chart(pd.Series(np.arange(30.0)), autocorrelation="adjust")  # r1 = 0.9: 0.9 + 3.7/30 > 0.95
+    assert line.r1 == pytest.approx(0.9) and line.rho == 0.95
+    alternating = control_chart(pd.Series(BASE), autocorrelation="adjust")  # r1 = −0.95
+    assert alternating.rho == 0 and alternating.sigma == pytest.approx(1.0)
+
+
+def test_adjust_falls_back_to_classic_limits_with_a_short_baseline():
+    s = pd.Series(BASE[:8] + [C + 3.5, C - 0.5, C - 0.5, C - 0.5],
+                  index=pd.date_range("2026-01-05", periods=12, freq="7D"))
+    with pytest.warns(UserWarning, match="at least 12 baseline points"):
+        cc = control_chart(s, baseline=8, autocorrelation="adjust")
+    assert not cc.adjusted and np.isnan(cc.rho) and np.isfinite(cc.r1)
+    assert "classic limits" in cc.note and "8" in cc.note and cc.summary()["note"] == cc.note
+    assert cc.sigma == pytest.approx(cc.mr_bar / 1.128)
+    assert cc.rules == ("beyond_3sigma",)  # no autocorrelation estimate: the strictest rule only
+    assert cc.signals["rule"].tolist() == ["beyond_3sigma"]
+
+
+def test_default_rules_with_adjusted_limits():
+    """BASE has r1 = −0.95 (rho 0): beyond_3sigma and 2_of_3_beyond_2sigma; never the run rules."""
+    cc, s = chart_of([-2.5, -0.3, -2.5], autocorrelation="adjust")
+    assert cc.rules == ADJUSTED_RULES
+    assert cc.signals[["date", "rule"]].values.tolist() == [[s.index[22], "2_of_3_beyond_2sigma"]]
+    cc, _ = chart_of([-0.5] * 8 + [1.5, 1.5, -0.3, 1.5, 1.5], autocorrelation="adjust")
+    assert cc.signals.empty  # 8 in a row and 4 of 5 are not checked by default
+    cc, _ = chart_of([-0.5] * 8, autocorrelation="adjust", rules=["8_same_side"])
+    assert cc.rules == ("8_same_side",) and len(cc.signals) == 1  # rules given are checked as given
+    for bad in ("yes", True, None):
+        with pytest.raises(ValueError, match="autocorrelation"):
+            chart_of([0.0], autocorrelation=bad)
+
+
+def test_moving_range_plot_and_adjusted_plot():
+    cc, s = chart_of([0.0, 5.0])  # moving ranges 0.564 and 5 > 3.267 × 1.128 = 3.69
+    fig, ax = plt.subplots()
+    try:
+        assert cc.plot_moving_range(ax=ax) is ax
+        assert "Moving range" in ax.get_title() and ax.get_ylabel() == "moving range"
+        levels = {round(line.get_ydata()[0], 6) for line in ax.get_lines() if len(set(line.get_ydata())) == 1}
+        assert {round(cc.mr_bar, 6), round(cc.mr_ucl, 6)} <= levels
+        circled = [c for c in ax.collections if len(c.get_offsets())]
+        assert len(circled) == 1 and len(circled[0].get_offsets()) == 1
+        assert ax.get_ylim()[0] == 0
+        ax.clear()
+        plt.sca(ax)
+        assert cc.plot_moving_range() is ax
+        ax.clear()
+        adjusted = control_chart(s, baseline=20, autocorrelation="adjust")
+        adjusted.plot(ax=ax)
+        assert any("adjusted" in t.get_text() for t in ax.get_legend().get_texts())
+    finally:
+        plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------
@@ -626,18 +739,47 @@ def test_monitor_table(sample_ds):
     pd.testing.assert_series_equal(got["peer_percentile"], bench["peer_percentile"].reindex(got.index))
 
 
-def test_monitor_signals_match_a_single_control_chart(sample_ds):
-    """The batch signal count equals control_chart() on the same 26 baseline and 13 window weeks."""
-    out = monitor(sample_ds).set_index(["team_id", "metric"])
-    for d in __import__("okr_analysis.sample", fromlist=["BUILT_IN_DECLINES"]).BUILT_IN_DECLINES:
-        row = out.loc[(d["team_id"], d["metric"])]
+@pytest.mark.parametrize("mode", ["adjust", "ignore"])
+def test_monitor_signals_match_a_single_control_chart(sample_ds, mode):
+    """For every series, the batch signal count equals control_chart() with the same option on the same
+    26 baseline and 13 window weeks (default rules of each mode)."""
+    from okr_analysis.sample import BUILT_IN_DECLINES
+
+    out = monitor(sample_ds, chart_autocorrelation=mode).set_index(["team_id", "metric"])
+    for (team, metric), row in out.iterrows():
         start = row["window_start"]
-        s = sample_ds.kpi_series(d["team_id"], d["metric"])
+        s = sample_ds.kpi_series(team, metric)
         s = s[(s.index >= start - pd.Timedelta(weeks=26)) & (s.index <= row["window_end"])]
-        cc = control_chart(s, baseline=(None, start - pd.Timedelta(days=1)))
+        cc = control_chart(s, baseline=(None, start - pd.Timedelta(days=1)), autocorrelation=mode)
         inside = cc.signals[cc.signals["date"] >= start]
-        assert row["n_signals"] == inside["date"].nunique()
-        assert row["n_signals"] > 0  # a planted decline shows on the chart
+        assert row["n_signals"] == inside["date"].nunique(), (team, metric)
+    for d in BUILT_IN_DECLINES:
+        assert out.loc[(d["team_id"], d["metric"]), "n_signals"] > 0  # a planted decline shows on the chart
+    if mode == "adjust":  # the classic chart signals in most series of the sample, the adjusted one in few
+        classic = monitor(sample_ds, chart_autocorrelation="ignore")
+        assert (out["n_signals"] > 0).mean() < 0.4 < 0.8 < (classic["n_signals"] > 0).mean()
+
+
+def test_monitor_short_baseline_falls_back_like_control_chart():
+    """10 periods before the window: too few to adjust; classic limits and beyond_3sigma, with a warning."""
+    rng = np.random.default_rng(3)
+    values = np.r_[8 + 0.1 * rng.normal(size=10), 8 + 0.1 * rng.normal(size=12), 6.0]
+    ds = org_with({("t1", "csat"): values})
+    with pytest.warns(UserWarning, match="t1/csat"):
+        out = monitor(ds, window=13)
+    with pytest.warns(UserWarning, match="at least 12 baseline points"):
+        cc = control_chart(ds.kpi_series("t1", "csat"), baseline=10, autocorrelation="adjust")
+    assert cc.rules == ("beyond_3sigma",)
+    inside = cc.signals[cc.signals["date"] >= out["window_start"].iloc[0]]
+    assert out["n_signals"].iloc[0] == inside["date"].nunique() >= 1
+    assert out["signals"].iloc[0].startswith("beyond_3sigma")
+
+
+def test_monitor_and_candidates_reject_bad_chart_option(tiny_ds):
+    with pytest.raises(ValueError, match="chart_autocorrelation"):
+        monitor(tiny_ds, chart_autocorrelation="classic")
+    with pytest.raises(ValueError, match="chart_autocorrelation"):
+        candidate_key_results(tiny_ds, "2026Q3", chart_autocorrelation=False)
 
 
 def test_monitor_without_baseline(tiny_ds):
@@ -647,3 +789,114 @@ def test_monitor_without_baseline(tiny_ds):
     assert short["n_signals"].notna().all()
     with pytest.raises(ValueError, match="baseline_periods"):
         monitor(tiny_ds, baseline_periods=3)
+
+
+# ----------------------------------------------------------------------------------
+# The default chart on simulated autocorrelated KPIs
+# ----------------------------------------------------------------------------------
+#: Metric → lag-1 coefficient of its simulated AR(1) noise (frt is lower-is-better: its worse side is up).
+AR_PHI = {"csat": 0.0, "nps": 0.3, "engagement": 0.5, "frt": 0.8}
+
+
+def ar1_noise(rng, rows: int, n: int, phi: float) -> np.ndarray:
+    """Rows of a stationary Gaussian AR(1) process with standard deviation 1."""
+    e = rng.normal(size=(rows, n))
+    x = np.empty_like(e)
+    x[:, 0] = e[:, 0]
+    for j in range(1, n):
+        x[:, j] = phi * x[:, j - 1] + np.sqrt(1 - phi ** 2) * e[:, j]
+    return x
+
+
+def ar1_tables(per_scenario: int, *, scenarios=("none", "shift2", "shift3"), baseline: int = 26,
+               seed: int = 2026) -> dict:
+    """tiny_tables() plus ``per_scenario`` teams per scenario, each with the four metrics of AR_PHI:
+    AR(1) noise with sd 1 around 50, weekly for ``baseline`` weeks before 2026Q3 and its 13 weeks.
+
+    Scenarios (the change, in process standard deviations, starts with the quarter and is on the
+    metric's worse side): ``none``; ``shiftK`` a level shift of K; ``rampK`` a decline growing to K
+    by the quarter's 12th week, shaped like the sample organisation's planted declines.
+    """
+    rng = np.random.default_rng(seed)
+    t = tiny_tables()
+    n = baseline + 13
+    dates = pd.date_range(end=LAST, periods=n, freq="7D")
+    u = np.clip(np.arange(1, 14) / 12, 0, 1) ** 0.8
+    ids = [f"{sc}-{i:05d}" for sc in scenarios for i in range(per_scenario)]
+    frames = []
+    for metric, phi in AR_PHI.items():
+        x = ar1_noise(rng, len(ids), n, phi)
+        worse = 1.0 if metric == "frt" else -1.0
+        for k, sc in enumerate(scenarios):
+            if sc != "none":
+                size = float(sc[5:] if sc.startswith("shift") else sc[4:])
+                x[k * per_scenario:(k + 1) * per_scenario, baseline:] += worse * size * (
+                    1.0 if sc.startswith("shift") else u)
+        frames.append(pd.DataFrame({"team_id": np.repeat(ids, n), "metric": metric, "date": np.tile(dates, len(ids)),
+                                    "value": (50 + x).ravel()}))
+    t["teams"] = pd.concat([t["teams"], pd.DataFrame({"team_id": ids, "team_name": ids, "parent_team_id": "co",
+                                                      "headcount": 10})], ignore_index=True)
+    t["kpis"] = pd.concat(frames, ignore_index=True)
+    t["benchmarks"] = t["benchmarks"].iloc[:0]
+    return t
+
+
+def scenario_rates(flags: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Share of True in ``col`` per scenario (rows) and metric (columns); flags has team_id and metric."""
+    sc = flags["team_id"].str.split("-").str[0]
+    return flags.assign(_sc=sc).groupby(["_sc", "metric"])[col].mean().unstack()[list(AR_PHI)]
+
+
+@pytest.fixture(scope="module")
+def ar1_ds():
+    """800 teams per scenario (none, shift2, shift3) × the four AR_PHI metrics: 9,600 simulated series."""
+    return load(ar1_tables(800))
+
+
+# Measured with 4,000 teams per scenario and metric (seed 7), as in docs/monitoring.md: share of 13-week
+# windows with a signal in monitor() (adjusted default) and share of 'declining' candidates.
+MONITOR_RATES = {"none": (0.087, 0.120, 0.118, 0.154), "shift2": (0.906, 0.786, 0.696, 0.580),
+                 "shift3": (0.996, 0.972, 0.928, 0.796)}
+DECLINING_RATES = {"none": (0.026, 0.043, 0.048, 0.073), "shift2": (0.885, 0.764, 0.685, 0.568),
+                   "shift3": (0.994, 0.969, 0.921, 0.794)}
+
+
+def assert_rates(rates: pd.DataFrame, expected: dict, n: int) -> None:
+    """Each simulated rate within 4 binomial standard deviations of the documented one."""
+    for scenario, values in expected.items():
+        for metric, p in zip(AR_PHI, values):
+            got = rates.loc[scenario, metric]
+            assert abs(got - p) <= 4 * np.sqrt(max(p * (1 - p), 0.01) / n), (scenario, metric, got, p)
+
+
+def test_default_monitor_false_alarms_and_power_on_ar1_kpis(ar1_ds):
+    """Nothing changes: few 13-week windows signal (9–15 % for phi 0–0.8; 24–95 % on the classic chart).
+    A level shift of 2 or 3 process standard deviations is signalled most of the time."""
+    flags = []
+    for mode in ("adjust", "ignore"):
+        out = monitor(ar1_ds, chart_autocorrelation=mode)
+        out = out[out["team_id"].str.contains("-")].assign(sig=lambda d: d["n_signals"] > 0)
+        flags.append(scenario_rates(out, "sig"))
+    adjusted, classic = flags
+    assert_rates(adjusted, MONITOR_RATES, 800)
+    assert (adjusted.loc["none"] <= 0.16).all()
+    assert (adjusted.loc["shift3"] >= 0.75).all() and (adjusted.loc["shift2", ["csat", "nps"]] >= 0.75).all()
+    assert classic.loc["none", "engagement"] > 0.65 and classic.loc["none", "frt"] > 0.9  # the problem fixed
+
+
+def test_default_declining_candidates_on_ar1_kpis(ar1_ds):
+    """'declining' is rare on unchanged KPIs (≤ 5 % up to phi 0.5, about 7 % at phi 0.8) and found for
+    most planted shifts on the worse side."""
+    cand = candidate_key_results(ar1_ds, "2026Q3")
+    dec = cand[(cand["reason"] == "declining") & cand["team_id"].str.contains("-")]
+    flags = pd.DataFrame({"team_id": np.repeat([f"{sc}-{i:05d}" for sc in ("none", "shift2", "shift3")
+                                                for i in range(800)], len(AR_PHI)),
+                          "metric": list(AR_PHI) * 2400})
+    flags["dec"] = pd.MultiIndex.from_frame(flags[["team_id", "metric"]]).isin(
+        pd.MultiIndex.from_frame(dec[["team_id", "metric"]]))
+    rates = scenario_rates(flags, "dec")
+    assert_rates(rates, DECLINING_RATES, 800)
+    assert (rates.loc["none", ["csat", "nps", "engagement"]] <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 800)).all()
+    worse = dec[dec["team_id"].str.startswith("shift")]
+    assert (worse["direction"] == np.where(worse["metric"] == "frt", "decrease", "increase")).all()
+    assert worse["evidence"].str.contains("control-chart signal", case=False).all()
