@@ -1199,7 +1199,7 @@ def build_reports(
     source : path, URL, mapping or Dataset
         The data source, as for :func:`okr_analysis.load`. Loaded once per batch.
     quarter : str
-        Fiscal quarter such as ``"2026Q3"``; it must have objectives in the data.
+        Fiscal quarter such as ``"2026Q3"`` (or ``"latest"``); it must have objectives in the data.
     teams : list of str, optional
         Team ids to report on; default every team below the root (departments and teams).
     as_of : date, optional
@@ -1275,6 +1275,10 @@ def build_reports(
 
     # -- data, quarter, teams ------------------------------------------------------------
     ds = load(source)
+    if isinstance(quarter, str) and quarter.strip().lower() == "latest":
+        if ds.latest_quarter is None:
+            raise ValueError("quarter='latest' but the data has no objectives, so no quarter to report on.")
+        quarter = ds.latest_quarter
     q = ds.quarter(quarter)
     if q.label not in ds.quarters:
         known = ", ".join(ds.quarters) or "none"
@@ -1395,7 +1399,7 @@ def build_reports(
         total = len(wanted)
         bar = None
         if progress is True:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             bar = tqdm(total=total, initial=done, unit="report", desc=f"{q.label} reports", leave=True)
 

@@ -95,7 +95,8 @@ def _build(data_dir, out, nb, *, fail: str, **kw):
             # The skip key hashes the package's source; pin it so that edits to other modules made while
             # this module runs (a shared working tree) cannot force a re-render between the runs.
             mp.setattr("okr_analysis.report._package_hash", lambda: "pinned-for-the-test")
-            return build_reports(data_dir, quarter=QUARTER, out=out, jobs=2, notebook=nb, **kw)
+            kw.setdefault("quarter", QUARTER)
+            return build_reports(data_dir, out=out, jobs=2, notebook=nb, **kw)
     finally:
         if old is None:
             os.environ.pop(FAIL_ENV, None)
@@ -130,7 +131,7 @@ def stale(rerun, batch, data_dir, test_notebook):
     good = {ext: (folder / f"t1.{ext}").read_bytes() for ext in ("html", "ipynb")}
     with pytest.raises(BuildError) as info:
         _build(data_dir, batch["out"], test_notebook, fail="t1", teams=["t1"], org_overview=False, force=True,
-               continue_on_error=False)
+               continue_on_error=False, quarter="latest")
     return {"error": info.value, "good": good}
 
 
