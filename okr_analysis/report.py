@@ -250,9 +250,9 @@ def table_html(data: "pd.DataFrame | pd.Series", *, caption: str | None = None, 
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame or Series, got {type(data).__name__}.")
     cap = f"<caption>{html.escape(str(caption))}</caption>" if caption else ""
-    if df.empty:
-        return (f'<table class="okr-table">{cap}</table>' if cap else "") + \
-            f'<p class="okr-note">{html.escape(empty)}</p>'
+    if df.empty:  # a caption over an empty table would wrap word by word: caption as a paragraph
+        title = f'<p class="okr-caption">{html.escape(str(caption))}</p>' if caption else ""
+        return f'{title}<p class="okr-note">{html.escape(empty)}</p>'
     shown = df.head(max_rows).copy()
     numeric = []
     for pos, col in enumerate(shown.columns):

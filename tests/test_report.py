@@ -184,7 +184,8 @@ def test_table_html_escapes_values_and_headers():
     assert "<script>x" not in out and "<img src=x" not in out and "<b>caption" not in out
     assert "&lt;img src=x onerror=alert(1)&gt;" in out and "&lt;b&gt;caption&lt;/b&gt;" in out
     assert "1.23" in out and "—" in out
-    assert "No key results" in table_html(df.iloc[:0], empty="No key results")
+    empty = table_html(df.iloc[:0], caption="KRs <2026>", empty="No key results")
+    assert "No key results" in empty and "KRs &lt;2026&gt;" in empty and "<table" not in empty
 
 
 def test_notebook_is_committed_clean_with_one_parameters_cell():
