@@ -94,6 +94,13 @@ class GramCache:
         self._head = head[:, :, :, None] * head[:, :, None, :]  # (B, L, K, K)
         self._cache: dict[int, np.ndarray] = {L: self.tail}
 
+    def subset(self, sel) -> "GramCache":
+        """The same cache for a subset of the batch (no recomputation)."""
+        out = GramCache.__new__(GramCache)
+        out.Z, out.L, out.tail, out._head = self.Z[sel], self.L, self.tail[sel], self._head[sel]
+        out._cache = {k: v[sel] for k, v in self._cache.items()}
+        return out
+
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""
         p = int(p)

@@ -11,9 +11,10 @@ and for which teams?
    leave it, detrend it or difference it;
 3. Box–Jenkins prewhitening (AR model of the leading series by AIC, applied to both series) and the
    cross-correlation over lags -L..L; the best lag and its correlation with a confidence interval;
-4. Granger causality, SSR F test (as R's ``lmtest::grangertest``), order by the VAR's information
-   criterion (BIC), in both directions;
-5. pooled panel estimate with team fixed effects (cluster-robust by team) plus team-level estimates;
+4. Granger causality, SSR F test (as R's ``lmtest::grangertest``), in both directions: the outcome's
+   own-lag order chosen by an information criterion (BIC), the leading metric's lags 1..L tested jointly;
+5. a pooled panel test and effect (team constants and own dynamics, common lead coefficients, the
+   cross-team mean of each period removed) plus team-level estimates;
 6. Benjamini–Hochberg q-values over every pair × lag × team tested;
 7. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West);
 8. a verdict per pair and team: ``leads``, ``reverse``, ``contemporaneous``, ``no evidence`` or
@@ -66,7 +67,7 @@ COMMON_MIN_TEAMS = 3
 #: Confirmations a ``leads`` verdict needs beyond the Granger q-value (see ``require``).
 REQUIRE = ("ccf", "oos")
 #: Teams whose series are tested (ADF, KPSS) to decide a metric's transform.
-STATIONARITY_TEAMS = 50
+STATIONARITY_TEAMS = 24
 #: Interior gaps of at most this many periods are filled by linear interpolation.
 MAX_GAP_FILL = 2
 
@@ -83,7 +84,7 @@ LAG_COLUMNS = ["leading", "lagging", "team_id", "lag", "correlation", "ci_low", 
                "q_value"]
 GRANGER_COLUMNS = ["leading", "lagging", "team_id", "order", "f", "p", "df_den", "reverse_f", "reverse_p", "ic",
                    "chosen"]
-ICS = ("aic", "bic", "hqic", "fpe")
+ICS = ("aic", "bic", "hqic")
 FORECAST_COLUMNS = ["leading", "lagging", "scope", "team_id", "period", "actual", "restricted", "unrestricted"]
 TRANSFORM_COLUMNS = ["metric", "transform", "decided_by", "n_series", "share_stationary",
                      "share_trend_stationary", "share_unit_root"]
@@ -157,7 +158,8 @@ def select_order(y: Any, x: Any, *, max_lag: int = 8, ic: str = "bic") -> int:
     ``ic`` is ``'bic'`` (default), ``'aic'``, ``'hqic'`` or ``'fpe'``.
     """
     max_lag = _check_int(max_lag, "max_lag", low=1)
-    ic = _check_ic(ic)
+    if ic not in ICS + ("fpe",):
+        raise ValueError(f"ic must be one of {ICS + ('fpe',)}, got {ic!r}.")
     yy, xx = _as_series_array(y, "y"), _as_series_array(x, "x")
     if yy.size <= 3 * max_lag + 1:
         raise ValueError(f"max_lag={max_lag} needs more than {3 * max_lag + 1} observations, got {yy.size}.")
@@ -291,6 +293,7 @@ class _TeamSeries:
     x: np.ndarray      # leading, transformed
     y: np.ndarray      # lagging, transformed
     periods: np.ndarray
+    codes: np.ndarray  # period codes (shared across teams, for period means and clustering)
     problem: str = ""
 
 
@@ -320,14 +323,15 @@ class _Frame:
         self.teams: list[str] = []
         self.periods: dict[str, np.ndarray] = {}
         self.values: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.metrics}
-        codes, uniq = pd.factorize(f[time], sort=True)
-        self.period_code_of = {v: i for i, v in enumerate(uniq)}
+        codes, _ = pd.factorize(f[time], sort=True)
+        self.pcodes: dict[str, np.ndarray] = {}
         arrays = {m: pd.to_numeric(f[m], errors="coerce").to_numpy(dtype="float64") for m in self.metrics}
         tvals = f[time].to_numpy()
         for tid, idx in f.groupby(team, sort=True).indices.items():
             tid = str(tid)
             self.teams.append(tid)
             self.periods[tid] = tvals[idx]
+            self.pcodes[tid] = codes[idx]
             for m in self.metrics:
                 self.values[m][tid] = arrays[m][idx]
 
@@ -350,10 +354,10 @@ class _Frame:
                 continue  # the team does not measure both metrics
             a, b = _fill_short_gaps(a), _fill_short_gaps(b)
             s, e = _longest_run(np.isfinite(a) & np.isfinite(b))
-            a, b, per = a[s:e], b[s:e], self.periods[tid][s:e]
+            a, b, per, pc = a[s:e], b[s:e], self.periods[tid][s:e], self.pcodes[tid][s:e]
             problem = ""
             if a.size < 3:
-                out.append(_TeamSeries(tid, a, b, per, "fewer than 3 joint periods"))
+                out.append(_TeamSeries(tid, a, b, per, pc, "fewer than 3 joint periods"))
                 continue
             xa, yb = _apply_transform(a, tx), _apply_transform(b, ty)
             d = 1 if "diff" in (tx, ty) else 0
@@ -361,24 +365,23 @@ class _Frame:
                 xa = xa[d:]
             if ty != "diff":
                 yb = yb[d:]
-            per = per[d:]
+            per, pc = per[d:], pc[d:]
             for name, v in ((leading, xa), (lagging, yb)):
                 if v.size and np.std(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):
                     problem = f"{name} is constant"
-            out.append(_TeamSeries(tid, xa, yb, per, problem))
+            out.append(_TeamSeries(tid, xa, yb, per, pc, problem))
         return out
 
 
-def _blocks(series: list[_TeamSeries], period_code_of: Mapping) -> list[_Block]:
+def _blocks(series: list[_TeamSeries]) -> list[_Block]:
     groups: dict[tuple, list[_TeamSeries]] = {}
     for s in series:
-        groups.setdefault((s.x.size, s.periods[0] if s.periods.size else None), []).append(s)
+        groups.setdefault((s.x.size, np.asarray(s.codes, dtype="int64").tobytes()), []).append(s)
     out = []
     for (_, _), members in groups.items():
         per = members[0].periods
         out.append(_Block([m.team for m in members], np.vstack([m.x for m in members]),
-                          np.vstack([m.y for m in members]), per,
-                          np.array([period_code_of.get(p, -1) for p in per])))
+                          np.vstack([m.y for m in members]), per, members[0].codes))
     return out
 
 
@@ -456,45 +459,43 @@ class _Partial(NamedTuple):
     n_params: int
 
 
-def _partial_test(items: list[tuple[np.ndarray, int]], L: int, *, target: int, own: int, other: int,
+def _partial_test(items: list[tuple[S.GramCache, int]], L: int, *, target: int, own: int, other: int,
                   other_lags: Sequence[int], n_common: int = 0) -> _Partial:
     """Pooled test of lags ``other_lags`` of series ``other``, each team keeping its own constant and own-lag
     dynamics.
 
-    ``items`` are ``(Z, own_lags)``: lagged designs of teams sharing an own-lag order. Per team, the
-    constant and ``own_lags`` lags of series ``own`` are partialled out of the target and of the tested
-    columns (Frisch–Waugh, vectorised over teams), on the rows ``t >= max(own_lags, max(other_lags))``;
-    the partialled data of all teams are stacked and the common coefficients are tested with the classic
-    F test, residual degrees of freedom ``N - sum(1 + own_lags) - q - n_common`` (``n_common``: period
-    means removed beforehand). With one team this is exactly the single-series Granger F test.
+    ``items`` are ``(gram, own_lags)``: cross-product caches of teams sharing an own-lag order. Per team,
+    the constant and ``own_lags`` lags of series ``own`` are partialled out of the target and of the tested
+    columns (Frisch–Waugh: the Schur complement of the team's cross-product matrix over the rows
+    ``t >= max(own_lags, max(other_lags))``); the partialled cross-products are summed over teams and the
+    common coefficients are tested with the classic F test, residual degrees of freedom
+    ``N - sum(1 + own_lags) - q - n_common`` (``n_common``: period means removed beforehand). With one team
+    this is exactly the single-series Granger F test.
     """
-    ys, xs = [], []
-    N = k_own = 0
     other_cols = [S.lag_col(other, j, L) for j in other_lags]
-    for Z, p in items:
-        start = max(int(p), max(other_lags))
-        rows = Z[:, start:, :]
-        own_cols = [0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)]
-        A = rows[:, :, own_cols]
-        M = rows[:, :, [target] + other_cols]
-        At = A.transpose(0, 2, 1)
-        R = M - np.matmul(A, S._solve(np.matmul(At, A), np.matmul(At, M)))
-        ys.append(R[:, :, 0].ravel())
-        xs.append(R[:, :, 1:].reshape(-1, len(other_cols)))
-        N += R.shape[0] * R.shape[1]
-        k_own += Z.shape[0] * len(own_cols)
-    y, X = np.concatenate(ys), np.concatenate(xs)
     q = len(other_cols)
+    m = [target] + other_cols
+    acc = np.zeros((q + 1, q + 1))
+    N = k_own = 0
+    for gram, p in items:
+        G = gram.from_row(max(int(p), max(other_lags)))
+        a = [0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)]
+        Gaa = G[:, a][:, :, a]
+        Gam = G[:, a][:, :, m]
+        Gmm = G[:, m][:, :, m]
+        acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
+        N += int(round(G[:, 0, 0].sum()))
+        k_own += G.shape[0] * len(a)
     k = k_own + q
     dfd = N - k - n_common
     nan = np.full(q, np.nan)
+    syy, sxy, sxx = acc[0, 0], acc[1:, 0], acc[1:, 1:]
     try:
-        inv = np.linalg.inv(X.T @ X)
+        inv = np.linalg.inv(sxx)
     except np.linalg.LinAlgError:
         return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k)
-    beta = inv @ (X.T @ y)
-    e = y - X @ beta
-    ssr_u, ssr_r = float(e @ e), float(y @ y)
+    beta = inv @ sxy
+    ssr_u, ssr_r = float(syy - sxy @ beta), float(syy)
     if dfd <= 0 or not ssr_u > 0:
         return _Partial(beta, nan, np.nan, np.nan, dfd, ssr_u, N, k)
     f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
@@ -502,12 +503,12 @@ def _partial_test(items: list[tuple[np.ndarray, int]], L: int, *, target: int, o
     return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k)
 
 
-def _split(designs: list[np.ndarray], orders: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
-    """Designs split into groups of teams with the same own-lag order."""
+def _split(grams: list[S.GramCache], orders: list[np.ndarray]) -> list[tuple[S.GramCache, int]]:
+    """Cross-product caches split into groups of teams with the same own-lag order."""
     out = []
-    for Z, o in zip(designs, orders):
+    for g, o in zip(grams, orders):
         for p in np.unique(o):
-            out.append((Z[o == p], int(p)))
+            out.append((g.subset(o == p), int(p)))
     return out
 
 
@@ -525,14 +526,14 @@ def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], targe
     return f, stats.f.sf(f, q, dfd), dfd
 
 
-def _windowed_granger(Z: np.ndarray, L: int, own_orders: np.ndarray, window: int, *, reverse: bool):
+def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, window: int, *, reverse: bool):
     """Per team: Granger F test with ``own_orders[i]`` own lags and the other series' lags 1..window."""
-    B = Z.shape[0]
+    B = gram_all.Z.shape[0]
     f, p, dfd = np.full(B, np.nan), np.full(B, np.nan), np.zeros(B, dtype=int)
     tgt, own, oth = (S.cur_col(1, 2, L), 1, 0) if reverse else (S.cur_col(0, 2, L), 0, 1)
     for po in np.unique(own_orders):
         sel = own_orders == po
-        gram = S.GramCache(Z[sel], L)
+        gram = gram_all.subset(sel)
         own_cols = [0] + [S.lag_col(own, j, L) for j in range(1, int(po) + 1)]
         other_cols = [S.lag_col(oth, j, L) for j in range(1, window + 1)]
         f[sel], p[sel], dfd[sel] = _f_test(gram, own_cols, other_cols, tgt, max(int(po), window))
@@ -545,14 +546,13 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
     W = opt.order or L
     lags = np.arange(-L, L + 1)
     teams: list[dict] = []
-    designs_std, designs_raw, own_y_all, own_x_all = [], [], [], []
+    designs_std, own_y_all, own_x_all = [], [], []
     for blk in blocks:
         B, T = blk.Y.shape
         Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
-        Z = S.lagged_design(np.stack([Ys, Xs], axis=-1), L)
-        designs_std.append(Z)
-        designs_raw.append(S.lagged_design(np.stack([blk.Y, blk.X], axis=-1), L))
-        gs = S._granger_from_design(S.GramCache(Z, L), range(1, L + 1))  # grangertest at every order
+        gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), L), L)
+        designs_std.append(gram)
+        gs = S._granger_from_design(gram, range(1, L + 1))  # grangertest at every order
         if opt.order is None:
             own_y = S.ar_select(Ys, max_order=L, ic=opt.ic, min_order=1)[0]
             own_x = S.ar_select(Xs, max_order=L, ic=opt.ic, min_order=1)[0]
@@ -560,8 +560,8 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
             own_y = own_x = np.full(B, opt.order)
         own_y_all.append(own_y)
         own_x_all.append(own_x)
-        f, p, dfd = _windowed_granger(Z, L, own_y, W, reverse=False)
-        fr, pr, _ = _windowed_granger(Z, L, own_x, W, reverse=True)
+        f, p, dfd = _windowed_granger(gram, L, own_y, W, reverse=False)
+        fr, pr, _ = _windowed_granger(gram, L, own_x, W, reverse=True)
         ao, ap = S.ar_select(Xs, max_order=L)  # prewhitening filter: AR by AIC
         xt, yt = S.prewhiten(Xs, Ys, ao, ap)
         r, n = S.ccf(xt, yt, lags)
@@ -579,29 +579,28 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
                 all_pr=gs.p_rev[i], ar_order=int(ao[i]), r=r[i], n=n[i], cw=S.clark_west(act[i], fcr[i], fcu[i]),
                 act=act[i], fr_=fcr[i], fu_=fcu[i], sd=sd[i] if sd[i] > 0 else 1.0,
                 codes=blk.period_codes[T - P:], periods=blk.periods[T - P:]))
-    return dict(teams=teams, designs_std=designs_std, designs_raw=designs_raw, own_y=own_y_all, own_x=own_x_all)
+    return dict(teams=teams, designs_std=designs_std, own_y=own_y_all, own_x=own_x_all)
 
 
-def _raw_designs(blocks: list[_Block], L: int) -> list[np.ndarray]:
-    return [S.lagged_design(np.stack([b.Y, b.X], axis=-1), L) for b in blocks]
+def _raw_designs(blocks: list[_Block], L: int) -> list[S.GramCache]:
+    return [S.GramCache(S.lagged_design(np.stack([b.Y, b.X], axis=-1), L), L) for b in blocks]
 
 
-def _team_effects(designs_raw: list[np.ndarray], L: int, own: list[np.ndarray], k: int
+def _team_effects(designs_raw: list[S.GramCache], L: int, own: list[np.ndarray], k: int
                   ) -> list[tuple[float, float, float]]:
     """Per-team OLS of y_t on 1, y_{t-1..t-p_i}, x_{t-k}: coefficient of x_{t-k}, its SE and p-value."""
     res: dict[tuple[int, int], tuple[float, float, float]] = {}
-    for bi, (Zb, ob) in enumerate(zip(designs_raw, own)):
+    for bi, (gb, ob) in enumerate(zip(designs_raw, own)):
         for p in np.unique(ob):
             idx = np.flatnonzero(ob == p)
-            for i, e in zip(idx, _team_effects_one(Zb[idx], L, int(p), k)):
+            for i, e in zip(idx, _team_effects_one(gb.subset(idx), L, int(p), k)):
                 res[(bi, int(i))] = e
     return [res[key] for key in sorted(res)]
 
 
-def _team_effects_one(Z: np.ndarray, L: int, p: int, k: int) -> list[tuple[float, float, float]]:
+def _team_effects_one(gram: S.GramCache, L: int, p: int, k: int) -> list[tuple[float, float, float]]:
     reg = [0] + [S.lag_col(0, j, L) for j in range(1, p + 1)] + [S.lag_col(1, k, L)]
     start = max(p, k)
-    gram = S.GramCache(Z, L)
     b, e, n = S.ols_fit(gram, start, reg, [S.cur_col(0, 2, L)])
     A = gram.from_row(start)[:, reg][:, :, reg]
     ek = np.zeros((A.shape[0], len(reg), 1))
@@ -648,16 +647,15 @@ class _Options:
     require: tuple[str, ...] = ("ccf", "oos")
 
 
-def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], period_code_of: Mapping,
-                  tx: str, ty: str, opt: _Options) -> dict[str, list[dict]]:
+def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options) -> dict[str, list[dict]]:
     L = opt.max_lag
     lags = np.arange(-L, L + 1)
     level = opt.alpha
     base = dict(leading=leading, lagging=lagging, freq=opt.freq, transform_leading=tx, transform_lagging=ty)
     rows: list[dict] = []
-    lag_rows: list[dict] = []
+    lag_rows: list[pd.DataFrame] = []
     granger_rows: list[dict] = []
-    fc_rows: list[dict] = []
+    fc_rows: list[pd.DataFrame] = []
     key = dict(leading=leading, lagging=lagging)
 
     short = [s for s in series if not s.problem and s.x.size < opt.min_periods]
@@ -683,7 +681,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], period_
                          n_periods=max([s.x.size for s in series], default=0), reason=why))
         return dict(rows=rows, lags=lag_rows, granger=granger_rows, forecasts=fc_rows)
 
-    blocks = _blocks(good, period_code_of)
+    blocks = _blocks(good)
     G = len(good)
     common = G >= COMMON_MIN_TEAMS
     team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
@@ -710,9 +708,9 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], period_
     rev = _partial_test(items_r, L, target=S.cur_col(1, 2, L), own=1, other=0, other_lags=range(1, W + 1),
                         n_common=n_common)
     for k in range(1, L + 1):  # grangertest form at every order, for reference
-        gf = _partial_test([(Z, k) for Z in D], L, target=S.cur_col(0, 2, L), own=0, other=1,
+        gf = _partial_test([(g, k) for g in D], L, target=S.cur_col(0, 2, L), own=0, other=1,
                            other_lags=range(1, k + 1), n_common=n_common)
-        gr = _partial_test([(Z, k) for Z in D], L, target=S.cur_col(1, 2, L), own=1, other=0,
+        gr = _partial_test([(g, k) for g in D], L, target=S.cur_col(1, 2, L), own=1, other=0,
                            other_lags=range(1, k + 1), n_common=n_common)
         granger_rows.append(dict(key, team_id=POOLED, order=k, f=gf.f, p=gf.p, df_den=gf.df_den,
                                  reverse_f=gr.f, reverse_p=gr.p))
@@ -736,38 +734,47 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], period_
                      if eff.df_den > 0 and eff.se[0] > 0 else np.nan,
                      effect_lag=k_eff, oos_skill=cw.skill, cw_stat=cw.stat, cw_p=cw.p, n_forecasts=cw.n,
                      common_removed=common))
-    for j, k in enumerate(lags):
-        lag_rows.append(dict(key, team_id=POOLED, lag=int(k), correlation=pr[j], ci_low=plo[j], ci_high=phi[j],
-                             n=int(pn[j]), p_value=pp[j]))
-    for t in ts:
-        for j in range(t["act"].size):
-            fc_rows.append(dict(key, scope="pooled", team_id=t["team"], period=t["periods"][j], actual=t["act"][j],
-                                restricted=t["fr_"][j], unrestricted=t["fu_"][j]))
+    lag_rows.append(pd.DataFrame(dict(key, team_id=POOLED, lag=lags, correlation=pr, ci_low=plo, ci_high=phi,
+                                      n=pn.astype("int64"), p_value=pp)))
+    fc_rows.append(_forecast_frame(key, "pooled", ts))
 
     # ---- team rows ----
     if opt.by_team:
-        team_eff = _team_effects(team_k["designs_raw"], L, team_k["own_y"], k_eff)
-        for i, t in enumerate(team_k["teams"]):
-            lo, hi, p = _team_ccf_stats(t["r"], t["n"], level)
+        team_eff = _team_effects(_raw_designs(blocks, L), L, team_k["own_y"], k_eff)
+        tt = team_k["teams"]
+        nl = lags.size
+        Rt = np.vstack([t["r"] for t in tt])
+        Nt = np.vstack([t["n"] for t in tt])
+        lo_t, hi_t, p_t = _team_ccf_stats(Rt, Nt, level)
+        lag_rows.append(pd.DataFrame(dict(
+            key, team_id=np.repeat([t["team"] for t in tt], nl), lag=np.tile(lags, len(tt)),
+            correlation=Rt.ravel(), ci_low=lo_t.ravel(), ci_high=hi_t.ravel(), n=Nt.ravel().astype("int64"),
+            p_value=p_t.ravel())))
+        granger_rows.append(pd.DataFrame(dict(
+            key, team_id=np.repeat([t["team"] for t in tt], L), order=np.tile(np.arange(1, L + 1), len(tt)),
+            f=np.concatenate([t["all_f"] for t in tt]), p=np.concatenate([t["all_p"] for t in tt]),
+            df_den=np.concatenate([t["all_df"] for t in tt]), reverse_f=np.concatenate([t["all_fr"] for t in tt]),
+            reverse_p=np.concatenate([t["all_pr"] for t in tt]))))
+        fc_rows.append(_forecast_frame(key, "team", tt))
+        for i, t in enumerate(tt):
             e = team_eff[i]
             rows.append(dict(base, team_id=t["team"], n_teams=1, n_periods=t["T"],
-                             **_lag_fields(t["r"], lo, hi, p, lags),
+                             **_lag_fields(t["r"], lo_t[i], hi_t[i], p_t[i], lags),
                              granger_lags=W, own_lags=t["own"], granger_f=t["f"], granger_p=t["p"],
                              reverse_own_lags=t["rown"], reverse_f=t["fr"], reverse_p=t["pr"],
                              effect=e[0], effect_se=e[1], effect_p=e[2], effect_lag=k_eff,
                              oos_skill=t["cw"].skill, cw_stat=t["cw"].stat, cw_p=t["cw"].p,
                              n_forecasts=t["cw"].n, common_removed=False))
-            for j, k in enumerate(lags):
-                lag_rows.append(dict(key, team_id=t["team"], lag=int(k), correlation=t["r"][j], ci_low=lo[j],
-                                     ci_high=hi[j], n=int(t["n"][j]), p_value=p[j]))
-            for k in range(L):
-                granger_rows.append(dict(key, team_id=t["team"], order=k + 1, f=t["all_f"][k], p=t["all_p"][k],
-                                         df_den=t["all_df"][k], reverse_f=t["all_fr"][k],
-                                         reverse_p=t["all_pr"][k]))
-            for j in range(t["act"].size):
-                fc_rows.append(dict(key, scope="team", team_id=t["team"], period=t["periods"][j],
-                                    actual=t["act"][j], restricted=t["fr_"][j], unrestricted=t["fu_"][j]))
     return dict(rows=rows, lags=lag_rows, granger=granger_rows, forecasts=fc_rows)
+
+
+def _forecast_frame(key: dict, scope: str, teams: list[dict]) -> pd.DataFrame:
+    n = [t["act"].size for t in teams]
+    return pd.DataFrame(dict(key, scope=scope, team_id=np.repeat([t["team"] for t in teams], n),
+                             period=np.concatenate([np.asarray(t["periods"]) for t in teams]),
+                             actual=np.concatenate([t["act"] for t in teams]),
+                             restricted=np.concatenate([t["fr_"] for t in teams]),
+                             unrestricted=np.concatenate([t["fu_"] for t in teams])))
 
 
 # =============================================================================================
@@ -842,8 +849,8 @@ class PairDetail:
     ccf : pandas.DataFrame
         Prewhitened cross-correlation by lag (lag, correlation, ci_low, ci_high, n, p_value, q_value).
     granger : pandas.DataFrame
-        Granger tests by order (order, f, p, df_den, reverse_f, reverse_p, ic, chosen); ``chosen`` marks the
-        order minimising the VAR information criterion ``ic`` (both directions are tested at that order).
+        Granger tests in the ``grangertest`` form (the same order for both series) at every order 1..L
+        (order, f, p, df_den, reverse_f, reverse_p), for reference; the verdict uses the table's test.
     forecasts : pandas.DataFrame
         Rolling-origin one-step forecasts (team_id, period, actual, restricted, unrestricted).
     """
@@ -869,8 +876,8 @@ class LeadLagResult:
           means the leading metric moves first
         - ``correlation``, ``ci_low``, ``ci_high`` (float): prewhitened correlation at ``lag`` and its
           (1 - alpha) confidence interval (Fisher z; pooled over teams by inverse-variance weights)
-        - ``granger_p`` (float): Granger test "leading does not help predict lagging", order chosen by the
-          VAR information criterion (BIC by default)
+        - ``granger_p`` (float): Granger SSR F test "leading does not help predict lagging": the lagging
+          metric's own lags (order by ``ic``) vs. the same plus the leading metric's lags 1..``granger_lags``
         - ``q_value`` (float): Benjamini–Hochberg q-value of ``granger_p`` in the family of every test
           of the run (pairs × lags × teams, both directions)
         - ``oos_skill`` (float): 1 - MSE(with the leading metric) / MSE(own past only), rolling origin
@@ -1127,15 +1134,21 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
                              transform_leading=tmap[leading], transform_lagging=tmap[lagging],
                              reason="no team measures both metrics"))
             continue
-        out = _analyse_pair(leading, lagging, series, frame.period_code_of, tmap[leading], tmap[lagging], opt)
+        out = _analyse_pair(leading, lagging, series, tmap[leading], tmap[lagging], opt)
         rows += out["rows"]
         lag_rows += out["lags"]
         granger_rows += out["granger"]
         fc_rows += out["forecasts"]
     table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
-    lags = pd.DataFrame(lag_rows).reindex(columns=LAG_COLUMNS)
-    granger = pd.DataFrame(granger_rows).reindex(columns=GRANGER_COLUMNS)
-    forecasts = pd.DataFrame(fc_rows).reindex(columns=FORECAST_COLUMNS)
+
+    def cat(parts: list, cols: list[str]) -> pd.DataFrame:
+        frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame([p]) for p in parts]
+        frames = [f for f in frames if len(f)]
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).reindex(columns=cols)
+
+    lags = cat(lag_rows, LAG_COLUMNS)
+    granger = cat(granger_rows, GRANGER_COLUMNS)
+    forecasts = cat(fc_rows, FORECAST_COLUMNS)
     # ---- Benjamini–Hochberg over every test of the run: Granger both ways + every lag of every CCF ----
     fam = np.concatenate([table["granger_p"].to_numpy(float), table["reverse_p"].to_numpy(float),
                           lags["p_value"].to_numpy(float)])
@@ -1215,9 +1228,12 @@ def lead_lag_frame(
     transform : {'auto', 'none', 'detrend', 'diff'} or dict
         ``auto``: ADF + KPSS per metric (:func:`decide_transform`); a dict sets it per metric.
     order : int, optional
-        Fix the Granger order (default: chosen by ``ic`` per pair and team).
-    ic : {'bic', 'aic', 'hqic', 'fpe'}, default 'bic'
-        Information criterion of the bivariate VAR that chooses the Granger order (both directions).
+        Fix the Granger order: ``order`` own lags and ``order`` lags of the other metric, exactly R's
+        ``grangertest(order = order)`` (default: own lags by ``ic``, other lags 1..max_lag).
+    ic : {'bic', 'aic', 'hqic'}, default 'bic'
+        Information criterion choosing the own-lag order of the Granger regressions (the AR model of the
+        lagging metric; of the leading metric for the reverse test). The leading metric's lags 1..max_lag
+        are tested jointly, unless ``order`` fixes both.
     skill_threshold : float, default 0.02
         Out-of-sample skill a ``leads`` verdict needs.
     oos_fraction : float, default 0.3
@@ -1386,7 +1402,7 @@ def lagged_correlations(
         if not series:
             continue
         rs, ns = [], []
-        for blk in _blocks(series, fr.period_code_of):
+        for blk in _blocks(series):
             X, Y = blk.X, blk.Y
             if prewhiten:
                 o, p = S.ar_select(X, max_order=max(1, min(max_lag, X.shape[1] // 5)))

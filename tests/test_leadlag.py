@@ -147,7 +147,8 @@ def test_windowed_team_test_and_pooled_test_equal_statsmodels_ols():
     y = 0.3 * np.roll(x, 2, axis=1) + _ar1(rng, (G, T), 0.5)
     Z = S.lagged_design(np.stack([S.standardise(y), S.standardise(x)], axis=-1), L)
     own = np.array([1, 2, 2])
-    f, p, _ = _windowed_granger(Z, L, own, L, reverse=False)
+    gram = S.GramCache(Z, L)
+    f, p, _ = _windowed_granger(gram, L, own, L, reverse=False)
     rows_all, Xr_all, Xu_all, ys = [], [], [], []
     for i in range(G):
         ys_, xs_ = S.standardise(y[i]), S.standardise(x[i])
@@ -168,7 +169,7 @@ def test_windowed_team_test_and_pooled_test_equal_statsmodels_ols():
     Xr, lead, yy = np.vstack(Xr_all), np.vstack(Xu_all), np.concatenate(ys)
     Xr = Xr[:, np.abs(Xr).sum(axis=0) > 0]
     ref_f, ref_p, _ = sm.OLS(yy, np.column_stack([Xr, lead])).fit().compare_f_test(sm.OLS(yy, Xr).fit())
-    pooled = _partial_test([(Z[own == 1], 1), (Z[own == 2], 2)], L, target=S.cur_col(0, 2, L), own=0, other=1,
+    pooled = _partial_test([(gram.subset(own == 1), 1), (gram.subset(own == 2), 2)], L, target=S.cur_col(0, 2, L), own=0, other=1,
                            other_lags=range(1, L + 1))
     assert pooled.f == pytest.approx(ref_f, rel=1e-8) and pooled.p == pytest.approx(ref_p, rel=1e-8)
 
