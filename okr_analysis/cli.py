@@ -284,6 +284,134 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
     write_table(table, out, what="KPI rows")
 
 
+@cli.command()
+@source_argument
+@click.option("--freq", type=click.Choice(["W", "M", "Q"], case_sensitive=False), default=None,
+              help="Resample KPIs to weeks, months or fiscal quarters (default: the data's own).")
+@click.option("--max-lag", type=click.IntRange(1, 52), default=8, show_default=True,
+              help="Largest lag tested, in periods.")
+@click.option("--by-team", is_flag=True, help="Also test every team on its own (rows per team).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="False-discovery rate for the 'leads' verdict.")
+@click.option("--pair", "pairs", multiple=True, metavar="LEADING:LAGGING",
+              help="Test only this pair (repeat the option); default: every leading × lagging pair.")
+@out_option
+@fiscal_option
+@handle_errors
+def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: float, pairs: tuple[str, ...],
+            out: str | None, fiscal_year_start: int) -> None:
+    """Which leading KPIs predict which lagging KPIs, at what lag, for which teams."""
+    from .leadlag import lead_lag
+
+    parsed = []
+    for p in pairs:
+        if p.count(":") != 1 or not all(p.split(":")):
+            raise click.BadParameter(f"{p!r}: write the pair as LEADING:LAGGING, e.g. training_attendance:engagement.",
+                                     param_hint="--pair")
+        parsed.append(tuple(p.split(":")))
+    ds = load_source(source, fiscal_year_start)
+    result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
+                      by_team=by_team, alpha=alpha, progress=sys.stderr.isatty())
+    table = result.table
+    if out is None:
+        table = _readable(table, ["leading", "lagging", "team_id", "freq", "lag", "correlation", "granger_p",
+                                  "q_value", "oos_skill", "verdict"])
+        if not by_team:
+            order = {"leads": 0, "reverse": 1, "contemporaneous": 2, "no evidence": 3, "insufficient data": 4}
+            table = table.sort_values(["verdict", "lagging"], key=lambda c: c.map(order) if c.name == "verdict"
+                                      else c, kind="stable")
+    write_table(table, out, what="driver rows")
+
+
+@cli.command()
+@source_argument
+@quarter_option
+@click.option("--as-of", "as_of", required=True, metavar="DATE", help="Forecast from the data up to this date.")
+@click.option("--with-drivers", is_flag=True,
+              help="Add the lags of leading KPIs that the driver analysis found as regressors.")
+@out_option
+@fiscal_option
+@handle_errors
+def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str | None,
+             fiscal_year_start: int) -> None:
+    """Where each key result will land at quarter end, and the probability of reaching its target."""
+    from .forecasting import forecast_key_results
+
+    ds = load_source(source, fiscal_year_start)
+    table = forecast_key_results(ds, resolve_quarter(ds, quarter), as_of=as_of, with_drivers=with_drivers)
+    table = table.drop(columns=[c for c in ("history",) if c in table.columns])
+    if out is None:
+        table = _readable(table, ["team_id", "kr_id", "current", "forecast", "lower_80", "upper_80", "target",
+                                  "p_hit", "method"])
+    write_table(table, out, what="forecasts")
+
+
+@cli.command()
+@source_argument
+@click.option("--out", "out", default=None, metavar="DIR",
+              help="Write predictions.csv, summary.csv and calibration.csv into DIR.")
+@click.option("--with-drivers", is_flag=True, help="Also forecast with the leading KPIs as regressors.")
+@fiscal_option
+@handle_errors
+def backtest(source: str, out: str | None, with_drivers: bool, fiscal_year_start: int) -> None:
+    """Check the forecasts on past quarters: Brier score of P(hit) against the pace rule and the base rate."""
+    from .forecasting import backtest as backtest_fn
+
+    ds = load_source(source, fiscal_year_start)
+    result = backtest_fn(ds, with_drivers=with_drivers)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        click.echo(result.summary.to_string(index=False))
+    if out is not None:
+        out_path = Path(out)
+        if out_path.exists() and not out_path.is_dir():
+            raise CommandError(f"--out {out}: it is a file, not a folder.")
+        for path in result.write(out_path):
+            click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@source_argument
+@quarter_option
+@click.option("--team", "teams", multiple=True, metavar="ID", help="Only these teams (repeat the option); default: all.")
+@as_of_option
+@click.option("--format", "formats", default="html,pdf", show_default=True, metavar="html,pdf",
+              help="Output formats, comma-separated.")
+@click.option("--out", "out", default="reports", show_default=True, metavar="DIR",
+              help="Output folder; reports go to DIR/<quarter>/.")
+@click.option("--jobs", "-j", type=click.IntRange(1, None), default=None,
+              help="Teams rendered in parallel (default: the machine's cores).")
+@click.option("--org-overview/--no-org-overview", default=True, show_default=True,
+              help="Also render the organisation overview.")
+@click.option("--force", is_flag=True, help="Re-render reports whose inputs did not change.")
+@click.option("--min-group-size", type=click.IntRange(1, None), default=5, show_default=True,
+              help="People metrics of groups smaller than this are not shown.")
+@fiscal_option
+@handle_errors
+def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None, formats: str, out: str,
+           jobs: int | None, org_overview: bool, force: bool, min_group_size: int, fiscal_year_start: int) -> None:
+    """Render the quarterly review report of every team (HTML and PDF) with an index page."""
+    from .report import build_reports
+
+    out_path = Path(out)
+    if out_path.exists() and not out_path.is_dir():
+        raise CommandError(f"--out {out}: it is a file, not a folder.")
+    if not os.access(out_path if out_path.exists() else (out_path.parent if str(out_path.parent) else Path(".")),
+                     os.W_OK):
+        raise CommandError(f"--out {out}: the folder is not writable; choose another with --out.")
+    ds = load_source(source, fiscal_year_start)
+    result = build_reports(ds, quarter=resolve_quarter(ds, quarter),
+                           teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
+                           org_overview=org_overview, force=force, min_group_size=min_group_size,
+                           progress=sys.stderr.isatty())
+    for message in result.messages:
+        click.echo(f"note: {message}", err=True)
+    click.echo(result.summary())
+    if not result.ok:
+        for failure in result.failures:
+            click.echo(f"failed: {failure.team_id}: {failure.error}", err=True)
+        sys.exit(1)
+
+
 def main() -> None:
     """Entry point of the ``okr-analysis`` console script."""
     cli(prog_name="okr-analysis")

@@ -83,6 +83,8 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 #: The team report notebook the runner renders by default.
 NOTEBOOK = NOTEBOOK_DIR / "team_quarterly_review.ipynb"
+#: The organisation overview, rendered for the root team (the company) when ``org_overview`` is on.
+ORG_NOTEBOOK = NOTEBOOK_DIR / "org_quarterly_overview.ipynb"
 #: Parameters the runner sets itself; a report notebook must declare all of them.
 RUNNER_PARAMETERS = ("source", "team_id", "quarter", "as_of", "min_group_size", "shared")
 FORMATS = ("html", "pdf")
@@ -939,7 +941,7 @@ class _Worker:
         try:
             try:
                 nb = pm.execute_notebook(
-                    self.cfg.notebook, str(tmp_nb), parameters=dict(task["parameters"]),
+                    task.get("notebook", self.cfg.notebook), str(tmp_nb), parameters=dict(task["parameters"]),
                     engine_name=_ENGINE_NAME, km=self.km, kc=self.kc, kernel_name=self.cfg.kernel_name,
                     reset_code=_RESET_CODE.format(cwd=self.cfg.cwd), progress_bar=False,
                     request_save_on_cell_execute=False, execution_timeout=self.cfg.cell_timeout,
@@ -1271,6 +1273,10 @@ def build_reports(
     if not nb_path.exists():
         raise FileNotFoundError(f"notebook {str(nb_path)!r} does not exist.")
     _check_parameters(nb_path, extra)
+    # the root's report is the organisation overview (unless a single notebook was asked for)
+    org_nb_path = ORG_NOTEBOOK.resolve() if notebook is None and ORG_NOTEBOOK.exists() else nb_path
+    if org_nb_path != nb_path:
+        _check_parameters(org_nb_path, extra)
     template_dir = TEMPLATE_DIR
 
     # -- data, quarter, teams ------------------------------------------------------------
@@ -1317,7 +1323,7 @@ def build_reports(
 
     # -- keys: what a report depends on -------------------------------------------------
     input_hash = dataset_hash(ds)
-    nb_hash = _files_hash([nb_path])
+    nb_hash = _files_hash(sorted({nb_path, org_nb_path}))
     tpl_hash = _template_hash(template_dir)
     pkg_hash = _package_hash()
     version = _version()
@@ -1373,6 +1379,7 @@ def build_reports(
                         "organisation": names[roots[0]] if roots else "", "version": version}
             tasks.append({
                 "team_id": tid, "file": stem, "folder": str(folder), "pdf": want_pdf, "identity": identity,
+                "notebook": str(org_nb_path if tid in roots else nb_path),
                 "footer": f"{names[tid]} · {q.label} quarterly review",
                 "parameters": {"source": src_label, "team_id": tid, "quarter": q.label,
                                "as_of": as_of_ts.date().isoformat(), "min_group_size": min_group_size,
@@ -1386,7 +1393,7 @@ def build_reports(
             "parameters": {"as_of": as_of_ts.date().isoformat(), "min_group_size": min_group_size,
                            "formats": list(fmts), "jobs": jobs, "org_overview": org_overview, "force": force,
                            "teams": list(teams) if teams is not None else None, "extra": _jsonable(extra)},
-            "notebook": {"path": str(nb_path), "sha256": nb_hash},
+            "notebook": {"path": str(nb_path), "org_path": str(org_nb_path), "sha256": nb_hash},
             "template": {"path": str(template_dir), "sha256": tpl_hash},
             "package_sha256": pkg_hash,
             "pdf": {"requested": "pdf" in fmts, "available": want_pdf, "chromium": chromium},

@@ -36,6 +36,14 @@ __all__ = [
     "hygiene",
     "methods",
     "suppressed_label",
+    "record_summary",
+    "show_sentences",
+    "org_summary",
+    "department_scores",
+    "team_kr_heatmap",
+    "lint_counts",
+    "teams_at_risk",
+    "org_drivers",
 ]
 
 _ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "stable": "► stable"}
@@ -111,6 +119,39 @@ def _candidates(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group
     return candidate_key_results(ds, quarter, as_of=as_of)
 
 
+def _up_to(ds: Dataset, as_of: pd.Timestamp) -> Dataset:
+    """The dataset as it was known on ``as_of``: no KPI value or check-in after it."""
+    import dataclasses
+
+    return dataclasses.replace(ds, kpis=ds.kpis[ds.kpis["date"] <= as_of].reset_index(drop=True),
+                               checkins=ds.checkins[ds.checkins["date"] <= as_of].reset_index(drop=True))
+
+
+def _drivers(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    from .leadlag import lead_lag
+
+    known = _up_to(ds, as_of)
+    if known.kpis.empty or not ((ds.metrics["kind"] == "leading").any() and (ds.metrics["kind"] == "lagging").any()):
+        return pd.DataFrame(columns=["leading", "lagging", "team_id", "lag", "verdict"])
+    return lead_lag(known, by_team=True).table
+
+
+def _lagged_correlations(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    from .leadlag import lagged_correlations
+
+    known = _up_to(ds, as_of)
+    if known.kpis.empty:
+        return pd.DataFrame(columns=["metric_x", "metric_y", "lag", "correlation", "n", "p_value"])
+    return lagged_correlations(known)
+
+
+def _forecasts_table(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    from .forecasting import forecast_key_results
+
+    table = forecast_key_results(ds, quarter, as_of=min(as_of, quarter.end))
+    return table.drop(columns=[c for c in ("history",) if c in table.columns])
+
+
 #: name -> f(ds, *, quarter, as_of, min_group_size) -> DataFrame. Tables with a ``team_id``
 #: column can be sliced per team with :meth:`ReportContext.team_table`.
 SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -122,6 +163,9 @@ SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
     "monitor": _monitor,
     "benchmark": _benchmark,
     "candidates": _candidates,
+    "drivers": _drivers,
+    "lagged_correlations": _lagged_correlations,
+    "forecasts": _forecasts_table,
 }
 
 
@@ -255,7 +299,7 @@ def summary_sentences(ctx: Any) -> list[str]:
 def summary(ctx: Any) -> list[str]:
     """Display the summary sentences; returns them."""
     sentences = summary_sentences(ctx)
-    _display_html('<div class="okr-summary">' + "".join(_para(s) for s in sentences) + "</div>")
+    show_sentences(sentences)
     return sentences
 
 
@@ -459,12 +503,80 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
     return view
 
 
+def _driver_view(rows: pd.DataFrame, ctx: Any) -> pd.DataFrame:
+    names = {"*": "all teams (pooled)"}
+    view = rows.assign(scope=rows["team_id"].map(lambda t: names.get(t, ctx.ds.team_name(t) if t in
+                                                                     set(ctx.ds.teams["team_id"]) else t)))
+    cols = ["leading", "lagging", "scope", "lag", "correlation", "ci_low", "ci_high", "q_value", "oos_skill",
+            "verdict", "reason"]
+    order = {"leads": 0, "reverse": 1, "contemporaneous": 2, "no evidence": 3, "insufficient data": 4}
+    view = view.assign(_o=view["verdict"].map(order).fillna(9), _s=(view["team_id"] != "*"))
+    return view.sort_values(["_o", "lagging", "leading", "_s"])[cols].reset_index(drop=True)
+
+
 def leading_indicators(ctx: Any) -> pd.DataFrame:
-    """Drivers of the lagging metrics behind this team's key results (pooled and for this team)."""
-    if "drivers" not in SHARED_ANALYSES:
-        _display_html(_para("The driver analysis is not available in this version.", "okr-note"))
+    """Drivers of the lagging metrics behind this team's key results, pooled over all teams and for this
+    team, with lag and evidence; and a heat map of lagged correlations.
+
+    A small team's own estimates of people metrics are never shown (they stay in the pooled rows).
+    """
+    drivers = ctx.table("drivers")
+    krs = ctx.team_table("kr_scores")
+    targets = sorted(set(krs["metric"].dropna()) & set(drivers["lagging"])) if len(drivers) else []
+    if not targets:
+        _display_html(_para(f"None of {ctx.team_name}'s key results is measured by a lagging KPI with candidate "
+                            "drivers in the catalogue.", "okr-note"))
         return pd.DataFrame()
-    raise NotImplementedError  # replaced when the lead-lag analysis is wired
+    rows = drivers[drivers["lagging"].isin(targets) & drivers["team_id"].isin(["*", ctx.team_id])]
+    people = _people_metrics(ctx.ds)
+    if _small_team(ctx):
+        rows = rows[(rows["team_id"] == "*") | ~(rows["lagging"].isin(people) | rows["leading"].isin(people))]
+    found = rows[(rows["verdict"] == "leads") & (rows["team_id"] == "*")]
+    if len(found):
+        unit = {"W": "week", "M": "month", "Q": "quarter"}.get(str(found["freq"].iloc[0]), "period")
+        text = "; ".join(f"{r.leading} leads {r.lagging} by {int(r.lag)} {unit}{'s' if r.lag != 1 else ''} "
+                         f"(correlation {r.correlation:+.2f}, q = {r.q_value:.2g})" for r in found.itertuples())
+        _display_html(_para(f"Across the organisation: {text}."))
+    else:
+        _display_html(_para("No leading KPI in the catalogue predicts these key results' metrics with enough "
+                            "evidence (see the table for what was tested).", "okr-note"))
+    view = _driver_view(rows, ctx)
+    shown = view[view["verdict"] != "no evidence"]
+    _show(shown, caption=f"Drivers of {', '.join(targets)}: pooled and for {ctx.team_name} "
+                         "(only pairs with a verdict other than 'no evidence')",
+          empty="Every tested driver gives 'no evidence'.")
+    lc = ctx.table("lagged_correlations")
+    leading = set(ctx.ds.metrics.loc[ctx.ds.metrics["kind"] == "leading", "metric"])
+    lc = lc[lc["metric_y"].isin(targets) & lc["metric_x"].isin(leading) & (lc["lag"] >= 0)]
+    if len(lc):
+        from .plots import plot_lagged_correlations
+
+        fig, ax = plt.subplots(figsize=(8.5, 0.45 * lc[["metric_x", "metric_y"]].drop_duplicates().shape[0] + 1.8))
+        plot_lagged_correlations(lc, ax=ax, title="Lagged correlations, all teams (leading metric first)")
+        _show_figure(fig)
+    return view
+
+
+def org_drivers(ctx: Any) -> pd.DataFrame:
+    """The org-wide driver table: every pair's pooled verdict, and for how many teams it holds."""
+    drivers = ctx.table("drivers")
+    if drivers.empty:
+        _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
+        return drivers
+    pooled = drivers[drivers["team_id"] == "*"]
+    per_team = drivers[drivers["team_id"] != "*"]
+    holds = (per_team.assign(leads=per_team["verdict"] == "leads")
+             .groupby(["leading", "lagging"])["leads"].agg(["sum", "size"]).reset_index()
+             .rename(columns={"sum": "teams_where_it_leads", "size": "teams_tested"}))
+    view = _driver_view(pooled, ctx).drop(columns=["scope"]).merge(holds, on=["leading", "lagging"], how="left")
+    _show(view, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
+                        "q-values over every test)")
+    return view
+
+
+def show_sentences(sentences: list[str]) -> None:
+    """Display sentences as the summary block."""
+    _display_html('<div class="okr-summary">' + "".join(_para(s) for s in sentences) + "</div>")
 
 
 def hygiene(ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -510,3 +622,142 @@ def methods(ctx: Any) -> None:
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _METHODS)
     _display_html(f'<dl class="okr-methods">{items}</dl>')
     _show(ctx.provenance(), caption="Data and method")
+
+
+def record_summary(ctx: Any) -> dict[str, Any]:
+    """Hand the index page this report's headline numbers (score, band, status counts); not shown.
+
+    Numbers that suppression hides in the report (a small team's key results on people metrics) are
+    not handed on either, so the index cannot reveal them.
+    """
+    krs = ctx.team_table("kr_scores")
+    hidden = _hidden_krs(ctx, krs)
+    teams = ctx.team_table("team_scores")
+    score = band = None
+    if len(teams) and not hidden.any():
+        row = teams.iloc[0]
+        col = "score" if bool(row["is_leaf"]) else "rollup_score"  # departments and the company: their subtree
+        if pd.notna(row[col]):
+            score, band = float(row[col]), str(row["band" if col == "score" else "rollup_band"])
+    counts = krs.loc[~hidden, "status"].value_counts()
+    status_counts = {s: int(counts.get(s, 0)) for s in ("on track", "at risk", "off track", "no data")}
+    if hidden.any():
+        status_counts["suppressed"] = int(hidden.sum())
+    ctx.record_summary(score=score, band=band, status_counts=status_counts)
+    return {"score": score, "band": band, "status_counts": status_counts}
+
+
+# ==================================================================================
+# The organisation overview
+# ==================================================================================
+def _small_teams(ctx: Any) -> set[str]:
+    t = ctx.ds.teams
+    return set(t.loc[t["headcount"].fillna(10**9) < ctx.min_group_size, "team_id"])
+
+
+def _scored_teams(ctx: Any) -> pd.DataFrame:
+    """Every team's scores with its department name; a score that would reveal a small team's people
+    key results is suppressed (NaN) with ``suppressed`` True."""
+    teams = ctx.table("team_scores").copy()
+    tree = ctx.ds.team_tree.set_index("team_id")
+    names = tree["team_name"]
+    teams["department"] = teams["team_id"].map(tree["department_id"]).map(names).fillna("(company)")
+    krs = ctx.table("kr_scores")
+    people = _people_metrics(ctx.ds)
+    small = _small_teams(ctx)
+    sensitive = set(krs.loc[krs["team_id"].isin(small) & krs["metric"].isin(people), "team_id"])
+    teams["suppressed"] = teams["team_id"].isin(sensitive)
+    for col in ("score", "band"):
+        teams[col] = teams[col].astype(object)
+        teams.loc[teams["suppressed"], col] = None
+    return teams
+
+
+def org_summary(ctx: Any) -> list[str]:
+    """Opening sentences of the organisation overview."""
+    teams = _scored_teams(ctx)
+    root = teams[teams["depth"] == 0]
+    krs = ctx.table("kr_scores")
+    sentences = []
+    if len(root) and pd.notna(root["rollup_score"].iloc[0]):
+        r = root.iloc[0]
+        sentences.append(f"{r['team_name']} scores {r['rollup_score']:.2f} ({r['rollup_band']}) across "
+                         f"{int(r['rollup_n_teams'])} teams and {int(r['rollup_n_objectives'])} objectives as of "
+                         f"{ctx.as_of:%d %b %Y}.")
+    counts = krs["status"].value_counts()
+    sentences.append(f"Of {len(krs)} key results, {int(counts.get('on track', 0))} are on track, "
+                     f"{int(counts.get('at risk', 0))} at risk and {int(counts.get('off track', 0))} off track"
+                     + (f"; {int(counts.get('no data', 0))} have no check-in yet." if counts.get("no data", 0)
+                        else "."))
+    leaves = teams[teams["is_leaf"] & teams["score"].notna()]
+    if len(leaves):
+        low = leaves.sort_values("score").head(3)
+        sentences.append("Lowest-scoring teams: " + ", ".join(f"{n} ({s:.2f})" for n, s in
+                                                                zip(low["team_name"], low["score"])) + ".")
+    return sentences
+
+
+def department_scores(ctx: Any) -> pd.DataFrame:
+    """Score distribution by department (chart) and each department's roll-up (table)."""
+    from .plots import plot_score_distribution
+
+    teams = _scored_teams(ctx)
+    leaves = teams[teams["is_leaf"]].copy()
+    leaves["score"] = leaves["score"].astype(float)
+    fig, ax = plt.subplots(figsize=(8, 0.8 * max(leaves["department"].nunique(), 1) + 1.5))
+    plot_score_distribution(leaves, ax=ax)
+    _show_figure(fig)
+    depts = teams[teams["depth"] == 1][["team_name", "rollup_n_teams", "rollup_n_objectives", "rollup_score",
+                                        "rollup_band", "n_on_track", "n_at_risk", "n_off_track", "n_no_data"]]
+    _show(depts.rename(columns={"team_name": "department"}), caption="Departments (roll-up over all their teams)")
+    note = int(teams["suppressed"].sum())
+    if note:
+        _display_html(_para(f"{note} team score(s) are not shown on their own: the teams have fewer than "
+                            f"{ctx.min_group_size} people and key results on people metrics. They are included "
+                            "in their department's roll-up, which has enough people.", "okr-note"))
+    return depts
+
+
+def team_kr_heatmap(ctx: Any) -> pd.DataFrame:
+    """Team × key-result heat map of scores (leaf teams; suppressed teams' people key results left blank)."""
+    from .plots import plot_team_kr_heatmap
+
+    krs = ctx.table("kr_scores").copy()
+    tree = ctx.ds.team_tree.set_index("team_id")
+    krs = krs[krs["team_id"].map(tree["is_leaf"]).fillna(False).astype(bool)]
+    hidden = krs["team_id"].isin(_small_teams(ctx)) & krs["metric"].isin(_people_metrics(ctx.ds))
+    krs.loc[hidden, "score"] = np.nan
+    krs["team"] = krs["team_id"].map(tree["team_name"])
+    if krs.empty:
+        _display_html(_para("No key results in leaf teams.", "okr-note"))
+        return krs
+    fig, ax = plt.subplots(figsize=(9, 0.4 * krs["team_id"].nunique() + 1.5))
+    plot_team_kr_heatmap(krs, team_label="team", ax=ax)
+    _show_figure(fig)
+    return krs
+
+
+def lint_counts(ctx: Any) -> pd.DataFrame:
+    """Hygiene findings counted by department and code."""
+    findings = ctx.table("lint")
+    if findings.empty:
+        _show(findings, empty="No hygiene findings anywhere in the organisation.")
+        return findings
+    tree = ctx.ds.team_tree.set_index("team_id")
+    dept = findings["team_id"].map(tree["department_id"]).map(tree["team_name"]).fillna("(company)")
+    table = pd.crosstab(dept.rename("department"), findings["code"]).reset_index()
+    table.columns.name = None
+    _show(table, caption=f"OKR hygiene findings by department, {ctx.quarter.label}", headers="raw")
+    return table
+
+
+def teams_at_risk(ctx: Any) -> pd.DataFrame:
+    """Teams with key results at risk or off track, worst first."""
+    teams = _scored_teams(ctx)
+    risky = teams[(teams["n_off_track"] + teams["n_at_risk"] > 0) & teams["is_leaf"]].copy()
+    risky = risky.sort_values(["n_off_track", "n_at_risk"], ascending=False)
+    view = risky[["team_name", "department", "score", "band", "n_off_track", "n_at_risk", "n_on_track"]]
+    view = view.assign(score=view["score"].where(view["score"].notna(), suppressed_label(ctx.min_group_size)))
+    _show(view, caption="Teams with key results at risk or off track",
+          empty="No team has a key result at risk or off track.")
+    return view
