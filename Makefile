@@ -39,6 +39,10 @@ demo: setup $(DATA)/teams.csv
 	$(BIN)/okr-analysis score $(DATA) --quarter $(QUARTER) --level team
 	@echo "== OKR hygiene"
 	$(BIN)/okr-analysis lint $(DATA) --quarter $(QUARTER)
+	@echo "== leading indicators: which KPIs predict which outcomes, at what lag"
+	$(BIN)/okr-analysis drivers $(DATA)
+	@echo "== quarterly review reports (HTML and PDF) for every team"
+	$(BIN)/okr-analysis report $(DATA) --quarter $(QUARTER) --out reports
 
 test: setup
 	$(BIN)/python -m pytest
@@ -48,7 +52,9 @@ lab: setup $(DATA)/teams.csv
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_leadlag.py
+	$(BIN)/python benchmarks/bench_forecast.py
+	$(BIN)/python benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) $(DATA) reports/*/ .pytest_cache

@@ -624,7 +624,7 @@ def methods(ctx: Any) -> None:
     _show(ctx.provenance(), caption="Data and method")
 
 
-def record_summary(ctx: Any) -> dict[str, Any]:
+def record_summary(ctx: Any) -> None:
     """Hand the index page this report's headline numbers (score, band, status counts); not shown.
 
     Numbers that suppression hides in the report (a small team's key results on people metrics) are
@@ -644,7 +644,6 @@ def record_summary(ctx: Any) -> dict[str, Any]:
     if hidden.any():
         status_counts["suppressed"] = int(hidden.sum())
     ctx.record_summary(score=score, band=band, status_counts=status_counts)
-    return {"score": score, "band": band, "status_counts": status_counts}
 
 
 # ==================================================================================
