@@ -869,9 +869,9 @@ def control_chart(
     therefore checks ``beyond_3sigma``, plus ``2_of_3_beyond_2sigma`` only when
     ρ̂ < 0.2 (:data:`ADJUSTED_RULES`); without an estimate (short baseline),
     ``beyond_3sigma`` only. Measured on simulated AR(1) noise (26 baseline and 13 new
-    points, 20,000 series; docs/monitoring.md): the share of 13-point windows with a
-    signal is 9 %, 12 %, 12 % and 15 % for phi = 0, 0.3, 0.5, 0.8, against 23 %, 53 %,
-    75 % and 95 % on the classic chart with all four rules.
+    points, 4,000 series per phi; docs/monitoring.md): the share of 13-point windows
+    with a signal is 9 %, 12 %, 12 % and 15 % for phi = 0, 0.3, 0.5, 0.8, against 24 %,
+    51 %, 75 % and 95 % on the classic chart with all four rules.
 
     Parameters
     ----------
