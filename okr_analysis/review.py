@@ -464,7 +464,7 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
             series = series[series.index <= ctx.as_of].tail(52)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                control_chart(series, baseline=26, label=metric).plot(ax=ax)
+                control_chart(series, baseline=26, label=metric, autocorrelation="adjust").plot(ax=ax)
             ax.set_title(metric, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.set_xlabel("")
@@ -474,7 +474,8 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
             ax.set_ylabel(unit if isinstance(unit, str) else "", fontsize=8)
         for ax in list(axes.flat)[len(shown):]:
             ax.axis("off")
-        fig.suptitle("Control charts, last 52 weeks (limits from the first 26; signals marked)", fontsize=10)
+        fig.suptitle("Control charts, last 52 weeks (limits from the first 26, allowing for autocorrelation; "
+                     "signals marked)", fontsize=10)
         _show_figure(fig)
         bench = ctx.table("benchmark")
         peers = [ctx.team_id] + ctx.ds.peers(ctx.team_id)
