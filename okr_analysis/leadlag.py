@@ -41,6 +41,8 @@ from .resample import check_freq, infer_freq, kpi_panel
 
 __all__ = [
     "VERDICTS",
+    "POOLED",
+    "TABLE_COLUMNS",
     "TRANSFORMS",
     "GrangerResult",
     "granger_test",
@@ -948,8 +950,11 @@ class LeadLagResult:
         t = self.table
         lines = [f"Lead/lag analysis — frequency {o.get('freq')}, lags up to {o.get('max_lag')} periods, "
                  f"alpha {o.get('alpha')} (Benjamini–Hochberg over {o.get('n_tests', 0)} tests), "
-                 f"order by {str(o.get('ic')).upper() if o.get('order') is None else 'user: ' + str(o.get('order'))}, "
-                 f"skill threshold {o.get('skill_threshold')}"]
+                 + (f"Granger: own lags by {str(o.get('ic')).upper()}, leading lags 1-{o.get('max_lag')}, "
+                    if o.get('order') is None else f"Granger order {o.get('order')} (grangertest form), ")
+                 + f"skill threshold {o.get('skill_threshold')}"
+                 + ("" if tuple(o.get("require", REQUIRE)) == REQUIRE
+                    else f", confirmations required: {list(o.get('require', ())) or 'none (classic Granger reading)'}")]
         if not self.transforms.empty:
             tr = ", ".join(f"{r.metric}: {r.transform}" for r in self.transforms.itertuples())
             lines.append(f"Transforms (ADF+KPSS): {tr}")
@@ -964,9 +969,11 @@ class LeadLagResult:
             if r.verdict == "insufficient data":
                 lines.append(f"{head} ({r.reason})")
                 continue
+            where = (f"lag 0 (r={_fmt(r.lag0_correlation, 2)})" if r.verdict == "contemporaneous" else
+                     f"best lag {r.lag} ({o.get('freq')}) (r={_fmt(r.correlation, 2)} "
+                     f"[{_fmt(r.ci_low, 2)}, {_fmt(r.ci_high, 2)}])")
             lines.append(
-                f"{head} — best lag {r.lag} {o.get('freq')} (r={_fmt(r.correlation, 2)} "
-                f"[{_fmt(r.ci_low, 2)}, {_fmt(r.ci_high, 2)}]), Granger F={_fmt(r.granger_f, 3)} q={_fmt(r.q_value)}, "
+                f"{head} — {where}, Granger F={_fmt(r.granger_f, 3)} q={_fmt(r.q_value)}, "
                 f"reverse q={_fmt(r.reverse_q)}, out-of-sample skill {_fmt(100 * r.oos_skill, 3)}% "
                 f"(CW p={_fmt(r.cw_p)}), {r.n_teams} team(s)")
             teams = t[(t["leading"] == r.leading) & (t["lagging"] == r.lagging) & (t["team_id"] != POOLED)]

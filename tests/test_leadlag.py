@@ -377,6 +377,42 @@ def test_random_walks_with_drift_not_reported_as_leads():
     assert 0.02 <= rate <= 0.09, rate
 
 
+def test_company_wide_shocks_do_not_make_pooled_leads():
+    """Teams share strong common shocks in both metrics (independent of each other): the pooled row removes
+    each period's cross-team mean, so its Granger p-values stay calibrated and no 'leads' appears."""
+    rng = np.random.default_rng(1)
+    n_sim, G, T = 120, 6, 100
+    pvals, leads = [], 0
+    for _ in range(n_sim):
+        cx, cy = _ar1(rng, T, 0.6), _ar1(rng, T, 0.6)
+        x = 0.8 * cx + 0.6 * _ar1(rng, (G, T), 0.5)
+        y = 0.8 * cy + 0.6 * _ar1(rng, (G, T), 0.5)
+        res = _quiet(lead_lag_frame, _frame(x, y), pairs=[("lead", "lag")], time="t", team="team", max_lag=4,
+                     transform="none")
+        row = _pooled(res)
+        assert row["common_removed"]
+        pvals.append(row["granger_p"])
+        leads += row["verdict"] == "leads"
+    se = np.sqrt(0.05 * 0.95 / n_sim)
+    assert leads / n_sim <= 0.05 + 2 * se
+    assert np.mean(np.array(pvals) < 0.05) <= 0.05 + 3 * se  # without removing period means: about 0.6
+
+
+def test_short_gaps_filled_long_gaps_cut():
+    rng = np.random.default_rng(34)
+    x = _ar1(rng, (2, 120), 0.5)
+    y = 0.5 * np.roll(x, 2, axis=1) + rng.standard_normal((2, 120))
+    f = _frame(x, y)
+    f.loc[(f["team"] == "t000") & f["t"].isin([50, 51]), "lead"] = np.nan   # 2 periods: interpolated
+    f.loc[(f["team"] == "t001") & f["t"].between(30, 35), "lag"] = np.nan   # 6 periods: longest run kept
+    res = _quiet(lead_lag_frame, f, pairs=[("lead", "lag")], time="t", team="team", by_team=True,
+                 transform="none", max_lag=4)
+    t = res.table.set_index("team_id")
+    assert t.loc["t000", "n_periods"] == 120
+    assert t.loc["t001", "n_periods"] == 120 - 36
+    assert t.loc[POOLED, "n_teams"] == 2
+
+
 def test_untransformed_trends_would_fool_a_naive_correlation():
     """The problem the method solves: two independent drifting series correlate strongly in levels."""
     rng = np.random.default_rng(31)
