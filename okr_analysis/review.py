@@ -315,7 +315,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per key result: objective_title, objective_kind, met_expectation, kr_id, title,
+        One row per key result: objective_title, objective_kind, met_expectation, kr_id, title, metric,
         direction, baseline, target, current, unit, score, band, status, p_hit.
     """
     krs = ctx.team_table("kr_scores")
@@ -377,7 +377,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(visible) + 1.2))
         plot_kr_scores(visible, ax=ax, title=f"Key-result scores, {ctx.quarter.label}")
         _show_figure(fig)
-    cols = ["objective_title", "objective_kind", "met_expectation", "kr_id", "title", "direction", "baseline",
+    cols = ["objective_title", "objective_kind", "met_expectation", "kr_id", "title", "metric", "direction", "baseline",
             "target", "current", "unit", "score", "band", "status", "p_hit"]
     return table[cols]
 
@@ -709,7 +709,8 @@ def department_scores(ctx: Any) -> pd.DataFrame:
     _show_figure(fig)
     depts = teams[teams["depth"] == 1][["team_name", "rollup_n_teams", "rollup_n_objectives", "rollup_score",
                                         "rollup_band", "n_on_track", "n_at_risk", "n_off_track", "n_no_data"]]
-    _show(depts.rename(columns={"team_name": "department"}), caption="Departments (roll-up over all their teams)")
+    depts = depts.rename(columns={"team_name": "department"}).reset_index(drop=True)
+    _show(depts, caption="Departments (roll-up over all their teams)")
     note = int(teams["suppressed"].sum())
     if note:
         _display_html(_para(f"{note} team score(s) are not shown on their own: the teams have fewer than "

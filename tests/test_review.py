@@ -1,0 +1,166 @@
+"""Report sections: what each shows is computed from the analyses, escaped, and respects the minimum group size."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from okr_analysis import report, review, score_key_results
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shell():
+    """An IPython shell, so that sections' display() calls are published and can be captured."""
+    return InteractiveShell.instance()
+
+
+def _ctx(sample_dir, team_id, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return report.open_report(str(sample_dir), team_id=team_id, quarter="2026Q3", **kw)
+
+
+def _run(func, ctx):
+    """Run a section and return (its value, the HTML it displayed)."""
+    with warnings.catch_warnings(), capture_output() as cap:
+        warnings.simplefilter("ignore")
+        value = func(ctx)
+    html = "".join(o.data.get("text/html", "") for o in cap.outputs)
+    return value, html
+
+
+@pytest.fixture(scope="module")
+def tier2(sample_dir):
+    return _ctx(sample_dir, "support-tier2", as_of="2026-08-20")
+
+
+@pytest.fixture(scope="module")
+def partners(sample_dir):
+    return _ctx(sample_dir, "hr-partners")  # 4 people: below the minimum group size of 5
+
+
+@pytest.fixture(scope="module")
+def org(sample_dir):
+    return _ctx(sample_dir, "acme")
+
+
+def test_summary_sentences_follow_the_scores(tier2):
+    sentences = review.summary_sentences(tier2)
+    krs = tier2.team_table("kr_scores")
+    on = int((krs["status"] == "on track").sum())
+    assert any(s.startswith(f"{on} of {len(krs)} key results") for s in sentences), sentences
+    team = tier2.team_table("team_scores").iloc[0]
+    assert sentences[0].startswith(f"Support Tier 2 scores {team['score']:.2f} ({team['band']}) as of 20 Aug 2026")
+    # every KR named as at risk / off track is one of them, with its probability of hitting
+    for r in krs[krs["status"].isin(["at risk", "off track"])].itertuples():
+        label = r.metric if isinstance(r.metric, str) else r.title
+        assert any(f"{label} is {r.status}" in s for s in sentences)
+    fc = tier2.team_table("forecasts").set_index("kr_id")["p_hit"]
+    worst = krs[krs["status"] == "off track"].sort_values("score").iloc[0]
+    if pd.notna(fc.get(worst.kr_id)):
+        assert any(f"{fc[worst.kr_id]:.0%} likely to reach" in s for s in sentences)
+
+
+def test_scorecard_rows_and_band_colours(tier2):
+    table, html = _run(review.scorecard, tier2)
+    krs = score_key_results(tier2.ds, "2026Q3", as_of="2026-08-20")
+    krs = krs[krs["team_id"] == "support-tier2"]
+    assert sorted(table["kr_id"]) == sorted(krs["kr_id"])
+    pd.testing.assert_series_equal(table.set_index("kr_id")["score"].sort_index(),
+                                   krs.set_index("kr_id")["score"].sort_index(), check_dtype=False)
+    for band in krs["band"].dropna().unique():
+        assert f'okr-band-{band}' in html
+    assert "P(hit)" in html and "<script" not in html
+
+
+def test_small_team_people_metrics_are_suppressed_everywhere(partners):
+    label = review.suppressed_label(5)
+    assert label == "suppressed (fewer than 5 people)"
+    people = set(partners.ds.metrics.loc[partners.ds.metrics["people_metric"], "metric"])
+    table, html = _run(review.scorecard, partners)
+    hidden = table["metric"].isin(people)
+    assert hidden.any()
+    assert table.loc[hidden, "score"].isna().all() and (table.loc[hidden, "status"] == label).all()
+    assert label in html
+    for r in table[hidden].itertuples():  # the suppressed current values are not in the page
+        raw = partners.team_table("kr_scores").set_index("kr_id").loc[r.kr_id, "current"]
+        assert f">{review._fmt(raw, r.unit)}<" not in html
+    sentences = review.summary_sentences(partners)
+    assert not any("scores" in s and "as of" in s for s in sentences), "a team score would reveal them"
+    assert any("not shown" in s for s in sentences)
+    panel, panel_html = _run(review.kpi_panel, partners)
+    assert (panel.loc[panel["metric"].isin(people), "latest"] == label).all()
+    assert not (panel.loc[~panel["metric"].isin(people), "latest"] == label).any()
+
+
+def test_key_result_charts_skip_suppressed_and_draw_the_rest(partners, tier2):
+    n, _ = _run(review.key_result_charts, tier2)
+    assert n == len(tier2.team_table("kr_scores"))
+    n_small, html = _run(review.key_result_charts, partners)
+    krs = partners.team_table("kr_scores")
+    people = set(partners.ds.metrics.loc[partners.ds.metrics["people_metric"], "metric"])
+    assert n_small == int((~krs["metric"].isin(people)).sum())
+    assert "are not charted" in html
+
+
+def test_leading_indicators_show_the_planted_driver(tier2):
+    view, html = _run(review.leading_indicators, tier2)
+    found = view[(view["verdict"] == "leads") & (view["scope"] == "all teams (pooled)")]
+    assert {("first_response_time", "csat")} <= set(zip(found["leading"], found["lagging"]))
+    assert int(found.set_index("leading").loc["first_response_time", "lag"]) == 2
+    assert "first_response_time leads csat by 2 weeks" in html
+
+
+def test_hygiene_lists_this_teams_findings_only(tier2):
+    (findings, cands), html = _run(review.hygiene, tier2)
+    assert set(findings["team_id"]) <= {"support-tier2"}
+    assert set(cands["team_id"]) <= {"support-tier2"}
+    assert "Candidate key results for 2026Q4" in html
+
+
+def test_org_overview_sections(org):
+    sentences = review.org_summary(org)
+    assert sentences[0].startswith("Acme Corp scores")
+    depts, _ = _run(review.department_scores, org)
+    assert sorted(depts["department"]) == sorted(["People & HR", "Customer Support", "Sales", "Engineering"])
+    heat, _ = _run(review.team_kr_heatmap, org)
+    assert "hr-partners" in set(heat["team_id"])
+    people = set(org.ds.metrics.loc[org.ds.metrics["people_metric"], "metric"])
+    small = heat[(heat["team_id"] == "hr-partners") & heat["metric"].isin(people)]
+    assert small["score"].isna().all()
+    risky, html = _run(review.teams_at_risk, org)
+    assert "HR Business Partners" not in set(risky.loc[risky["score"] != "suppressed (fewer than 5 people)",
+                                                       "team_name"])
+    drivers, _ = _run(review.org_drivers, org)
+    leads = drivers[drivers["verdict"] == "leads"]
+    assert {("training_attendance", "engagement"), ("first_response_time", "csat"),
+            ("qualified_leads", "revenue")} <= set(zip(leads["leading"], leads["lagging"]))
+    assert "intranet_visits" not in set(leads["leading"])
+
+
+def test_hostile_titles_are_escaped(tier2):
+    ds = tier2.ds
+    kr_id = tier2.team_table("kr_scores")["kr_id"].iloc[0]
+    evil = '<script>window.pwned=1</script><img src=x onerror="alert(1)">'
+    ds.key_results.loc[ds.key_results["kr_id"] == kr_id, "title"] = evil
+    tier2._tables.clear()
+    try:
+        _, html = _run(review.scorecard, tier2)
+        assert "<script>window.pwned" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+    finally:
+        tier2._tables.clear()
+
+
+def test_methods_note(tier2):
+    _, html = _run(review.methods, tier2)
+    for word in ("Scores", "Status", "Forecasts", "Drivers", "Privacy"):
+        assert f"<dt>{word}</dt>" in html
