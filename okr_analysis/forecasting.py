@@ -16,26 +16,26 @@ quarter, :func:`okr_analysis.scoring.score_key_results`). This module forecasts 
 
 The models (each choice and its reason is in ``docs/forecasting.md``)
 ------------------------------------------------------------------------
-A series with at least :data:`MIN_MODEL_OBS` weekly values is forecast by an autoregressive
-model chosen by AIC among a small candidate set, all fitted by ordinary least squares (the
-conditional maximum likelihood of statsmodels' ``AutoReg``) on a common estimation sample so
-their AICs compare:
+A series with at least :data:`MIN_MODEL_OBS` weekly values is forecast from a small set of
+autoregressive candidates, all fitted by ordinary least squares (the conditional maximum
+likelihood of statsmodels' ``AutoReg``) on a common estimation sample so their AICs compare:
 
-* ``ARIMA(p,1,0)`` with and without drift, ``p = 0..P`` (the KPI is integrated: what a team
-  achieved stays);
-* for KPI forecasts (:func:`forecast_kpis`, no key result pushing the metric) also
-  ``ARIMA(p,0,0)`` with a constant, ``p = 1..P+1`` — the levels model the differenced one is a
-  restriction of, on the same sample and likelihood.
+* key results: ``ARIMA(p,1,0)`` with and without drift, ``p = 0..P`` — the metric is treated as
+  integrated (what a team achieves stays; a mean-reverting model would pull every forecast back
+  to the metric's past while the team is working to move it);
+* KPI forecasts (:func:`forecast_kpis`): the same when unit-root tests leave any doubt, else
+  ``ARIMA(p,0,0)`` with a constant, ``p = 1..P+1`` (:func:`is_integrated`: d = 0 only when the
+  ADF test rejects a unit root and KPSS does not reject stationarity).
 
-Key results use the integrated candidates only: the team is working to move the metric during
-the quarter, and a mean-reverting model would pull every forecast back to the metric's past.
+``method`` names the AIC-best candidate; the simulated paths come from all candidates in
+proportion to their Akaike weights (:func:`aic_weights`), which carries the uncertainty of the
+choice into the intervals. Each path also draws its model's parameters from their posterior
+(flat prior: innovation variance from a scaled inverse chi-square, coefficients normal given
+it), so intervals and ``p_hit`` widen when a model was fitted on little data.
 
 Shorter series fall back to a random walk with a shrunken drift (``random walk with drift
-(short series)``); a series whose values are all equal is forecast as that constant. Future
-paths (:data:`N_PATHS` by default, seeded per key result) carry parameter uncertainty: the
-innovation variance is drawn from its scaled inverse-chi-square posterior and the coefficients
-from their normal posterior given it (flat prior), so intervals and ``p_hit`` widen when a model
-was fitted on little data.
+(short series)``); a series whose values are all equal is forecast as that constant; fewer than
+:data:`MIN_SHORT_OBS` values give NaN. :data:`N_PATHS` paths per series, seeded per key result.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def _candidates_statsmodels(y: np.ndarray, P: int, levels: bool, exog: np.ndarra
                         continue
                     mod = AutoReg(z, lags=p, trend="c" if const else "n", hold_back=P, exog=e)
                     r = mod.fit()
-                    xi = np.linalg.inv(mod._x.T @ mod._x)
+                    xi = np.asarray(r.cov_params()) / r.sigma2
                     out.append(ModelFit(1, p, const, np.asarray(r.params), xi, float(r.ssr), int(r.nobs), names))
         if levels:
             el = None if exog is None else exog
@@ -286,7 +286,7 @@ def _candidates_statsmodels(y: np.ndarray, P: int, levels: bool, exog: np.ndarra
                 for p in range(1, P + 2):
                     mod = AutoReg(y, lags=p, trend="c", hold_back=P + 1, exog=e)
                     r = mod.fit()
-                    xi = np.linalg.inv(mod._x.T @ mod._x)
+                    xi = np.asarray(r.cov_params()) / r.sigma2
                     out.append(ModelFit(0, p, True, np.asarray(r.params), xi, float(r.ssr), int(r.nobs), names))
     return out
 
@@ -396,43 +396,56 @@ def _draw_params(fit: ModelFit, n: int, rng: np.random.Generator) -> tuple[np.nd
     return beta, sig2
 
 
-def _simulate(fit: ModelFit, y: np.ndarray, H: int, n: int, rng: np.random.Generator,
+def _simulate(fits: Sequence[ModelFit], counts: Sequence[int], y: np.ndarray, H: int, rng: np.random.Generator,
               exog: np.ndarray | None = None, exog_future: np.ndarray | None = None) -> np.ndarray:
-    """``n`` future paths of the levels, ``H`` steps ahead (n × H).
+    """Future paths of the levels, ``H`` steps ahead: ``counts[i]`` paths from ``fits[i]`` (sum × H).
 
-    ``exog`` is the regressors' history (aligned with y), ``exog_future`` their future values,
-    shape (n, H, k) (one path per simulated path) — in levels; differenced here for d = 1.
+    The fits must share d. Each path draws its model's parameters (:func:`_draw_params`); the
+    recursion runs once for all paths (coefficients zero-padded to the largest order).
+    ``exog`` is the regressors' history (aligned with y), ``exog_future`` their future values in
+    levels, shape (n, H, k), one row per path (rows taken in order by the fits that use them).
     """
-    beta, sig2 = _draw_params(fit, n, rng)
-    j = 0
-    c = beta[:, 0] if fit.const else np.zeros(n)
-    j += int(fit.const)
-    phi = beta[:, j: j + fit.p]
-    j += fit.p
-    b = beta[:, j:]
+    d = fits[0].d
+    P = max(f.p for f in fits)
+    k_ex = 0 if exog is None else exog.shape[1]
+    C, PHI, B, S2 = [], [], [], []
+    for f, k in zip(fits, counts):
+        if not k:
+            continue
+        beta, sig2 = _draw_params(f, int(k), rng)
+        j = int(f.const)
+        C.append(beta[:, 0] if f.const else np.zeros(k))
+        phi = np.zeros((k, P))
+        phi[:, : f.p] = beta[:, j: j + f.p]
+        PHI.append(phi)
+        b = np.zeros((k, k_ex))
+        if f.exog_names:
+            b[:] = beta[:, j + f.p:]
+        B.append(b)
+        S2.append(sig2)
+    c, phi, b, sig2 = np.concatenate(C), np.vstack(PHI), np.vstack(B), np.concatenate(S2)
+    n = len(c)
     x_f = None
-    if fit.exog_names:
-        hist_last = exog[-1][None, None, :]
-        if fit.d == 1:
-            full = np.concatenate([np.broadcast_to(hist_last, (n, 1, hist_last.shape[2])), exog_future], axis=1)
+    if k_ex:
+        if d == 1:
+            full = np.concatenate([np.broadcast_to(exog[-1][None, None, :], (n, 1, k_ex)), exog_future], axis=1)
             x_f = np.diff(full, axis=1)
         else:
             x_f = exog_future
-    z_hist = np.diff(y) if fit.d == 1 else y
-    p = fit.p
-    buf = np.zeros((n, p + H))
-    if p:
-        buf[:, :p] = z_hist[len(z_hist) - p:][None, :]
+    z_hist = np.diff(y) if d == 1 else y
+    buf = np.zeros((n, P + H))
+    if P:
+        buf[:, :P] = z_hist[len(z_hist) - P:][None, :]
     eps = rng.standard_normal((n, H)) * np.sqrt(sig2)[:, None]
     for h in range(H):
         v = c + eps[:, h]
-        for i in range(p):
-            v = v + phi[:, i] * buf[:, p + h - i - 1]
+        if P:
+            v = v + np.einsum("np,np->n", phi, buf[:, h: P + h][:, ::-1])
         if x_f is not None:
             v = v + np.einsum("nk,nk->n", b, x_f[:, h, :])
-        buf[:, p + h] = v
-    out = buf[:, p:]
-    if fit.d == 1:
+        buf[:, P + h] = v
+    out = buf[:, P:]
+    if d == 1:
         out = y[-1] + np.cumsum(out, axis=1)
     return out
 
@@ -506,13 +519,8 @@ def _forecast_array(y: np.ndarray, H: int, *, levels: bool, n_paths: int, rng: n
     fit, cands = select_model(y, levels=levels, exog=exog, exog_names=exog_names, engine=engine)
     weights = aic_weights(cands)
     counts = rng.multinomial(n_paths, weights)
-    parts, start = [], 0
-    for c, k in zip(cands, counts):
-        if k:
-            xf = exog_future[start: start + k] if c.exog_names else None
-            parts.append(_simulate(c, y, H, int(k), rng, exog if c.exog_names else None, xf))
-            start += k
-    paths = np.vstack(parts)
+    has_exog = any(c.exog_names for c, k in zip(cands, counts) if k)
+    paths = _simulate(cands, counts, y, H, rng, exog if has_exog else None, exog_future if has_exog else None)
     fit = dataclasses.replace(fit, weight=float(weights[next(i for i, c in enumerate(cands) if c is fit)]))
     exog_weight = float(sum(w for c, w in zip(cands, weights) if c.exog_names))
     note = ""
@@ -714,6 +722,7 @@ class _KRCase:
     exog_names: tuple[str, ...] = ()
     exog_future: np.ndarray | None = None
     driver_label: str = ""
+    q_end: pd.Timestamp | None = None
 
 
 def _future_dates(last: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
@@ -771,6 +780,7 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
     ci = ci.loc[ci["kr_id"].isin(set(sc["kr_id"])) & (ci["date"] >= q.start) & (ci["date"] <= as_of)]
     ci = ci.assign(_r=np.arange(len(ci))).sort_values(["kr_id", "date", "_r"])
     ci_by = {k: g for k, g in ci.groupby("kr_id", sort=False)}
+    q_end = q.end
     cases = []
     for row in sc.to_dict("records"):
         g = ci_by.get(row["kr_id"])
@@ -786,7 +796,7 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
             y, dates, filled = np.empty(0), pd.DatetimeIndex([]), 0
         else:
             y, dates, filled = _to_grid(series)
-        case = _KRCase(row, y, dates, history, filled, past, last_ci)
+        case = _KRCase(row, y, dates, history, filled, past, last_ci, q_end=q_end)
         if drivers is not None and history.startswith("kpi:") and len(y) >= MIN_MODEL_OBS:
             _attach_drivers(case, drivers.by_metric.get(m, []), kpi, q, n_paths, seed, engine)
         cases.append(case)
@@ -872,7 +882,7 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
         out.update(method="no data", note="no KPI history and no check-in up to as_of")
         return (out, *none)
     last = case.dates[-1]
-    fut = _future_dates(last, q.end)
+    fut = _future_dates(last, case.q_end if case.q_end is not None else q.end)
     H = len(fut)
     notes = []
     if case.filled:
@@ -1176,10 +1186,11 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
         raise ValueError(f"kr_id {kr_id!r} is not in the key_results table (with an objective); ids include: {some}.")
     q, ts = _resolve(ds, hit["quarter"].iloc[0], as_of)
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
-    cut = _truncate(ds, ts)
     drv = None
     if with_drivers:
-        drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(cut)
+        drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(_truncate(ds, ts))
+    # only the KR's team is needed from here on (same numbers, much less to score and resample)
+    cut = _truncate(ds.filter_teams([hit["team_id"].iloc[0]]), ts)
     sc = _kr_frame(cut, q, ts)
     sc = sc.loc[sc["kr_id"] == kr_id]
     case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)[0]
