@@ -47,9 +47,17 @@ demo: setup $(DATA)/teams.csv
 test: setup
 	$(BIN)/python -m pytest
 
-lab: setup $(DATA)/teams.csv
-	$(BIN)/python -m pip install --quiet -e ".[lab]"
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+# JupyterLab lives in its own environment: in the main one its dependencies would slow every
+# report worker's start by ~3 s (see ../shared/REPORTING_NOTES.md).
+LAB := .venv-lab
+$(LAB)/.installed: pyproject.toml
+	@test -x $(LAB)/bin/python || $(PYTHON) -m venv $(LAB)
+	$(LAB)/bin/python -m pip install --quiet --upgrade pip
+	$(LAB)/bin/python -m pip install --quiet -e ".[lab]"
+	@touch $(LAB)/.installed
+
+lab: setup $(DATA)/teams.csv $(LAB)/.installed
+	$(LAB)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
 
 bench: setup
 	$(BIN)/python benchmarks/bench_leadlag.py
@@ -57,4 +65,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_report.py
 
 clean:
-	rm -rf $(VENV) $(DATA) reports/*/ .pytest_cache
+	rm -rf $(VENV) $(LAB) $(DATA) reports/*/ .pytest_cache
