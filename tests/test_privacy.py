@@ -1,0 +1,126 @@
+"""The minimum group size: primary and complementary suppression, on hand-built trees and through the CLI."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from okr_analysis.cli import cli
+from okr_analysis.privacy import complementary_suppression, suppressed_label
+
+LABEL = suppressed_label(5)
+
+
+def tree(rows):
+    return pd.DataFrame(rows, columns=["team_id", "parent_team_id", "headcount"])
+
+
+def hidden(result):
+    return dict(zip(result.loc[result["suppressed"], "team_id"], result.loc[result["suppressed"], "reason"]))
+
+
+def test_next_smallest_sibling_is_suppressed_too():
+    t = tree([("co", None, 60), ("d", "co", 30), ("a", "d", 3), ("b", "d", 12), ("c", "d", 8), ("e", "d", 7),
+              ("d2", "co", 30)])
+    assert hidden(complementary_suppression(t, ["a"])) == {"a": "small group", "e": "complementary"}
+
+
+def test_ties_are_broken_by_id_and_result_is_stable():
+    t = tree([("d", None, 30), ("a", "d", 2), ("y", "d", 9), ("x", "d", 9), ("z", "d", 10)])
+    assert hidden(complementary_suppression(t, ["a"])) == {"a": "small group", "x": "complementary"}
+
+
+def test_two_small_siblings_together_below_the_minimum_pull_in_a_third():
+    t = tree([("d", None, 30), ("a", "d", 2), ("b", "d", 2), ("c", "d", 9), ("e", "d", 17)])
+    assert hidden(complementary_suppression(t, ["a", "b"])) == {"a": "small group", "b": "small group",
+                                                               "c": "complementary"}
+
+
+def test_two_suppressed_siblings_with_enough_people_need_nothing_more():
+    t = tree([("d", None, 30), ("a", "d", 3), ("b", "d", 3), ("c", "d", 24)])
+    assert set(hidden(complementary_suppression(t, ["a", "b"]))) == {"a", "b"}
+
+
+def test_only_child_suppresses_the_parent_and_the_rule_climbs():
+    # d has one child (a, small): d's roll-up is a's value, so d goes; then at co, d needs a complement
+    t = tree([("co", None, 50), ("d", "co", 3), ("a", "d", 3), ("d2", "co", 20), ("d3", "co", 27)])
+    assert hidden(complementary_suppression(t, ["a"])) == {"a": "small group", "d": "parent of suppressed",
+                                                          "d2": "complementary"}
+
+
+def test_ineligible_siblings_are_skipped_and_parent_goes_when_none_left():
+    t = tree([("co", None, 40), ("d", "co", 20), ("a", "d", 4), ("b", "d", 16), ("d2", "co", 10),
+              ("d3", "co", 10)])
+    result = hidden(complementary_suppression(t, ["a"], eligible={"a", "d2"}))
+    assert result == {"a": "small group", "d": "parent of suppressed", "d2": "complementary"}
+
+
+def test_three_levels_and_bad_size():
+    t = tree([("co", None, 100), ("d1", "co", 50), ("d2", "co", 50), ("t1", "d1", 4), ("t2", "d1", 46),
+              ("t3", "d2", 25), ("t4", "d2", 25)])
+    assert hidden(complementary_suppression(t, ["t1"])) == {"t1": "small group", "t2": "complementary"}
+    with pytest.raises(ValueError, match="min_group_size"):
+        complementary_suppression(t, [], min_group_size=0)
+
+
+# ---- through the CLI on the sample organisation (hr-partners: 4 people; People & HR: 19) ------------------
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def people(sample_ds):
+    return set(sample_ds.metrics.loc[sample_ds.metrics["people_metric"], "metric"])
+
+
+def test_score_csvs_hide_small_teams_people_metrics_with_complements(sample_dir, tmp_path, people):
+    out = {}
+    for level in ("kr", "objective", "team"):
+        r = run("score", sample_dir, "-q", "2026Q3", "--level", level, "-o", tmp_path / f"{level}.csv")
+        assert r.exit_code == 0, r.output
+        out[level] = pd.read_csv(tmp_path / f"{level}.csv", dtype=str)
+    kr = out["kr"]
+    partners = kr[(kr["team_id"] == "hr-partners") & kr["metric"].isin(people)]
+    assert len(partners) and (partners["score"] == LABEL).all() and (partners["current"] == LABEL).all()
+    learning = kr[(kr["team_id"] == "hr-learning") & kr["metric"].isin(people)]
+    assert (learning["score"] == LABEL).all()  # the complement of hr-partners in People & HR
+    assert (kr.loc[kr["team_id"] == "hr-recruiting", "score"] != LABEL).all()
+    teams = out["team"].set_index("team_id")
+    for tid in ("hr-partners", "hr-learning"):
+        assert teams.loc[tid, "score"] == LABEL and teams.loc[tid, "rollup_score"] == LABEL
+    assert teams.loc["hr", "rollup_score"] != LABEL  # 19 people, two teams hidden inside it
+    assert teams.loc["hr-recruiting", "score"] != LABEL
+    objs = out["objective"]
+    assert (objs.loc[objs["team_id"] == "hr-partners", "score"] == LABEL).all()
+
+
+def test_min_group_size_option_changes_what_is_hidden(sample_dir, tmp_path):
+    r = run("score", sample_dir, "-q", "2026Q3", "--level", "team", "--min-group-size", "1", "-o", tmp_path / "t.csv")
+    assert r.exit_code == 0, r.output
+    assert not pd.read_csv(tmp_path / "t.csv")["suppressed"].any()
+    r = run("score", sample_dir, "-q", "2026Q3", "--level", "team", "--min-group-size", "10", "-o", tmp_path / "t.csv")
+    t = pd.read_csv(tmp_path / "t.csv", dtype=str).set_index("team_id")
+    assert t.loc["hr-learning", "score"] == suppressed_label(10)
+
+
+def test_monitor_csv_hides_people_kpis_of_small_teams(sample_dir, tmp_path, people):
+    r = run("monitor", sample_dir, "-o", tmp_path / "m.csv")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "m.csv", dtype=str)
+    rows = m[(m["team_id"] == "hr-partners") & m["metric"].isin(people)]
+    assert len(rows)
+    for col in ("latest", "slope", "peer_percentile", "peer_rank", "trend", "signals"):
+        assert (rows[col] == LABEL).all(), col
+    other = m[(m["team_id"] == "hr-partners") & ~m["metric"].isin(people)]
+    assert (other["latest"] != LABEL).all()
+    printed = run("monitor", sample_dir)
+    assert "suppressed" in printed.stdout
+
+
+def test_forecast_csv_hides_people_krs_of_small_teams(sample_dir, tmp_path, people):
+    r = run("forecast", sample_dir, "-q", "2026Q3", "--as-of", "2026-08-15", "-o", tmp_path / "f.csv")
+    assert r.exit_code == 0, r.output
+    f = pd.read_csv(tmp_path / "f.csv", dtype=str)
+    rows = f[(f["team_id"] == "hr-partners") & f["metric"].isin(people)]
+    assert len(rows) and (rows["p_hit"] == LABEL).all() and (rows["forecast"] == LABEL).all()
