@@ -96,6 +96,35 @@ def resolve_quarter(ds, quarter: str) -> str:
     return label
 
 
+def check_csv_out(out: str | None) -> None:
+    """Check ``--out FILE.csv`` before any work: a .csv name in an existing, writable folder."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.suffix.lower() != ".csv":
+        raise CommandError(f"--out {out}: write the table to a file ending in .csv.")
+    if path.is_dir():
+        raise CommandError(f"--out {out}: it is a folder; give a file name ending in .csv.")
+    if not path.parent.exists():
+        raise CommandError(f"--out {out}: the folder {path.parent} does not exist; create it first.")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: the folder {path.parent} is not writable; choose another with --out.")
+
+
+def check_out_folder(out: str) -> None:
+    """Check an output folder: not a file, and it (or its nearest existing parent) is writable."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"--out {out}: it is a file, not a folder.")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"--out {out}: {existing} is a file, so the folder cannot be created.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: the folder {existing} is not writable; choose another with --out.")
+
+
 def write_table(frame: pd.DataFrame, out: str | None, *, what: str) -> None:
     """Write a CSV atomically, or print a readable table when ``out`` is None."""
     if out is None:
@@ -103,11 +132,8 @@ def write_table(frame: pd.DataFrame, out: str | None, *, what: str) -> None:
                                "display.max_colwidth", 40):
             click.echo(frame.to_string(index=False) if len(frame) else f"(no {what})")
         return
+    check_csv_out(out)
     path = Path(out)
-    if path.suffix.lower() != ".csv":
-        raise CommandError(f"--out {out}: write the table to a file ending in .csv.")
-    if not path.parent.exists():
-        raise CommandError(f"--out {out}: the folder {path.parent} does not exist; create it first.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -126,6 +152,8 @@ quarter_option = click.option("--quarter", "-q", required=True,
                               help="Quarter such as 2026Q3 (or 'latest').")
 as_of_option = click.option("--as-of", "as_of", default=None, metavar="DATE",
                             help="Evaluate as of this date (YYYY-MM-DD); default: the quarter's end.")
+min_group_option = click.option("--min-group-size", type=click.IntRange(1, None), default=5, show_default=True,
+                                help="People metrics of groups smaller than this are suppressed.")
 out_option = click.option("--out", "-o", default=None, metavar="FILE.csv",
                           help="Write a CSV file instead of printing a table.")
 
@@ -213,15 +241,21 @@ def _readable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 @click.option("--level", type=click.Choice(["kr", "objective", "team"]), default="kr", show_default=True,
               help="Score key results, objectives, or teams with their roll-ups.")
 @out_option
+@min_group_option
 @fiscal_option
 @handle_errors
-def score(source: str, quarter: str, as_of: str | None, level: str, out: str | None,
+def score(source: str, quarter: str, as_of: str | None, level: str, out: str | None, min_group_size: int,
           fiscal_year_start: int) -> None:
     """Score key results, objectives or teams for a quarter (as of a date)."""
-    from .scoring import score as score_fn
+    from .privacy import suppress_scores
+    from .scoring import score as score_fn, score_key_results
 
+    check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
-    table = score_fn(ds, resolve_quarter(ds, quarter), as_of=as_of, level=level)
+    q = resolve_quarter(ds, quarter)
+    table = score_fn(ds, q, as_of=as_of, level=level)
+    krs = table if level == "kr" else score_key_results(ds, q, as_of=as_of)
+    table = suppress_scores(table, ds, level=level, kr_scores=krs, min_group_size=min_group_size)
     if out is None:
         table = _readable(table, _SCORE_VIEW[level])
     write_table(table, out, what=f"{level} scores")
@@ -238,6 +272,7 @@ def lint(source: str, quarter: str, as_of: str | None, out: str | None, fiscal_y
     """Check OKR hygiene for a quarter; findings are advice, so the exit code is 0."""
     from .hygiene import lint as lint_fn
 
+    check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     findings = lint_fn(ds, resolve_quarter(ds, quarter), as_of=as_of)
     if out is not None:
@@ -269,15 +304,19 @@ def _window(value: str) -> int | str:
 @click.option("--freq", type=click.Choice(["W", "M", "Q"], case_sensitive=False), default=None,
               help="Resample KPIs to weeks, months or fiscal quarters (default: the data's own).")
 @out_option
+@min_group_option
 @fiscal_option
 @handle_errors
-def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: str | None,
+def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: str | None, min_group_size: int,
             fiscal_year_start: int) -> None:
     """KPI monitoring: trend, peers and control-chart signals for every team and metric."""
     from .monitoring import monitor as monitor_fn
+    from .privacy import suppress_kpis
 
+    check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     table = monitor_fn(ds, as_of=as_of, window=_window(window), freq=freq.upper() if freq else None)
+    table = suppress_kpis(table, ds, min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "metric", "trend", "assessment", "slope", "p_value", "latest",
                                   "peer_percentile", "n_signals", "signals"])
@@ -296,10 +335,11 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
 @click.option("--pair", "pairs", multiple=True, metavar="LEADING:LAGGING",
               help="Test only this pair (repeat the option); default: every leading × lagging pair.")
 @out_option
+@min_group_option
 @fiscal_option
 @handle_errors
 def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: float, pairs: tuple[str, ...],
-            out: str | None, fiscal_year_start: int) -> None:
+            out: str | None, min_group_size: int, fiscal_year_start: int) -> None:
     """Which leading KPIs predict which lagging KPIs, at what lag, for which teams."""
     from .leadlag import lead_lag
 
@@ -309,10 +349,13 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
             raise click.BadParameter(f"{p!r}: write the pair as LEADING:LAGGING, e.g. training_attendance:engagement.",
                                      param_hint="--pair")
         parsed.append(tuple(p.split(":")))
+    check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
                       by_team=by_team, alpha=alpha, progress=sys.stderr.isatty())
-    table = result.table
+    from .privacy import suppress_drivers
+
+    table = suppress_drivers(result.table, ds, min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["leading", "lagging", "team_id", "freq", "lag", "correlation", "granger_p",
                                   "q_value", "oos_skill", "verdict"])
@@ -330,16 +373,23 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
 @click.option("--with-drivers", is_flag=True,
               help="Add the lags of leading KPIs that the driver analysis found as regressors.")
 @out_option
+@min_group_option
 @fiscal_option
 @handle_errors
-def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str | None,
+def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str | None, min_group_size: int,
              fiscal_year_start: int) -> None:
     """Where each key result will land at quarter end, and the probability of reaching its target."""
     from .forecasting import forecast_key_results
+    from .privacy import suppress_forecasts
+    from .scoring import score_key_results
 
+    check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
-    table = forecast_key_results(ds, resolve_quarter(ds, quarter), as_of=as_of, with_drivers=with_drivers)
+    q = resolve_quarter(ds, quarter)
+    table = forecast_key_results(ds, q, as_of=as_of, with_drivers=with_drivers)
     table = table.drop(columns=[c for c in ("history",) if c in table.columns])
+    table = suppress_forecasts(table, ds, kr_scores=score_key_results(ds, q, as_of=as_of),
+                               min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "kr_id", "current", "forecast", "lower_80", "upper_80", "target",
                                   "p_hit", "method"])
@@ -357,14 +407,14 @@ def backtest(source: str, out: str | None, with_drivers: bool, fiscal_year_start
     """Check the forecasts on past quarters: Brier score of P(hit) against the pace rule and the base rate."""
     from .forecasting import backtest as backtest_fn
 
+    if out is not None:
+        check_out_folder(out)
     ds = load_source(source, fiscal_year_start)
     result = backtest_fn(ds, with_drivers=with_drivers)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(result.summary.to_string(index=False))
     if out is not None:
         out_path = Path(out)
-        if out_path.exists() and not out_path.is_dir():
-            raise CommandError(f"--out {out}: it is a file, not a folder.")
         for path in result.write(out_path):
             click.echo(f"wrote {path}", err=True)
 
@@ -392,13 +442,12 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
     """Render the quarterly review report of every team (HTML and PDF) with an index page."""
     from .report import build_reports
 
-    out_path = Path(out)
-    if out_path.exists() and not out_path.is_dir():
-        raise CommandError(f"--out {out}: it is a file, not a folder.")
-    if not os.access(out_path if out_path.exists() else (out_path.parent if str(out_path.parent) else Path(".")),
-                     os.W_OK):
-        raise CommandError(f"--out {out}: the folder is not writable; choose another with --out.")
+    check_out_folder(out)
     ds = load_source(source, fiscal_year_start)
+    unknown = [t for t in teams if t not in set(ds.teams["team_id"])]
+    if unknown:
+        known = ", ".join(ds.teams["team_id"].head(20))
+        raise CommandError(f"--team {', '.join(unknown)}: no such team in the data (teams: {known}).")
     result = build_reports(ds, quarter=resolve_quarter(ds, quarter),
                            teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
                            org_overview=org_overview, force=force, min_group_size=min_group_size,

@@ -79,3 +79,62 @@ def test_console_script_runs_as_a_real_process(tiny_dir):
     assert "valid" in proc.stdout
     bad = subprocess.run([str(exe), "validate", str(tiny_dir / "missing")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+# ---- argument checks: a clear message, exit 1, nothing written ------------------------------------------
+def test_report_unknown_team_is_a_message(tiny_dir, tmp_path):
+    r = run("report", tiny_dir, "-q", "2026Q3", "--team", "nope", "--out", tmp_path / "rep", "--format", "html")
+    assert r.exit_code == 1 and "--team nope: no such team" in r.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("command", [["score"], ["lint"], ["report", "--format", "html"]])
+def test_quarter_without_objectives_is_a_message(tiny_dir, tmp_path, command):
+    r = run(command[0], tiny_dir, "-q", "2024Q1", *command[1:])
+    assert r.exit_code == 1 and "no objectives in that quarter" in r.stderr and "2026Q3" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["score", "-q", "2026Q3"], ["lint", "-q", "2026Q3"], ["monitor"],
+                                     ["forecast", "-q", "2026Q3", "--as-of", "2026-08-01"], ["drivers"]])
+def test_csv_out_in_a_missing_or_unwritable_folder_is_a_message(tiny_dir, tmp_path, command):
+    r = run(command[0], tiny_dir, *command[1:], "-o", tmp_path / "missing" / "x.csv")
+    assert r.exit_code == 1 and "does not exist" in r.stderr
+    r = run(command[0], tiny_dir, *command[1:], "-o", tmp_path / "x.txt")
+    assert r.exit_code == 1 and "ending in .csv" in r.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        r = run(command[0], tiny_dir, *command[1:], "-o", locked / "x.csv")
+        assert r.exit_code == 1 and "not writable" in r.stderr
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_report_out_that_is_a_file_or_unwritable_is_a_message(tiny_dir, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = run("report", tiny_dir, "-q", "2026Q3", "--out", f, "--format", "html")
+    assert r.exit_code == 1 and "it is a file" in r.stderr
+    r = run("report", tiny_dir, "-q", "2026Q3", "--out", f / "sub", "--format", "html")
+    assert r.exit_code == 1 and "is a file" in r.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        r = run("report", tiny_dir, "-q", "2026Q3", "--out", locked / "new" / "deep", "--format", "html")
+        assert r.exit_code == 1 and "not writable" in r.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+def test_score_prints_suppressed_cells(sample_dir):
+    r = run("score", sample_dir, "-q", "2026Q3", "--level", "team")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stdout.splitlines() if x.lstrip().startswith("hr-partners"))
+    assert "suppressed" in line
