@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
+from .privacy import score_suppression, suppressed_label
 from .quarters import Quarter
 
 __all__ = [
@@ -48,11 +49,6 @@ __all__ = [
 
 _ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "stable": "► stable"}
 _STATUS_ORDER = {"off track": 0, "at risk": 1, "on track": 2, "no data": 3, "unmeasurable": 4}
-
-
-def suppressed_label(min_group_size: int) -> str:
-    """What a suppressed cell reads."""
-    return f"suppressed (fewer than {min_group_size} people)"
 
 
 # ==================================================================================
@@ -216,11 +212,28 @@ def _small_team(ctx: Any) -> bool:
     return hc is not None and not pd.isna(hc) and int(hc) < ctx.min_group_size
 
 
+def _hidden_kr_ids(ctx: Any) -> set[str]:
+    """Key results suppressed anywhere: people metrics of small teams and of their complements
+    (:func:`okr_analysis.privacy.score_suppression`)."""
+    all_krs = ctx.table("kr_scores")
+    if all_krs.empty:
+        return set()
+    hidden, _ = score_suppression(ctx.ds, all_krs, min_group_size=ctx.min_group_size)
+    return set(all_krs.loc[hidden, "kr_id"])
+
+
 def _hidden_krs(ctx: Any, krs: pd.DataFrame) -> pd.Series:
-    """Key results whose values describe people of a team below the minimum group size."""
-    if not _small_team(ctx) or krs.empty:
+    """Key results whose values describe people of a team below the minimum group size, or would let a
+    reader work such values out from a roll-up (complementary suppression)."""
+    if krs.empty:
         return pd.Series(False, index=krs.index)
-    return krs["metric"].isin(_people_metrics(ctx.ds))
+    return krs["kr_id"].isin(_hidden_kr_ids(ctx))
+
+
+def _hidden_reason(ctx: Any) -> str:
+    if _small_team(ctx):
+        return f"the team has fewer than {ctx.min_group_size} people"
+    return "they would let a reader work out the figures of a smaller team in the same department"
 
 
 def _forecasts(ctx: Any) -> pd.DataFrame | None:
@@ -254,7 +267,7 @@ def summary_sentences(ctx: Any) -> list[str]:
     if hidden.any():
         k = int(hidden.sum())
         sentences.append(f"{k} key result{'s' if k != 1 else ''} on people metrics {'is' if k == 1 else 'are'} "
-                         f"not shown: the team has fewer than {ctx.min_group_size} people.")
+                         f"not shown: {_hidden_reason(ctx)}.")
         krs = krs[~hidden]
         if krs.empty:
             return sentences
@@ -663,13 +676,22 @@ def _scored_teams(ctx: Any) -> pd.DataFrame:
     names = tree["team_name"]
     teams["department"] = teams["team_id"].map(tree["department_id"]).map(names).fillna("(company)")
     krs = ctx.table("kr_scores")
-    people = _people_metrics(ctx.ds)
-    small = _small_teams(ctx)
-    sensitive = set(krs.loc[krs["team_id"].isin(small) & krs["metric"].isin(people), "team_id"])
+    hidden_kr, supp = score_suppression(ctx.ds, krs, min_group_size=ctx.min_group_size)
+    sensitive = set(krs.loc[hidden_kr, "team_id"]) | set(supp.loc[supp["suppressed"], "team_id"])
     teams["suppressed"] = teams["team_id"].isin(sensitive)
-    for col in ("score", "band"):
+    mask = teams["suppressed"]
+    for col in ("score", "band", "rollup_score", "rollup_band"):
         teams[col] = teams[col].astype(object)
-        teams.loc[teams["suppressed"], col] = None
+        teams.loc[mask, col] = None
+    # status counts of a suppressed team: its visible key results only (none for a suppressed parent)
+    visible = krs[~hidden_kr]
+    counts = visible.groupby("team_id")["status"].value_counts().unstack(fill_value=0)
+    for col, status in (("n_on_track", "on track"), ("n_at_risk", "at risk"), ("n_off_track", "off track"),
+                        ("n_no_data", "no data")):
+        own = teams["team_id"].map(counts[status] if status in counts else pd.Series(dtype=float)).fillna(0)
+        teams[col] = teams[col].astype(float)
+        teams.loc[mask & teams["is_leaf"], col] = own[mask & teams["is_leaf"]]
+        teams.loc[mask & ~teams["is_leaf"], col] = np.nan
     return teams
 
 
@@ -710,12 +732,18 @@ def department_scores(ctx: Any) -> pd.DataFrame:
     depts = teams[teams["depth"] == 1][["team_name", "rollup_n_teams", "rollup_n_objectives", "rollup_score",
                                         "rollup_band", "n_on_track", "n_at_risk", "n_off_track", "n_no_data"]]
     depts = depts.rename(columns={"team_name": "department"}).reset_index(drop=True)
+    hidden_depts = depts["rollup_score"].isna() & teams[teams["depth"] == 1]["suppressed"].to_numpy()
+    for col in ("rollup_score", "rollup_band"):
+        depts[col] = depts[col].astype(object)
+        depts.loc[hidden_depts, col] = suppressed_label(ctx.min_group_size)
     _show(depts, caption="Departments (roll-up over all their teams)")
     note = int(teams["suppressed"].sum())
     if note:
-        _display_html(_para(f"{note} team score(s) are not shown on their own: the teams have fewer than "
-                            f"{ctx.min_group_size} people and key results on people metrics. They are included "
-                            "in their department's roll-up, which has enough people.", "okr-note"))
+        _display_html(_para(f"{note} team score(s) are not shown on their own: a team with fewer than "
+                            f"{ctx.min_group_size} people and key results on people metrics, and the next-"
+                            "smallest team beside it, so that the department's roll-up cannot be used to work "
+                            "the small team's score out. They are included in their department's roll-up, "
+                            "which has enough people.", "okr-note"))
     return depts
 
 
@@ -726,7 +754,7 @@ def team_kr_heatmap(ctx: Any) -> pd.DataFrame:
     krs = ctx.table("kr_scores").copy()
     tree = ctx.ds.team_tree.set_index("team_id")
     krs = krs[krs["team_id"].map(tree["is_leaf"]).fillna(False).astype(bool)]
-    hidden = krs["team_id"].isin(_small_teams(ctx)) & krs["metric"].isin(_people_metrics(ctx.ds))
+    hidden = krs["kr_id"].isin(_hidden_kr_ids(ctx))
     krs.loc[hidden, "score"] = np.nan
     krs["team"] = krs["team_id"].map(tree["team_name"])
     if krs.empty:

@@ -164,3 +164,34 @@ def test_methods_note(tier2):
     _, html = _run(review.methods, tier2)
     for word in ("Scores", "Status", "Forecasts", "Drivers", "Privacy"):
         assert f"<dt>{word}</dt>" in html
+
+
+def test_department_rollups_use_complementary_suppression(org):
+    label = review.suppressed_label(5)
+    teams = review._scored_teams(org).set_index("team_id")
+    # hr-partners (4 people) is suppressed; so is its next-smallest sibling, or People & HR's roll-up
+    # minus the others would give hr-partners' score away
+    assert teams.loc["hr-partners", "suppressed"] and teams.loc["hr-learning", "suppressed"]
+    assert pd.isna(teams.loc["hr-learning", "score"]) and pd.isna(teams.loc["hr-learning", "rollup_score"])
+    assert not teams.loc["hr-recruiting", "suppressed"] and pd.notna(teams.loc["hr", "rollup_score"])
+    depts, html = _run(review.department_scores, org)
+    assert "next-smallest team" in html and label not in set(depts["rollup_score"].astype(str))
+    heat, _ = _run(review.team_kr_heatmap, org)
+    people = set(org.ds.metrics.loc[org.ds.metrics["people_metric"], "metric"])
+    hidden = heat[heat["team_id"].isin(["hr-partners", "hr-learning"]) & heat["metric"].isin(people)]
+    assert len(hidden) and hidden["score"].isna().all()
+    risky, _ = _run(review.teams_at_risk, org)
+    hr = risky[risky["team_name"].isin(["HR Business Partners", "Learning & Development"])]
+    assert (hr["score"] == label).all()
+
+
+def test_complement_teams_report_hides_its_people_krs(sample_dir):
+    ctx = _ctx(sample_dir, "hr-learning")  # 6 people: the complement of hr-partners
+    table, html = _run(review.scorecard, ctx)
+    people = set(ctx.ds.metrics.loc[ctx.ds.metrics["people_metric"], "metric"])
+    rows = table[table["metric"].isin(people)]
+    assert len(rows) and rows["score"].isna().all() and (rows["status"] == review.suppressed_label(5)).all()
+    sentences = review.summary_sentences(ctx)
+    assert any("smaller team in the same department" in s for s in sentences)
+    team = ctx.team_table("team_scores").iloc[0]
+    assert not any(f"{team['score']:.2f}" in s for s in sentences)
