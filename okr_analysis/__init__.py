@@ -8,21 +8,37 @@ The public API, by topic (each module documents every output column):
 - scoring: :func:`score_key_results`, :func:`score_objectives`, :func:`score_teams`, :func:`lint`
 - KPI monitoring: :func:`kpi_trends`, :func:`control_chart`, :func:`benchmark`, :func:`candidate_key_results`,
   :func:`monitor`
+- leading vs lagging: :func:`lead_lag`, :func:`lead_lag_frame`, :func:`lagged_correlations`, :func:`granger_test`
+- forecasts: :func:`forecast_key_results`, :func:`forecast_key_result`, :func:`forecast_kpis`, :func:`backtest`
+- reports: :func:`build_reports`
 """
 
 from .dataset import Dataset
+from .forecasting import backtest, forecast_key_result, forecast_key_results, forecast_kpis
 from .hygiene import LINT_CODES, lint
+from .leadlag import LeadLagResult, granger_test, lagged_correlations, lead_lag, lead_lag_frame
 from .loaders import DataWarning, Problem, ValidationError, from_frames, load
 from .monitoring import benchmark, candidate_key_results, control_chart, kpi_trends, monitor
 from .quarters import Quarter, parse_quarter
 from .resample import resample_kpis
 from .sample import make_sample, write_sample
+from .report import build_reports
 from .scoring import score, score_key_results, score_objectives, score_teams
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Dataset",
+    "LeadLagResult",
+    "backtest",
+    "build_reports",
+    "forecast_key_result",
+    "forecast_key_results",
+    "forecast_kpis",
+    "granger_test",
+    "lagged_correlations",
+    "lead_lag",
+    "lead_lag_frame",
     "DataWarning",
     "LINT_CODES",
     "Problem",
