@@ -14,7 +14,7 @@ quarter, :func:`okr_analysis.scoring.score_key_results`). This module forecasts 
   (Brier scores, calibration table);
 * :func:`forecast_series` — the forecasting engine on one plain series.
 
-The models (each choice and its reason is in ``docs/forecasting.md``)
+The models (each choice and its reason is in README.md, "Forecasts")
 ------------------------------------------------------------------------
 A series with at least :data:`MIN_MODEL_OBS` weekly values is forecast from a small set of
 autoregressive candidates, all fitted by ordinary least squares (the conditional maximum

@@ -3,7 +3,7 @@ and for which teams?
 
 :func:`lead_lag` answers it for every (leading, lagging) pair of a :class:`~okr_analysis.Dataset`;
 :func:`lead_lag_frame` does the same on a plain DataFrame. The method (each step and its reason is in
-``docs/leadlag.md``):
+README.md, "Which leading KPIs drive which key results"):
 
 1. pairs: catalogue leading × lagging metrics (or the pairs named), resampled to one frequency;
    a lag is counted in periods and a positive lag means the leading metric moves first;
@@ -783,7 +783,7 @@ def _forecast_frame(key: dict, scope: str, teams: list[dict]) -> pd.DataFrame:
 # Verdicts
 # =============================================================================================
 def _verdicts(table: pd.DataFrame, lag_table: pd.DataFrame, opt: _Options) -> pd.DataFrame:
-    """Apply the verdict rules, in this order (docs/leadlag.md, "Verdicts")."""
+    """Apply the verdict rules, in this order (README.md, lead-lag "Verdicts")."""
     a = opt.alpha
     key = ["leading", "lagging", "team_id"]
     lt = lag_table
