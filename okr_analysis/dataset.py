@@ -75,6 +75,45 @@ class Dataset:
         """Parse a quarter label with this dataset's fiscal calendar."""
         return Quarter.parse(label, fiscal_year_start=self.fiscal_year_start)
 
+    def resolve(self, quarter: "str | Quarter | None", as_of: Any = None, *,
+                as_of_required: bool = False) -> tuple[Quarter, pd.Timestamp]:
+        """Check a (quarter, as_of) pair as every quarter-based analysis takes it.
+
+        Returns the quarter and the effective as-of date (midnight): ``as_of`` defaults to the
+        quarter's end (unless ``as_of_required``), a date after the end counts as the end, and a date
+        before the start is an error. The quarter must have objectives.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, what was found and the valid range.
+        """
+        if quarter is None:
+            raise ValueError(f"quarter is required; quarters with objectives: {', '.join(self.quarters) or 'none'}.")
+        q = self.quarter(quarter)
+        if q.label not in self.quarters:
+            raise ValueError(f"quarter {q.label!r} has no objectives in {self.source}; "
+                             f"quarters with objectives: {', '.join(self.quarters) or 'none'}.")
+        if as_of is None:
+            if as_of_required:
+                raise ValueError(f"as_of is required: the date the forecast is made on, e.g. as_of='{q.start.date()}' "
+                                 "or later in the quarter (only data up to that day are used).")
+            return q, q.end
+        try:
+            ts = pd.Timestamp(as_of)
+        except (TypeError, ValueError):
+            raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.") from None
+        if pd.isna(ts):
+            raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.")
+        if ts.tzinfo is not None:
+            ts = ts.tz_localize(None)
+        ts = ts.normalize()
+        if ts < q.start:
+            later = "" if as_of_required else ", or leave as_of out to use the quarter's end"
+            raise ValueError(f"as_of {ts.date()} is before quarter {q.label} starts (it runs from {q.start.date()} "
+                             f"to {q.end.date()}); give a date on or after {q.start.date()}{later}.")
+        return q, min(ts, q.end)
+
     @cached_property
     def quarters(self) -> list[str]:
         """Quarters that have objectives, oldest first (canonical labels)."""

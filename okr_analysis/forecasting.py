@@ -600,31 +600,11 @@ def _clean(y: np.ndarray) -> np.ndarray:
 # Key results
 # =============================================================================================
 def _resolve(ds: Any, quarter: Any, as_of: Any) -> tuple[Quarter, pd.Timestamp]:
+    """Check the arguments (:meth:`Dataset.resolve`); return the quarter and the effective as-of date."""
     if not isinstance(ds, Dataset):
         raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}; "
                         "load the data first: ds = okr_analysis.load(source).")
-    if quarter is None:
-        raise ValueError(f"quarter is required; quarters with objectives: {', '.join(ds.quarters) or 'none'}.")
-    q = ds.quarter(quarter)
-    if q.label not in ds.quarters:
-        raise ValueError(f"quarter {q.label!r} has no objectives in {ds.source}; quarters with objectives: "
-                         f"{', '.join(ds.quarters) or 'none'}.")
-    if as_of is None:
-        raise ValueError(f"as_of is required: the date the forecast is made on, e.g. as_of='{q.start.date()}' "
-                         "or later in the quarter (only data up to that day are used).")
-    try:
-        ts = pd.Timestamp(as_of)
-    except (TypeError, ValueError):
-        raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.") from None
-    if pd.isna(ts):
-        raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    ts = ts.normalize()
-    if ts < q.start:
-        raise ValueError(f"as_of {ts.date()} is before quarter {q.label} starts ({q.start.date()}); give a date "
-                         f"from {q.start.date()} to {q.end.date()}.")
-    return q, min(ts, q.end)
+    return ds.resolve(quarter, as_of, as_of_required=True)
 
 
 def _truncate(ds: Dataset, as_of: pd.Timestamp) -> Dataset:

@@ -89,42 +89,11 @@ _STATUS_COUNT_COLUMNS = {s: "n_" + s.replace(" ", "_") for s in STATUSES}
 # Arguments
 # ----------------------------------------------------------------------------------
 def _resolve(ds: Any, quarter: Any, as_of: Any) -> tuple[Quarter, pd.Timestamp]:
-    """Check the arguments; return the quarter and the effective as-of date (midnight).
-
-    ``as_of`` defaults to the quarter's end; a date after the end is treated as
-    the end; a date before the start is an error.
-    """
+    """Check the arguments (:meth:`Dataset.resolve`); return the quarter and the effective as-of date."""
     if not isinstance(ds, Dataset):
-        raise TypeError(
-            f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}; "
-            "load the data first: ds = okr_analysis.load(source)."
-        )
-    if quarter is None:
-        raise ValueError(f"quarter is required; quarters with objectives: {', '.join(ds.quarters) or 'none'}.")
-    q = ds.quarter(quarter)
-    if q.label not in ds.quarters:
-        raise ValueError(
-            f"quarter {q.label!r} has no objectives in {ds.source}; "
-            f"quarters with objectives: {', '.join(ds.quarters) or 'none'}."
-        )
-    if as_of is None:
-        return q, q.end
-    try:
-        ts = pd.Timestamp(as_of)
-    except (TypeError, ValueError):
-        raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.") from None
-    if pd.isna(ts):
-        raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    ts = ts.normalize()
-    if ts < q.start:
-        raise ValueError(
-            f"as_of {ts.date()} is before quarter {q.label} starts (it runs from {q.start.date()} to "
-            f"{q.end.date()}); give a date on or after {q.start.date()}, or leave as_of out to score "
-            "at the quarter's end."
-        )
-    return q, min(ts, q.end)
+        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}; "
+                        "load the data first: ds = okr_analysis.load(source).")
+    return ds.resolve(quarter, as_of)
 
 
 def _quarter_checkins(ds: Dataset, q: Quarter, as_of: pd.Timestamp, kr_ids: pd.Series) -> pd.DataFrame:

@@ -59,3 +59,18 @@ def test_filter_teams(tiny_ds):
     assert set(sub.kpis["team_id"]) == {"t1"}
     assert set(sub.key_results["kr_id"]) == {"k1a", "k1b"}
     assert set(sub.checkins["kr_id"]) == {"k1a"}
+
+
+def test_resolve_quarter_and_as_of(tiny_ds):
+    q, ts = tiny_ds.resolve("2026Q3")
+    assert q.label == "2026Q3" and ts == pd.Timestamp("2026-09-30")
+    assert tiny_ds.resolve("Q3 2026", "2026-08-15 17:30")[1] == pd.Timestamp("2026-08-15")
+    assert tiny_ds.resolve("2026Q3", "2027-01-01")[1] == pd.Timestamp("2026-09-30")  # after the end: the end
+    with pytest.raises(ValueError, match=r"as_of 2026-06-30 is before quarter 2026Q3 starts .* or leave as_of out"):
+        tiny_ds.resolve("2026Q3", "2026-06-30")
+    with pytest.raises(ValueError, match="as_of is required"):
+        tiny_ds.resolve("2026Q3", None, as_of_required=True)
+    with pytest.raises(ValueError, match=r"quarter '2026Q2' has no objectives .* quarters with objectives: 2026Q3"):
+        tiny_ds.resolve("2026Q2")
+    with pytest.raises(ValueError, match="as_of must be a date"):
+        tiny_ds.resolve("2026Q3", "someday")
