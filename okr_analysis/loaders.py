@@ -85,6 +85,7 @@ class _Raw:
     file: str
     row_offset: int  # add to a 0-based position to get the row the user sees
     decimal_comma: bool = False  # numbers such as 4,5 (semicolon-separated files)
+    all_columns: tuple | None = None  # every column of the source table when only some were read
 
 
 _UNREADABLE_FIX = "give a folder of CSV/Parquet files, an .xlsx workbook, a .duckdb file or a database URL"
@@ -139,118 +140,501 @@ def _read_csv(path: Path, table: str, notes: list[str], problems: list[Problem])
     return _Raw(table, frame, path.name, 2, decimal_comma=(sep == ";"))
 
 
-def _read_folder(folder: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
-    out: dict[str, _Raw] = {}
-    for name in TABLES:
-        candidates = [folder / f"{name}{s}" for s in _TABLE_SUFFIXES if (folder / f"{name}{s}").exists()]
-        if not candidates:
-            continue
-        if len(candidates) > 1:
-            notes.append(
-                f"{name}: several files ({', '.join(c.name for c in candidates)}); using {candidates[0].name}."
-            )
-        path = candidates[0]
+@dataclass(frozen=True)
+class _Where:
+    """Rows to read from one table: ``ids`` maps a column to the values to keep; ``dates``
+    bounds the ``date`` column (inclusive). Readers may return more rows (a superset) but never
+    fewer: the exact filter is applied again after typing."""
+
+    ids: tuple[tuple[str, frozenset], ...] = ()
+    dates: tuple[pd.Timestamp | None, pd.Timestamp | None] | None = None
+
+    def widened(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        # a day either side: stored timestamps may carry a time or a zone; typing normalises them
+        lo, hi = self.dates or (None, None)
+        return (None if lo is None else lo - pd.Timedelta(days=1),
+                None if hi is None else hi + pd.Timedelta(days=2))
+
+
+_IN_CHUNK = 10_000  # values per IN (...) list: databases limit the number of bound parameters
+
+
+def _chunks(values: frozenset) -> list[list[str]]:
+    ordered = sorted(values)
+    return [ordered[i:i + _IN_CHUNK] for i in range(0, len(ordered), _IN_CHUNK)] or [[]]
+
+
+def _pick_columns(names: list[str], table: str) -> tuple[list[str], list[str]]:
+    """Columns of the table to read (the known ones, as stored) and every column's name."""
+    known = set(TABLES[table].column_names)
+    return [n for n in names if str(n).strip().lower().lstrip("\ufeff") in known], list(names)
+
+
+def _stored_name(names: list[str], column: str) -> str | None:
+    for n in names:
+        if str(n).strip().lower() == column:
+            return n
+    return None
+
+
+class _Reader:
+    """One open source: which tables it has, and reading one table (optionally filtered)."""
+
+    shown: str = ""
+    names: set[str] = set()
+
+    def read(self, name: str, where: _Where | None) -> _Raw | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _FolderReader(_Reader):
+    def __init__(self, folder: Path, notes: list[str], problems: list[Problem]):
+        self.folder, self.notes, self.problems = folder, notes, problems
+        self.shown = str(folder)
+        self.paths: dict[str, Path] = {}
+        for name in TABLES:
+            candidates = [folder / f"{name}{s}" for s in _TABLE_SUFFIXES if (folder / f"{name}{s}").exists()]
+            if not candidates:
+                continue
+            if len(candidates) > 1:
+                notes.append(
+                    f"{name}: several files ({', '.join(c.name for c in candidates)}); using {candidates[0].name}."
+                )
+            self.paths[name] = candidates[0]
+        self.names = set(self.paths)
+        known = {f"{n}{s}" for n in TABLES for s in _TABLE_SUFFIXES}
+        self.ignored = [p.name for p in sorted(folder.iterdir())
+                        if p.is_file() and p.suffix in _TABLE_SUFFIXES and p.name not in known]
+
+    def read(self, name: str, where: _Where | None) -> _Raw | None:
+        path = self.paths[name]
         if path.suffix in (".parquet", ".pq"):
             try:
-                out[name] = _Raw(name, pd.read_parquet(path), path.name, 1)
+                return self._read_parquet(path, name, where)
             except Exception as exc:  # pyarrow raises several types for a damaged file
-                problems.append(Problem(name, path.name, None, None,
-                                        f"not a readable Parquet file ({exc.__class__.__name__})",
-                                        "write the table again as Parquet, or as CSV"))
-        else:
-            raw = _read_csv(path, name, notes, problems)
-            if raw is not None:
-                out[name] = raw
-    known = {f"{n}{s}" for n in TABLES for s in _TABLE_SUFFIXES}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix in _TABLE_SUFFIXES and p.name not in known:
-            notes.append(f"{p.name}: not one of the tables ({', '.join(TABLES)}); ignored.")
-    return out
+                self.problems.append(Problem(name, path.name, None, None,
+                                             f"not a readable Parquet file ({exc.__class__.__name__})",
+                                             "write the table again as Parquet, or as CSV"))
+                return None
+        return _read_csv(path, name, self.notes, self.problems)  # filtered in memory after typing
+
+    @staticmethod
+    def _read_parquet(path: Path, name: str, where: _Where | None) -> _Raw:
+        """Only the table's columns; with ``where``, only the row groups and rows that can match."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        columns, all_names = _pick_columns(schema.names, name)
+        expr = None
+        if where is not None:
+            conds = []
+            for col, values in where.ids:
+                stored = _stored_name(schema.names, col)
+                if stored is not None and (pa.types.is_string(schema.field(stored).type)
+                                           or pa.types.is_large_string(schema.field(stored).type)):
+                    conds.append(pc.field(stored).isin(sorted(values)))
+            stored = _stored_name(schema.names, "date")
+            if where.dates is not None and stored is not None:
+                ftype = schema.field(stored).type
+                lo, hi = where.widened()
+                if pa.types.is_date(ftype) or (pa.types.is_timestamp(ftype) and ftype.tz is None):
+                    if lo is not None:
+                        conds.append(pc.field(stored) >= pa.scalar(lo.to_pydatetime()).cast(ftype))
+                    if hi is not None:
+                        conds.append(pc.field(stored) < pa.scalar(hi.to_pydatetime()).cast(ftype))
+            for c in conds:
+                expr = c if expr is None else expr & c
+        frame = pd.read_parquet(path, columns=columns, filters=expr)
+        return _Raw(name, frame, path.name, 1, all_columns=tuple(all_names))
+
+    def close(self) -> None:
+        for name in self.ignored:
+            self.notes.append(f"{name}: not one of the tables ({', '.join(TABLES)}); ignored.")
 
 
-def _read_excel(path: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
-    try:
-        sheets = pd.read_excel(path, sheet_name=None, dtype=object)
-    except Exception as exc:  # openpyxl/zipfile raise several types for a damaged workbook
-        problems.append(Problem("*", path.name, None, None, f"not a readable Excel workbook ({exc.__class__.__name__})",
-                                "save it again from Excel as .xlsx, or export each sheet as CSV"))
-        return {}
-    out: dict[str, _Raw] = {}
-    for sheet, frame in sheets.items():
-        name = str(sheet).strip().lower()
-        if name in TABLES:
-            out[name] = _Raw(name, frame, f"{path.name}, sheet {sheet}", 2)
-        else:
-            notes.append(f"{path.name}: sheet {sheet!r} is not one of the tables; ignored.")
-    return out
+class _ExcelReader(_Reader):
+    def __init__(self, path: Path, notes: list[str], problems: list[Problem]):
+        self.shown = str(path)
+        self.raws: dict[str, _Raw] = {}
+        try:
+            sheets = pd.read_excel(path, sheet_name=None, dtype=object)
+        except Exception as exc:  # openpyxl/zipfile raise several types for a damaged workbook
+            problems.append(Problem("*", path.name, None, None,
+                                    f"not a readable Excel workbook ({exc.__class__.__name__})",
+                                    "save it again from Excel as .xlsx, or export each sheet as CSV"))
+            sheets = {}
+        for sheet, frame in sheets.items():
+            name = str(sheet).strip().lower()
+            if name in TABLES:
+                self.raws[name] = _Raw(name, frame, f"{path.name}, sheet {sheet}", 2)
+            else:
+                notes.append(f"{path.name}: sheet {sheet!r} is not one of the tables; ignored.")
+        self.names = set(self.raws)
+
+    def read(self, name: str, where: _Where | None) -> _Raw | None:
+        return self.raws[name]  # a workbook is read whole; filtered in memory after typing
 
 
-def _read_duckdb(path: Path, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
-    import duckdb
+def _duckdb_fetch(con: Any, sql: str, params: list) -> pd.DataFrame:
+    """Run one parameterised query on a DuckDB connection (a seam for tests to watch the SQL)."""
+    return con.execute(sql, params).df()
 
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except Exception as exc:  # duckdb raises several types for a non-database file
-        problems.append(Problem("*", path.name, None, None, f"not a DuckDB database ({exc.__class__.__name__})",
-                                "point to a file written by DuckDB, or to a folder of CSV files"))
-        return {}
-    try:
-        names = {r[0].lower(): r[0] for r in con.execute(
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class _DuckDBReader(_Reader):
+    def __init__(self, path: Path, notes: list[str], problems: list[Problem]):
+        import duckdb
+
+        self.shown = str(path)
+        self.path = path
+        self.con = None
+        self.names = set()
+        try:
+            self.con = duckdb.connect(str(path), read_only=True)
+        except Exception as exc:  # duckdb raises several types for a non-database file
+            problems.append(Problem("*", path.name, None, None, f"not a DuckDB database ({exc.__class__.__name__})",
+                                    "point to a file written by DuckDB, or to a folder of CSV files"))
+            return
+        self.stored = {r[0].lower(): r[0] for r in self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-        out = {}
-        for name in TABLES:
-            if name in names:
-                frame = con.execute(f'SELECT * FROM "{names[name]}"').df()
-                out[name] = _Raw(name, frame, path.name, 1)
-        return out
-    finally:
-        con.close()
+        self.names = {n for n in TABLES if n in self.stored}
+
+    def read(self, name: str, where: _Where | None) -> _Raw | None:
+        table = self.stored[name]
+        cols = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+        types = dict(cols)
+        columns, all_names = _pick_columns([c for c, _ in cols], name)
+        select = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {_quote(table)}" if columns else \
+            f"SELECT * FROM {_quote(table)}"
+        conds: list[str] = []
+        params: list = []
+        if where is not None:
+            for col, values in where.ids:
+                stored = _stored_name(list(types), col)
+                if stored is not None and types[stored].upper() in ("VARCHAR", "TEXT", "STRING"):
+                    conds.append(f"{_quote(stored)} IN (SELECT unnest(?))")
+                    params.append(sorted(values))
+            stored = _stored_name(list(types), "date")
+            if where.dates is not None and stored is not None and (
+                    types[stored].upper() == "DATE" or types[stored].upper().startswith("TIMESTAMP")):
+                lo, hi = where.widened()
+                if lo is not None:
+                    conds.append(f"{_quote(stored)} >= ?")
+                    params.append(lo.to_pydatetime())
+                if hi is not None:
+                    conds.append(f"{_quote(stored)} < ?")
+                    params.append(hi.to_pydatetime())
+        # a filtered scan runs in parallel: order by rowid to keep the table's order
+        sql = select + (" WHERE " + " AND ".join(conds) + " ORDER BY rowid" if conds else "")
+        frame = _duckdb_fetch(self.con, sql, params)
+        return _Raw(name, frame, self.path.name, 1, all_columns=tuple(all_names))
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
 
 
-def _read_sql(url: str, notes: list[str], problems: list[Problem]) -> dict[str, _Raw]:
-    import sqlalchemy as sa
+class _SQLReader(_Reader):
+    def __init__(self, url: str, notes: list[str], problems: list[Problem]):
+        import sqlalchemy as sa
 
-    shown = _redact_url(url)
-    try:
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:
-            existing = {n.lower(): n for n in sa.inspect(conn).get_table_names()}
-            out = {}
-            for name in TABLES:
-                if name in existing:
-                    frame = pd.read_sql_table(existing[name], conn)
-                    out[name] = _Raw(name, frame, shown, 1)
-        engine.dispose()
-        return out
-    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        self.sa = sa
+        self.shown = _redact_url(url)
+        self.problems = problems
+        self.engine = self.conn = None
+        self.names = set()
+        try:
+            self.engine = sa.create_engine(url)
+            self.conn = self.engine.connect()
+            self.stored = {n.lower(): n for n in sa.inspect(self.conn).get_table_names()}
+            self.names = {n for n in TABLES if n in self.stored}
+        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
         first_line = str(exc).splitlines()[0] if str(exc) else ""
-        problems.append(Problem("*", shown, None, None,
-                                f"cannot read the database ({exc.__class__.__name__}: {first_line})",
-                                "check the URL, the server and the credentials"))
-        return {}
+        self.problems.append(Problem("*", self.shown, None, None,
+                                     f"cannot read the database ({exc.__class__.__name__}: {first_line})",
+                                     "check the URL, the server and the credentials"))
+        self.names = set()
+
+    def read(self, name: str, where: _Where | None) -> _Raw | None:
+        sa = self.sa
+        try:
+            table = sa.Table(self.stored[name], sa.MetaData(), autoload_with=self.conn)
+            columns, all_names = _pick_columns([c.name for c in table.columns], name)
+            stmt = sa.select(*[table.c[c] for c in columns]) if columns else sa.select(table)
+            chunked: tuple[sa.Column, list[list[str]]] | None = None
+            if where is not None:
+                for col, values in where.ids:
+                    stored = _stored_name(list(table.c.keys()), col)
+                    if stored is None or not isinstance(table.c[stored].type, sa.String):
+                        continue
+                    if chunked is None and len(values) > _IN_CHUNK:
+                        chunked = (table.c[stored], _chunks(values))
+                    else:
+                        stmt = stmt.where(table.c[stored].in_(sorted(values)))
+                stored = _stored_name(list(table.c.keys()), "date")
+                if where.dates is not None and stored is not None and \
+                        isinstance(table.c[stored].type, (sa.Date, sa.DateTime)):
+                    lo, hi = where.widened()
+                    if lo is not None:
+                        stmt = stmt.where(table.c[stored] >= lo.to_pydatetime())
+                    if hi is not None:
+                        stmt = stmt.where(table.c[stored] < hi.to_pydatetime())
+            if chunked is None:
+                frame = pd.read_sql(stmt, self.conn)
+            else:
+                col, parts = chunked
+                frame = pd.concat([pd.read_sql(stmt.where(col.in_(part)), self.conn) for part in parts],
+                                  ignore_index=True)
+            return _Raw(name, frame, self.shown, 1, all_columns=tuple(all_names))
+        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+            self._fail(exc)
+            return None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
-def _read_source(source: Any, notes: list[str], problems: list[Problem]) -> tuple[str, dict[str, _Raw]]:
+def _open_source(source: Any, notes: list[str], problems: list[Problem]) -> _Reader | None:
     if isinstance(source, str) and "://" in source:
         if source.startswith("duckdb:///"):
-            path = Path(source[len("duckdb:///"):])
-            return str(path), _read_duckdb(path, notes, problems)
-        return _redact_url(source), _read_sql(source, notes, problems)
+            return _DuckDBReader(Path(source[len("duckdb:///"):]), notes, problems)
+        return _SQLReader(source, notes, problems)
     path = Path(source)
     shown = str(path)
     if not path.exists():
         problems.append(Problem("*", shown, None, None, "the source does not exist", _UNREADABLE_FIX))
-        return shown, {}
+        return None
     if path.is_dir():
-        return shown, _read_folder(path, notes, problems)
+        return _FolderReader(path, notes, problems)
     suffix = path.suffix.lower()
     if suffix in _EXCEL_SUFFIXES:
-        return shown, _read_excel(path, notes, problems)
+        return _ExcelReader(path, notes, problems)
     if suffix in _DUCKDB_SUFFIXES:
-        return shown, _read_duckdb(path, notes, problems)
+        return _DuckDBReader(path, notes, problems)
     problems.append(Problem("*", path.name, None, None, f"unknown kind of source ({suffix or 'no extension'})",
                             _UNREADABLE_FIX))
-    return shown, {}
+    return None
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, str) and "://" in source:
+        if source.startswith("duckdb:///"):
+            return str(Path(source[len("duckdb:///"):]))
+        return _redact_url(source)
+    return str(Path(source))
+
+
+def _raw_ids(raw: _Raw | None, column: str) -> frozenset | None:
+    """The distinct ids of a raw column as typing will read them, or None when it is absent."""
+    if raw is None:
+        return None
+    stored = _stored_name(list(raw.frame.columns), column)
+    if stored is None or isinstance(raw.frame[stored], pd.DataFrame):
+        return None
+    return frozenset(_as_text(raw.frame[stored]).dropna().unique())
+
+
+def _read_source(source: Any, notes: list[str], problems: list[Problem],
+                 scope: "_Scope | None" = None) -> tuple[str, dict[str, _Raw]]:
+    """Read every table of the source; with a scope, push its filters down table by table."""
+    shown = _source_name(source)
+    reader = _open_source(source, notes, problems)
+    if reader is None:
+        return shown, {}
+    out: dict[str, _Raw] = {}
+    try:
+        def read(name: str, where: _Where | None) -> None:
+            if name in reader.names:
+                raw = reader.read(name, where)
+                if raw is not None:
+                    out[name] = raw
+
+        if scope is None or not scope.active:
+            for name in TABLES:
+                read(name, None)
+            return shown, out
+        for name in ("teams", "metrics", "benchmarks"):  # small: read whole
+            read(name, None)
+        team_ids = scope.resolve_teams(out.get("teams"))
+        dates = (scope.start, scope.end) if scope.start is not None or scope.end is not None else None
+        by_team = (("team_id", team_ids),) if team_ids is not None else ()
+        read("objectives", _Where(by_team) if by_team else None)
+        obj_ids = scope.objective_ids(out.get("objectives"))
+        read("key_results", _Where((("objective_id", obj_ids),)) if obj_ids is not None else None)
+        kr_ids = _raw_ids(out.get("key_results"), "kr_id") if obj_ids is not None else None
+        read("checkins", _Where((("kr_id", kr_ids),) if kr_ids is not None else (), dates))
+        read("kpis", _Where(by_team, dates))
+        return shown, out
+    finally:
+        reader.close()
+
+
+# ----------------------------------------------------------------------------------
+# Filters (pushed down to the source where it can filter)
+# ----------------------------------------------------------------------------------
+def _descendants(ids: Iterable, parents: Iterable, roots: Iterable[str]) -> frozenset:
+    kids: dict[str, list[str]] = {}
+    for tid, p in zip(ids, parents):
+        if isinstance(tid, str) and isinstance(p, str):
+            kids.setdefault(p, []).append(tid)
+    out: set[str] = set()
+    stack = list(roots)
+    while stack:
+        t = stack.pop()
+        if t not in out:
+            out.add(t)
+            stack.extend(kids.get(t, []))
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The part of the organisation a load keeps (see :func:`load`: teams, start, end, quarter)."""
+
+    teams: tuple[str, ...] | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    quarter: str | None = None
+    fiscal_year_start: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.teams is not None or self.start is not None or self.end is not None or self.quarter is not None
+
+    @classmethod
+    def make(cls, *, teams: Any, start: Any, end: Any, quarter: Any, fiscal_year_start: int) -> "_Scope":
+        if teams is not None:
+            if isinstance(teams, str):
+                teams = (teams,)
+            try:
+                teams = tuple(teams)
+            except TypeError:
+                raise TypeError(f"teams must be a team_id or a list of team_ids, got {type(teams).__name__}") from None
+            if not teams or not all(isinstance(t, str) for t in teams):
+                raise TypeError(f"teams must be a non-empty list of team_id strings, got {list(teams)!r}")
+
+        def day(value: Any, arg: str) -> pd.Timestamp | None:
+            if value is None:
+                return None
+            try:
+                ts = pd.Timestamp(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"{arg}={value!r} is not a date; give a date such as '2026-07-01'") from None
+            if pd.isna(ts):
+                raise ValueError(f"{arg}={value!r} is not a date; give a date such as '2026-07-01'")
+            return (ts.tz_localize(None) if ts.tz is not None else ts).normalize()
+
+        lo, hi = day(start, "start"), day(end, "end")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"start={lo.date()} is after end={hi.date()}; give start on or before end")
+        label = None
+        if quarter is not None:
+            try:
+                label = Quarter.parse(quarter, fiscal_year_start=fiscal_year_start).label
+            except ValueError:
+                raise ValueError(f"quarter={quarter!r} is not a quarter; write it as 2026Q3, 2026-Q3 or Q3 2026") \
+                    from None
+        return cls(teams, lo, hi, label, fiscal_year_start)
+
+    def subtree(self, ids: pd.Series, parents: pd.Series, source: str) -> frozenset:
+        known = set(ids.dropna())
+        unknown = [t for t in self.teams if t not in known]
+        if unknown:
+            raise ValueError(f"teams: {', '.join(map(repr, unknown))} not in the teams table of {source}; "
+                             "give team_ids from that table")
+        return _descendants(ids, parents, self.teams)
+
+    def resolve_teams(self, raw: _Raw | None) -> frozenset | None:
+        """The team ids of the kept subtrees, from the raw teams table (None: cannot tell yet)."""
+        if self.teams is None or raw is None:
+            return None
+        names = list(raw.frame.columns)
+        id_col, parent_col = _stored_name(names, "team_id"), _stored_name(names, "parent_team_id")
+        if id_col is None or isinstance(raw.frame[id_col], pd.DataFrame):
+            return None
+        ids = _as_text(raw.frame[id_col])
+        parents = (_as_text(raw.frame[parent_col]) if parent_col is not None
+                   and not isinstance(raw.frame[parent_col], pd.DataFrame) else pd.Series([None] * len(ids)))
+        return self.subtree(ids, parents, raw.file)
+
+    def objective_ids(self, raw: _Raw | None) -> frozenset | None:
+        """Ids of the kept objectives in the raw objectives table (None: keep every key result)."""
+        if raw is None or (self.teams is None and self.quarter is None):
+            return None
+        names = list(raw.frame.columns)
+        cols = {c: _stored_name(names, c) for c in ("objective_id", "team_id", "quarter")}
+        if any(v is None or isinstance(raw.frame[v], pd.DataFrame) for v in cols.values()):
+            return None
+        ids = _as_text(raw.frame[cols["objective_id"]])
+        keep = ids.notna()
+        if self.quarter is not None:
+            text = _as_text(raw.frame[cols["quarter"]])
+            labels = {}
+            for v in text.dropna().unique():
+                try:
+                    labels[v] = Quarter.parse(v, fiscal_year_start=self.fiscal_year_start).label
+                except ValueError:
+                    labels[v] = None
+            keep &= text.map(labels).eq(self.quarter).fillna(False).astype(bool)
+        return frozenset(ids[keep])
+
+    def apply(self, typed: dict[str, pd.DataFrame], source: str) -> dict[str, pd.DataFrame]:
+        """The typed tables restricted to the scope (row labels kept, so messages give source rows)."""
+        out = dict(typed)
+
+        def within(frame: pd.DataFrame) -> pd.Series:
+            keep = pd.Series(True, index=frame.index)
+            if self.start is not None:
+                keep &= frame["date"] >= self.start
+            if self.end is not None:
+                keep &= frame["date"] <= self.end
+            return keep
+
+        sub = None
+        if self.teams is not None and "teams" in typed:
+            t = typed["teams"]
+            sub = self.subtree(t["team_id"], t["parent_team_id"], source)
+            out["teams"] = t[t["team_id"].isin(sub)]
+        if "objectives" in out:
+            o = out["objectives"]
+            keep = pd.Series(True, index=o.index)
+            if sub is not None:
+                keep &= o["team_id"].isin(sub)
+            if self.quarter is not None:
+                keep &= o["quarter"] == self.quarter
+            out["objectives"] = o[keep]
+        if "key_results" in out and "objectives" in out and (self.teams is not None or self.quarter is not None):
+            kr = out["key_results"]
+            out["key_results"] = kr[kr["objective_id"].isin(set(out["objectives"]["objective_id"]))]
+        if "checkins" in out:
+            c = out["checkins"]
+            keep = within(c)
+            if "key_results" in out and (self.teams is not None or self.quarter is not None):
+                keep &= c["kr_id"].isin(set(out["key_results"]["kr_id"]))
+            out["checkins"] = c[keep]
+        if "kpis" in out:
+            k = out["kpis"]
+            keep = within(k)
+            if sub is not None:
+                keep &= k["team_id"].isin(sub)
+            out["kpis"] = k[keep]
+        return out
 
 
 # ----------------------------------------------------------------------------------
@@ -410,7 +794,9 @@ def _type_table(raw: _Raw, spec: TableSpec, problems: list[Problem], notes: list
         problems.append(Problem(raw.name, raw.file, 1 if raw.row_offset == 2 else None, ", ".join(dups),
                                 "column appears more than once", "keep one column of each name"))
         frame = frame.loc[:, ~frame.columns.duplicated()]
-    unknown = [c for c in frame.columns if c not in spec.column_names]
+    names = (frame.columns if raw.all_columns is None
+             else [str(c).strip().lower().lstrip("\ufeff") for c in raw.all_columns])
+    unknown = [c for c in names if c not in spec.column_names]
     if unknown:
         notes.append(
             f"{raw.name}({raw.file}): unknown column{'s' if len(unknown) > 1 else ''} "
@@ -543,10 +929,12 @@ def _check_table_rules(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems
 # ----------------------------------------------------------------------------------
 def _rows(raw: _Raw, mask: pd.Series) -> list[tuple[int, int]]:
     idx = np.flatnonzero(mask.to_numpy())
-    return [(int(i), int(i) + raw.row_offset) for i in idx]
+    labels = mask.index[idx]  # row labels: positions in the table as read, also after filtering
+    return [(int(i), int(label) + raw.row_offset) for i, label in zip(idx, labels)]
 
 
-def _check_references(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], problems: list[Problem]) -> None:
+def _check_references(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], problems: list[Problem],
+                       skip: frozenset = frozenset()) -> None:
     refs = [
         ("teams", "parent_team_id", "teams", "team_id", "use a team_id from the teams table, or leave it empty for the root"),
         ("objectives", "team_id", "teams", "team_id", "use a team_id from the teams table"),
@@ -559,7 +947,7 @@ def _check_references(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], problem
         ("benchmarks", "metric", "metrics", "metric", "add the metric to the metrics table"),
     ]
     for table, col, target, tcol, fix in refs:
-        if table not in t or target not in t:
+        if table not in t or target not in t or (table, col) in skip:
             continue
         values = t[table][col]
         known = set(t[target][tcol].dropna())
@@ -711,8 +1099,9 @@ def _gap_count(dates: pd.Series) -> int:
 # Entry points
 # ----------------------------------------------------------------------------------
 def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes: list[str],
-           problems: list[Problem] | None = None) -> Dataset:
+           problems: list[Problem] | None = None, scope: _Scope | None = None) -> Dataset:
     problems = [] if problems is None else problems
+    scoped = scope is not None and scope.active
     if any(p.table == "*" for p in problems):  # the source itself could not be read
         raise ValidationError(source, problems)
     unreadable = {p.table for p in problems}
@@ -730,7 +1119,8 @@ def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes:
             continue
         before = len(problems)
         frame = _type_table(raw, spec, problems, notes, fiscal_year_start)
-        if len(frame) == 0 and len(problems) == before and name in REQUIRED_TABLES:
+        if len(frame) == 0 and len(problems) == before and name in REQUIRED_TABLES and \
+                not (scoped and name in _SCOPED_TABLES):  # a filter may match no rows
             problems.append(Problem(name, raw.file, None, None, "table has a header but no rows",
                                     f"add at least one row of {name}"))
         if len(problems) == before or not any(p.column in spec.column_names and p.row is None and p.message ==
@@ -742,11 +1132,22 @@ def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes:
     broken = {p.table for p in problems if p.column is None or p.message == "required column is missing"}
     complete = {n: f for n, f in typed.items()
                 if n not in broken and len(f) and all(c in f.columns for c in TABLES[n].column_names)}
-    _check_references(complete, raws, problems)
+    skip: frozenset = frozenset()
+    if scoped and not problems:
+        # The teams table is kept whole for the checks (parent_team_id of a subtree's root points
+        # outside it); parent_objective_id may point to an objective outside the subset (another
+        # team's or quarter's), which a filtered read cannot see: that reference is not checked.
+        typed = scope.apply(typed, source)
+        complete = {n: (f if n == "teams" else typed[n]) for n, f in complete.items()}
+        complete = {n: f for n, f in complete.items() if len(f)}
+        skip = frozenset({("objectives", "parent_objective_id")})
+    _check_references(complete, raws, problems, skip)
     _check_cycles(complete, raws, problems)
     _check_key_results(complete, raws, problems, notes)
     if problems:
         raise ValidationError(source, problems)
+    if scoped and "teams" in complete:
+        complete["teams"] = typed["teams"]
     _check_warnings(complete, raws, notes, fiscal_year_start)
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=3)
@@ -759,8 +1160,11 @@ def _build(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, notes:
     )
 
 
+_SCOPED_TABLES = ("objectives", "key_results", "checkins", "kpis")
+
+
 def from_frames(tables: Mapping[str, pd.DataFrame], *, fiscal_year_start: int = 1,
-                source: str = "<frames>") -> Dataset:
+                source: str = "<frames>", _scope: _Scope | None = None) -> Dataset:
     """Validate and type in-memory tables (a mapping of table name to DataFrame).
 
     Row numbers in messages count the first data row as 1.
@@ -774,12 +1178,13 @@ def from_frames(tables: Mapping[str, pd.DataFrame], *, fiscal_year_start: int = 
     unknown = set(tables) - set(TABLES)
     notes: list[str] = [f"table {n!r} is not part of the data format; ignored." for n in sorted(unknown)]
     raws = {n: _Raw(n, f.copy(), n, 1) for n, f in tables.items() if n in TABLES}
-    return _build(raws, fiscal_year_start=fiscal_year_start, source=source, notes=notes)
+    return _build(raws, fiscal_year_start=fiscal_year_start, source=source, notes=notes, scope=_scope)
 
 
 def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
-         fiscal_year_start: int = 1) -> Dataset:
-    """Load and validate a data source.
+         fiscal_year_start: int = 1, teams: "str | Iterable[str] | None" = None,
+         start: Any = None, end: Any = None, quarter: "str | Quarter | None" = None) -> Dataset:
+    """Load and validate a data source, optionally only part of it.
 
     Parameters
     ----------
@@ -788,10 +1193,33 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
         ``objectives.csv`` …), an Excel workbook (``.xlsx``) with one sheet per
         table, a DuckDB database file (``.duckdb``), a SQLAlchemy URL such as
         ``postgresql+psycopg://user@host/db`` (tables by name), or a mapping of
-        table names to DataFrames. A ``Dataset`` is returned as it is.
+        table names to DataFrames. A ``Dataset`` is returned as it is (filtered
+        when a filter is given).
     fiscal_year_start : int, default 1
         Calendar month in which the fiscal year starts; quarters in the data
         are read in that calendar (``fiscal_year_start=2``: FY2027Q1 = Feb–Apr 2026).
+    teams : str or list of str, optional
+        Keep these teams and every team below them (their subtrees): the
+        ``teams`` rows of those teams, their objectives and KPIs, the key results
+        of those objectives and their check-ins. ``metrics`` and ``benchmarks``
+        are kept whole.
+    start, end : date-like, optional
+        Keep KPI values and check-ins dated from ``start`` to ``end`` (both
+        included). Objectives and key results are not filtered by date.
+    quarter : str or Quarter, optional
+        Keep the objectives of this quarter (in the fiscal calendar of
+        ``fiscal_year_start``) and their key results and check-ins. KPIs are
+        not filtered by quarter (use ``start``/``end``).
+
+    Filters are pushed down to the source: SQL databases and DuckDB files are
+    queried with ``WHERE`` clauses (bound parameters), Parquet files are read
+    with pyarrow filters (only the row groups that can match, only the
+    table's columns); CSV files and Excel workbooks are read whole, validated,
+    then filtered. With a filter, rules that need rows outside the subset are
+    not checked: a ``parent_objective_id`` may point to an objective that was
+    not loaded, and tables other than ``teams``/``metrics`` may be empty. In
+    messages about a filtered database or Parquet table, row numbers count the
+    rows read.
 
     Returns
     -------
@@ -802,6 +1230,9 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
     ValidationError
         When the source cannot be read or breaks a rule of the data format; its
         message lists every problem as ``table(file):row: column: what — fix``.
+    ValueError, TypeError
+        When a filter is malformed, or ``teams`` names a team that is not in the
+        teams table.
 
     Warns
     -----
@@ -809,15 +1240,21 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
         For problems that do not stop loading: unknown columns (ignored),
         non-UTF-8 encodings, check-ins outside their quarter, gaps in KPI series.
     """
-    if isinstance(source, Dataset):
+    filtered = not (teams is None and start is None and end is None and quarter is None)
+    if isinstance(source, Dataset) and not filtered:
         return source
-    if isinstance(source, Mapping):
-        return from_frames(source, fiscal_year_start=fiscal_year_start)
     _check_fiscal_year_start(fiscal_year_start)
+    scope = _Scope.make(teams=teams, start=start, end=end, quarter=quarter, fiscal_year_start=fiscal_year_start)
+    if isinstance(source, Dataset):
+        return from_frames({n: getattr(source, n) for n in TABLES}, fiscal_year_start=fiscal_year_start,
+                           source=source.source, _scope=scope)
+    if isinstance(source, Mapping):
+        return from_frames(source, fiscal_year_start=fiscal_year_start, _scope=scope)
     notes: list[str] = []
     problems: list[Problem] = []
-    shown, raws = _read_source(source, notes, problems)
-    return _build(raws, fiscal_year_start=fiscal_year_start, source=shown, notes=notes, problems=problems)
+    shown, raws = _read_source(source, notes, problems, scope)
+    return _build(raws, fiscal_year_start=fiscal_year_start, source=shown, notes=notes, problems=problems,
+                  scope=scope)
 
 
 def iter_problems(err: ValidationError) -> Iterable[str]:

@@ -330,3 +330,196 @@ def test_sql_password_is_not_shown(tmp_path):
     from okr_analysis.loaders import _redact_url
 
     assert _redact_url("postgresql://ana:s3cret@db:5432/hr") == "postgresql://ana:***@db:5432/hr"
+
+
+# ----------------------------------------------------------------------------------
+# Filters pushed down to the source (teams subtree, date range, quarter)
+# ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_sources(tmp_path_factory):
+    """The sample organisation in every source type that pushes filters down, plus CSV."""
+    from okr_analysis.sample import make_sample
+
+    tables = make_sample(seed=0)
+    d = tmp_path_factory.mktemp("filtered")
+    return tables, {
+        "csv": write_csv_folder(tables, d / "csv"),
+        "parquet": write_parquet_folder(tables, d / "parquet"),
+        "duckdb": write_duckdb(tables, d / "org.duckdb"),
+        "sqlite-url": write_sqlite(tables, d / "org.sqlite"),
+    }
+
+
+def filtered_in_memory(full: Dataset, *, teams=None, start=None, end=None, quarter=None) -> dict[str, pd.DataFrame]:
+    """What a filtered load must give: the whole dataset filtered with pandas."""
+    roots = [teams] if isinstance(teams, str) else teams
+    ds = full.filter_teams([t for r in roots for t in full.subtree(r)]) if teams else full
+    from okr_analysis.quarters import parse_quarter
+
+    obj = ds.objectives if quarter is None else ds.objectives[ds.objectives["quarter"] == parse_quarter(quarter).label]
+    krs = ds.key_results[ds.key_results["objective_id"].isin(obj["objective_id"])]
+    ci = ds.checkins[ds.checkins["kr_id"].isin(krs["kr_id"])]
+    kpis = ds.kpis
+
+    def within(f):
+        keep = pd.Series(True, index=f.index)
+        if start is not None:
+            keep &= f["date"] >= pd.Timestamp(start)
+        if end is not None:
+            keep &= f["date"] <= pd.Timestamp(end)
+        return f[keep]
+
+    out = {"teams": ds.teams, "objectives": obj, "key_results": krs, "checkins": within(ci),
+           "kpis": within(kpis), "metrics": ds.metrics, "benchmarks": ds.benchmarks}
+    return {n: f.reset_index(drop=True) for n, f in out.items()}
+
+
+FILTERS = [
+    {"teams": ["support"]},
+    {"teams": ["hr", "sales-smb"], "start": "2026-01-01", "end": "2026-06-30"},
+    {"quarter": "2026Q2"},
+    {"teams": "eng", "quarter": "2026-Q3", "start": "2026-07-01"},
+    {"end": "2025-12-31"},
+]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "duckdb", "sqlite-url"])
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f))
+def test_filtered_load_equals_the_whole_load_filtered(kind, filters, sample_sources):
+    tables, sources = sample_sources
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = load(sources["csv"])
+        ds = load(sources[kind], **filters)
+    expected = filtered_in_memory(full, **filters)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(ds, name), expected[name], obj=f"{kind} {name}")
+    assert len(ds.kpis) < len(full.kpis) or "quarter" in filters
+
+
+def test_filtered_load_of_frames_and_datasets(sample_sources):
+    tables, _ = sample_sources
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = load(tables)
+        a = load(tables, teams=["sales"], quarter="2026Q1")
+        b = load(full, teams=["sales"], quarter="2026Q1")
+    expected = filtered_in_memory(full, teams=["sales"], quarter="2026Q1")
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), expected[name], obj=name)
+        pd.testing.assert_frame_equal(getattr(b, name), expected[name], obj=name)
+
+
+def test_filtered_load_allows_references_that_leave_the_subset(sample_sources):
+    # the subtree's root has a parent outside it, and its objectives align to the company's ones:
+    # both are loaded without dangling-reference errors (documented in load())
+    _, sources = sample_sources
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = load(sources["duckdb"], teams=["support"])
+    assert ds.teams.loc[ds.teams["team_id"] == "support", "parent_team_id"].item() == "acme"
+    outside = ds.objectives["parent_objective_id"].notna() & \
+        ~ds.objectives["parent_objective_id"].isin(ds.objectives["objective_id"])
+    assert outside.any()
+
+
+def test_sql_filters_are_where_clauses_with_bound_parameters(sample_sources):
+    import sqlalchemy as sa
+
+    _, sources = sample_sources
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load(sources["sqlite-url"], teams=["support-tier2"], start="2026-01-01", quarter="2026Q1")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    selects = {s.split("FROM ")[1].split()[0].strip('"'): (s, p) for s, p in seen
+               if s.lstrip().upper().startswith("SELECT") and "FROM " in s and "sqlite_" not in s}
+    kpis_sql, kpis_params = selects["kpis"]
+    assert "WHERE" in kpis_sql and "team_id IN" in kpis_sql and "date >=" in kpis_sql
+    assert "support-tier2" in str(kpis_params) and "support-tier2" not in kpis_sql  # bound, not spliced
+    assert "objective_id IN" in selects["key_results"][0]
+    assert "kr_id IN" in selects["checkins"][0]
+    assert "WHERE" not in selects["teams"][0]
+
+
+def test_duckdb_filters_are_parameterised_queries(sample_sources, monkeypatch):
+    from okr_analysis import loaders
+
+    _, sources = sample_sources
+    calls: list[tuple[str, list, int]] = []
+    real = loaders._duckdb_fetch
+
+    def spy(con, sql, params):
+        frame = real(con, sql, params)
+        calls.append((sql, params, len(frame)))
+        return frame
+
+    monkeypatch.setattr(loaders, "_duckdb_fetch", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = load(sources["duckdb"])
+        calls.clear()
+        ds = load(sources["duckdb"], teams=["hr"], start="2026-04-01", end="2026-06-30")
+    kpis = [c for c in calls if 'FROM "kpis"' in c[0]][0]
+    assert 'WHERE "team_id" IN (SELECT unnest(?))' in kpis[0] and '"date" >= ?' in kpis[0]
+    assert "hr-recruiting" in kpis[1][0] and "hr-recruiting" not in kpis[0]
+    assert kpis[2] < len(full.kpis) / 10  # rows fetched, not rows kept after reading everything
+    assert len(ds.kpis) <= kpis[2]
+
+
+def test_parquet_is_read_with_columns_and_filters(sample_sources, monkeypatch, tmp_path):
+    import pyarrow.parquet as pq
+
+    tables, _ = sample_sources
+    t = {n: f.copy() for n, f in tables.items()}
+    t["kpis"]["note"] = "extra column, not read"
+    folder = tmp_path / "org"
+    folder.mkdir()
+    for name, frame in t.items():
+        pq.write_table(__import__("pyarrow").Table.from_pandas(frame, preserve_index=False),
+                       folder / f"{name}.parquet", row_group_size=1_000)
+    calls = []
+    real = pd.read_parquet
+
+    def spy(path, *args, **kwargs):
+        calls.append((Path(path).name, kwargs.get("columns"), kwargs.get("filters")))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_parquet", spy)
+    with pytest.warns(DataWarning, match="unknown column note ignored"):
+        ds = load(folder, teams=["sales"], start="2026-01-01")
+    name, columns, filters = [c for c in calls if c[0] == "kpis.parquet"][0]
+    assert columns == ["team_id", "metric", "date", "value"]
+    assert "team_id" in str(filters) and "date" in str(filters)
+    assert set(ds.kpis["team_id"]) <= set(ds.teams["team_id"]) and ds.kpis["date"].min() >= pd.Timestamp("2026-01-01")
+    # row groups that cannot match are skipped: the filter is answered from the file's statistics
+    meta = pq.ParquetFile(folder / "kpis.parquet").metadata
+    assert meta.num_row_groups > 10
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"teams": ["no-such-team"]}, r"teams: 'no-such-team' not in the teams table"),
+    ({"teams": 7}, r"teams must be a team_id or a list of team_ids, got int"),
+    ({"start": "2026-07-01", "end": "2026-01-01"}, r"start=2026-07-01 is after end=2026-01-01"),
+    ({"start": "last tuesday"}, r"start='last tuesday' is not a date"),
+    ({"quarter": "summer"}, r"quarter='summer' is not a quarter"),
+])
+def test_bad_filters_name_the_argument(kwargs, match, sample_sources):
+    _, sources = sample_sources
+    with pytest.raises((ValueError, TypeError), match=match):
+        load(sources["csv"], **kwargs)
+
+
+def test_filtered_database_still_reports_an_invalid_source(tmp_path):
+    t = tiny_tables()
+    t["kpis"] = t["kpis"].astype({"value": str})
+    t["kpis"].loc[0, "value"] = "lots"  # the first row of t1, a team under d1
+    with pytest.raises(ValidationError, match=r"kpis\(org.duckdb\):1: value: 'lots' is not a number"):
+        load(write_duckdb(t, tmp_path / "org.duckdb"), teams=["d1"])
