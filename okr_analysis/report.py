@@ -1374,6 +1374,10 @@ def build_reports(
                 entries[tid] = entry
                 outcomes[tid] = _outcome_from_entry(entry, folder)
                 continue
+            if prev:  # until it is re-rendered, the index keeps listing the last good report (even if killed)
+                entries[tid] = {**prev, **base_entry(tid)}
+                if prev.get("state") == "ok" and prev.get("key") != key_of(tid):
+                    entries[tid]["state"] = "stale"
             identity = {"title": f"{names[tid]} — {q.label} quarterly review", "team_id": tid,
                         "team_name": names[tid], "quarter": q.label, "as_of": as_of_ts.date().isoformat(),
                         "organisation": names[roots[0]] if roots else "", "version": version}
