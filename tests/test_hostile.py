@@ -137,7 +137,7 @@ def test_pages_in_a_real_browser_run_no_script_and_show_the_text(built):
                 assert dialogs == [], (p.name, dialogs)
                 text = page.inner_text("body")
                 width = page.evaluate("document.documentElement.scrollWidth")
-                assert width <= 1600, (p.name, width)  # the 3,000-character words wrap
+                assert width <= 1200, (p.name, width)  # the 3,000-character words wrap
                 if p.name == "index.html":
                     for name in NAMES.values():
                         if name != "Hostile Co":
