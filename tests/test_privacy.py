@@ -124,3 +124,29 @@ def test_forecast_csv_hides_people_krs_of_small_teams(sample_dir, tmp_path, peop
     f = pd.read_csv(tmp_path / "f.csv", dtype=str)
     rows = f[(f["team_id"] == "hr-partners") & f["metric"].isin(people)]
     assert len(rows) and (rows["p_hit"] == LABEL).all() and (rows["forecast"] == LABEL).all()
+
+
+def test_drivers_csv_keeps_pooled_rows_and_hides_small_teams_own(sample_dir, tmp_path):
+    r = run("drivers", sample_dir, "--by-team", "--pair", "training_attendance:engagement", "-o", tmp_path / "d.csv")
+    assert r.exit_code == 0, r.output
+    d = pd.read_csv(tmp_path / "d.csv", dtype=str)
+    assert (d.loc[d["team_id"] == "hr-partners", "correlation"] == LABEL).all()
+    assert len(d[d["team_id"] == "hr-partners"]) == 1
+    pooled = d[d["team_id"] == "*"]
+    assert len(pooled) == 1 and pooled["correlation"].iloc[0] != LABEL
+
+
+def test_individual_level_columns_never_reach_an_output(tmp_path):
+    from conftest import tiny_tables
+    from test_loaders import write_csv_folder
+
+    t = tiny_tables()
+    t["kpis"]["employee_id"] = "e-001"
+    t["checkins"]["employee_id"] = "e-002"
+    folder = write_csv_folder(t, tmp_path / "org")
+    for args in (["score", "-q", "2026Q3"], ["monitor"]):
+        r = run(args[0], folder, *args[1:], "-o", tmp_path / "x.csv")
+        assert r.exit_code == 0, r.output
+        text = (tmp_path / "x.csv").read_text()
+        assert "employee_id" not in text and "e-00" not in text
+        assert "unknown column employee_id ignored" in r.stderr
