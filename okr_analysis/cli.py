@@ -131,6 +131,9 @@ def write_table(frame: pd.DataFrame, out: str | None, *, what: str) -> None:
         with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160,
                                "display.max_colwidth", 40):
             click.echo(frame.to_string(index=False) if len(frame) else f"(no {what})")
+        if len(frame) and frame.isin(["suppressed"]).any().any():
+            click.echo("suppressed: people metrics of groups below the minimum group size (--min-group-size), "
+                       "and what would let a reader work them out.")
         return
     check_csv_out(out)
     path = Path(out)
@@ -225,12 +228,18 @@ _SCORE_VIEW = {
 
 
 def _readable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns a person reads, numbers to 2 decimals and text cut to 40 characters.
+
+    Columns that mix numbers with suppression labels (see :mod:`okr_analysis.privacy`) keep their labels.
+    """
     view = frame[[c for c in columns if c in frame.columns]].copy()
     for col in view.columns:
         if view[col].dtype == "float64":
             view[col] = view[col].round(2)
         elif view[col].dtype == "str" or view[col].dtype == object:
-            view[col] = view[col].astype("str").str.slice(0, 40)
+            view[col] = view[col].map(lambda v: round(v, 2) if isinstance(v, float) else
+                                      ("suppressed" if isinstance(v, str) and v.startswith("suppressed (")
+                                       else (str(v)[:40] if isinstance(v, str) else v)))
     return view
 
 

@@ -583,8 +583,15 @@ def org_drivers(ctx: Any) -> pd.DataFrame:
              .groupby(["leading", "lagging"])["leads"].agg(["sum", "size"]).reset_index()
              .rename(columns={"sum": "teams_where_it_leads", "size": "teams_tested"}))
     view = _driver_view(pooled, ctx).drop(columns=["scope"]).merge(holds, on=["leading", "lagging"], how="left")
-    _show(view, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
-                        "q-values over every test)")
+    found = view[view["verdict"] != "no evidence"]
+    _show(found, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
+                         "q-values over every test)", empty="No leading KPI predicts any outcome with enough evidence.")
+    others = len(view) - len(found)
+    if others:
+        pairs = ", ".join(f"{a} → {b}" for a, b in zip(view.loc[view["verdict"] == "no evidence", "leading"],
+                                                        view.loc[view["verdict"] == "no evidence", "lagging"]))
+        _display_html(_para(f"{others} other pair{'s' if others != 1 else ''} tested with no evidence: {pairs}.",
+                            "okr-note"))
     return view
 
 
