@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_leadlag.py
 	$(BIN)/python benchmarks/bench_forecast.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) $(LAB) $(DATA) reports/*/ .pytest_cache
