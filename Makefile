@@ -57,7 +57,8 @@ $(LAB)/.installed: pyproject.toml
 	@touch $(LAB)/.installed
 
 lab: setup $(DATA)/teams.csv $(LAB)/.installed
-	$(LAB)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(LAB)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: setup
 	$(BIN)/python benchmarks/bench_leadlag.py
