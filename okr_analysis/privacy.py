@@ -180,8 +180,14 @@ def suppress_scores(table: pd.DataFrame, ds: Dataset, *, level: str, kr_scores: 
         mask = out["kr_id"].isin(set(kr_scores.loc[hidden_kr, "kr_id"]))
         _hide(out, mask, _KR_VALUES, label)
     elif level == "objective":
-        mask = out["objective_id"].isin(set(kr_scores.loc[hidden_kr, "objective_id"]))
+        hidden_objs = set(kr_scores.loc[hidden_kr, "objective_id"])
+        mask = out["objective_id"].isin(hidden_objs)
         _hide(out, mask, _OBJ_VALUES, label)
+        # a parent's aligned score averages its aligned children: it would give a hidden child away
+        obj = ds.objectives
+        parents = set(obj.loc[obj["objective_id"].isin(hidden_objs), "parent_objective_id"].dropna())
+        if "aligned_score" in out.columns:
+            _hide(out, out["objective_id"].isin(parents), ("aligned_score",), label)
     elif level == "team":
         hidden_teams = set(kr_scores.loc[hidden_kr, "team_id"]) | set(teams.loc[teams["suppressed"], "team_id"])
         mask = out["team_id"].isin(hidden_teams)

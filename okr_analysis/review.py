@@ -653,9 +653,10 @@ def record_summary(ctx: Any) -> None:
     """
     krs = ctx.team_table("kr_scores")
     hidden = _hidden_krs(ctx, krs)
-    teams = ctx.team_table("team_scores")
+    teams = _scored_teams(ctx)  # roll-ups that complementary suppression hides are None here
+    teams = teams[teams["team_id"] == ctx.team_id]
     score = band = None
-    if len(teams) and not hidden.any():
+    if len(teams) and not hidden.any() and not bool(teams["suppressed"].iloc[0]):
         row = teams.iloc[0]
         col = "score" if bool(row["is_leaf"]) else "rollup_score"  # departments and the company: their subtree
         if pd.notna(row[col]):
@@ -670,11 +671,6 @@ def record_summary(ctx: Any) -> None:
 # ==================================================================================
 # The organisation overview
 # ==================================================================================
-def _small_teams(ctx: Any) -> set[str]:
-    t = ctx.ds.teams
-    return set(t.loc[t["headcount"].fillna(10**9) < ctx.min_group_size, "team_id"])
-
-
 def _scored_teams(ctx: Any) -> pd.DataFrame:
     """Every team's scores with its department name; a score that would reveal a small team's people
     key results is suppressed (NaN) with ``suppressed`` True."""

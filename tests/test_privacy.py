@@ -150,3 +150,24 @@ def test_individual_level_columns_never_reach_an_output(tmp_path):
         text = (tmp_path / "x.csv").read_text()
         assert "employee_id" not in text and "e-00" not in text
         assert "unknown column employee_id ignored" in r.stderr
+
+
+def test_aligned_score_of_a_parent_does_not_reveal_a_suppressed_child(sample_ds):
+    """A parent objective's aligned_score is the mean of its aligned children's scores: with one child
+    suppressed and the others shown, it would let a reader work the suppressed score out."""
+    from okr_analysis import score_key_results, score_objectives
+    from okr_analysis.privacy import suppress_scores
+
+    q = sample_ds.latest_quarter
+    krs = score_key_results(sample_ds, q)
+    objs = score_objectives(sample_ds, q)
+    out = suppress_scores(objs, sample_ds, level="objective", kr_scores=krs)
+    hidden = set(out.loc[out["suppressed"], "objective_id"])
+    assert hidden, "the sample has a small team with people-metric key results"
+    parents = set(sample_ds.objectives.loc[sample_ds.objectives["objective_id"].isin(hidden),
+                                           "parent_objective_id"].dropna())
+    assert parents
+    shown = out[out["objective_id"].isin(parents)]["aligned_score"]
+    assert (shown == "suppressed (fewer than 5 people)").all()
+    others = out[~out["objective_id"].isin(parents) & objs["aligned_score"].notna()]
+    assert not (others["aligned_score"] == "suppressed (fewer than 5 people)").any()

@@ -137,8 +137,9 @@ def test_org_overview_sections(org):
     small = heat[(heat["team_id"] == "hr-partners") & heat["metric"].isin(people)]
     assert small["score"].isna().all()
     risky, html = _run(review.teams_at_risk, org)
-    assert "HR Business Partners" not in set(risky.loc[risky["score"] != "suppressed (fewer than 5 people)",
-                                                       "team_name"])
+    if "HR Business Partners" in set(risky["team_name"]):  # listed: then only with its score suppressed
+        row = risky[risky["team_name"] == "HR Business Partners"].iloc[0]
+        assert row["score"] == "suppressed (fewer than 5 people)"
     drivers, _ = _run(review.org_drivers, org)
     leads = drivers[drivers["verdict"] == "leads"]
     assert {("training_attendance", "engagement"), ("first_response_time", "csat"),
@@ -146,18 +147,18 @@ def test_org_overview_sections(org):
     assert "intranet_visits" not in set(leads["leading"])
 
 
-def test_hostile_titles_are_escaped(tier2):
-    ds = tier2.ds
-    kr_id = tier2.team_table("kr_scores")["kr_id"].iloc[0]
+def test_hostile_titles_are_escaped(sample_dir):
+    import dataclasses
+
+    ctx = _ctx(sample_dir, "support-tier2", as_of="2026-08-20")  # a context of its own: nothing shared is changed
+    kr_id = ctx.team_table("kr_scores")["kr_id"].iloc[0]
     evil = '<script>window.pwned=1</script><img src=x onerror="alert(1)">'
-    ds.key_results.loc[ds.key_results["kr_id"] == kr_id, "title"] = evil
-    tier2._tables.clear()
-    try:
-        _, html = _run(review.scorecard, tier2)
-        assert "<script>window.pwned" not in html and "<img src=x" not in html
-        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
-    finally:
-        tier2._tables.clear()
+    krs = ctx.ds.key_results.copy()
+    krs.loc[krs["kr_id"] == kr_id, "title"] = evil
+    ctx = dataclasses.replace(ctx, ds=dataclasses.replace(ctx.ds, key_results=krs), _tables={})
+    _, html = _run(review.scorecard, ctx)
+    assert "<script>window.pwned" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
 
 
 def test_methods_note(tier2):
@@ -195,3 +196,29 @@ def test_complement_teams_report_hides_its_people_krs(sample_dir):
     assert any("smaller team in the same department" in s for s in sentences)
     team = ctx.team_table("team_scores").iloc[0]
     assert not any(f"{team['score']:.2f}" in s for s in sentences)
+
+
+def test_index_summary_withholds_rollups_that_suppression_hides(tmp_path):
+    """t3 (3 people, an engagement key result) is the only team of department d2: d2's roll-up is t3's score,
+    so the index must not receive it (nor t3's)."""
+    from conftest import tiny_tables
+    from test_loaders import write_csv_folder
+
+    t = tiny_tables()
+    t["teams"].loc[t["teams"]["team_id"] == "t3", "headcount"] = 3
+    t["teams"].loc[t["teams"]["team_id"] == "d2", "headcount"] = 3
+    folder = write_csv_folder(t, tmp_path / "org")
+
+    def payload(team):
+        ctx = _ctx(folder, team)
+        with warnings.catch_warnings(), capture_output() as cap:
+            warnings.simplefilter("ignore")
+            review.record_summary(ctx)
+        return [o.data for o in cap.outputs if "application/vnd.okr-analysis.summary+json" in o.data][0][
+            "application/vnd.okr-analysis.summary+json"]
+
+    scored = review._scored_teams(_ctx(folder, "co")).set_index("team_id")
+    assert bool(scored.loc["t3", "suppressed"]) and bool(scored.loc["d2", "suppressed"])
+    assert payload("t3")["score"] is None
+    assert payload("d2")["score"] is None
+    assert payload("t1")["score"] is not None  # nothing to hide there
