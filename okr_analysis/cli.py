@@ -159,6 +159,23 @@ min_group_option = click.option("--min-group-size", type=click.IntRange(1, None)
                                 help="People metrics of groups smaller than this are suppressed.")
 out_option = click.option("--out", "-o", default=None, metavar="FILE.csv",
                           help="Write a CSV file instead of printing a table.")
+executor_option = click.option(
+    "--executor", type=click.Choice(["local", "dask"], case_sensitive=False), default=None,
+    help="Where the work runs: this machine's processes (local, the default) or a Dask distributed cluster "
+         "(dask; the default with --scheduler).")
+scheduler_option = click.option(
+    "--scheduler", default=None, metavar="tcp://HOST:PORT",
+    help="Address of a running Dask scheduler (`dask scheduler` prints it); without it --executor dask starts "
+         "a local cluster. See docs/dask.md.")
+
+
+def resolve_executor(executor: str | None, scheduler: str | None) -> str:
+    """--executor, defaulting to dask when a --scheduler is given."""
+    if executor is None:
+        return "dask" if scheduler else "local"
+    if executor.lower() == "local" and scheduler:
+        raise click.UsageError("--scheduler needs --executor dask (or leave out --executor).")
+    return executor.lower()
 
 
 # ----------------------------------------------------------------------------------
@@ -346,9 +363,12 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
 @out_option
 @min_group_option
 @fiscal_option
+@executor_option
+@scheduler_option
 @handle_errors
 def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: float, pairs: tuple[str, ...],
-            out: str | None, min_group_size: int, fiscal_year_start: int) -> None:
+            out: str | None, min_group_size: int, fiscal_year_start: int, executor: str | None,
+            scheduler: str | None) -> None:
     """Which leading KPIs predict which lagging KPIs, at what lag, for which teams."""
     from .leadlag import lead_lag
 
@@ -358,10 +378,12 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
             raise click.BadParameter(f"{p!r}: write the pair as LEADING:LAGGING, e.g. training_attendance:engagement.",
                                      param_hint="--pair")
         parsed.append(tuple(p.split(":")))
+    executor = resolve_executor(executor, scheduler)
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
-                      by_team=by_team, alpha=alpha, progress=sys.stderr.isatty())
+                      by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
+                      scheduler=scheduler)
     from .privacy import suppress_drivers
 
     table = suppress_drivers(result.table, ds, min_group_size=min_group_size)
@@ -445,12 +467,16 @@ def backtest(source: str, out: str | None, with_drivers: bool, fiscal_year_start
 @click.option("--min-group-size", type=click.IntRange(1, None), default=5, show_default=True,
               help="People metrics of groups smaller than this are not shown.")
 @fiscal_option
+@executor_option
+@scheduler_option
 @handle_errors
 def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None, formats: str, out: str,
-           jobs: int | None, org_overview: bool, force: bool, min_group_size: int, fiscal_year_start: int) -> None:
+           jobs: int | None, org_overview: bool, force: bool, min_group_size: int, fiscal_year_start: int,
+           executor: str | None, scheduler: str | None) -> None:
     """Render the quarterly review report of every team (HTML and PDF) with an index page."""
     from .report import build_reports
 
+    executor = resolve_executor(executor, scheduler)
     check_out_folder(out)
     ds = load_source(source, fiscal_year_start)
     unknown = [t for t in teams if t not in set(ds.teams["team_id"])]
@@ -460,7 +486,7 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
     result = build_reports(ds, quarter=resolve_quarter(ds, quarter),
                            teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
                            org_overview=org_overview, force=force, min_group_size=min_group_size,
-                           progress=sys.stderr.isatty())
+                           progress=sys.stderr.isatty(), executor=executor, scheduler=scheduler)
     for message in result.messages:
         click.echo(f"note: {message}", err=True)
     click.echo(result.summary())

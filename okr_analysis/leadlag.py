@@ -1065,6 +1065,12 @@ def _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min
     return max_lag, float(alpha), order, ic, float(skill_threshold), float(oos_fraction), min_periods
 
 
+def _check_executor(executor: Any, scheduler: Any) -> tuple[str, str | None]:
+    from .executors import check_executor
+
+    return check_executor(executor, scheduler)
+
+
 def _check_require(require: Any) -> tuple[str, ...]:
     if isinstance(require, str):
         require = (require,)
@@ -1123,25 +1129,46 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
 
 
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
-         drop_empty: bool) -> LeadLagResult:
+         drop_empty: bool, executor: str = "local", scheduler: str | None = None) -> LeadLagResult:
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
     transforms = _resolve_transforms(frame, metrics, transform)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
-    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair", disable=not progress):
+    # Each pair is a slot: the row of a pair no team measures, or the output of _analyse_pair. With
+    # executor="dask" the pairs are analysed on the cluster and the slots filled in the same order.
+    slots: list[dict] = []
+    jobs: list[tuple] = []
+    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair",
+                                 disable=not progress or executor == "dask"):
         series = frame.pair(leading, lagging, tmap[leading], tmap[lagging])
         if not series:
             if drop_empty:
                 continue
             warnings.warn(f"lead_lag {leading} → {lagging}: no team measures both metrics.", stacklevel=3)
-            rows.append(dict(leading=leading, lagging=lagging, team_id=POOLED, freq=opt.freq,
-                             verdict="insufficient data", n_teams=0, n_periods=0,
-                             transform_leading=tmap[leading], transform_lagging=tmap[lagging],
-                             reason="no team measures both metrics"))
+            slots.append({"rows": [dict(leading=leading, lagging=lagging, team_id=POOLED, freq=opt.freq,
+                                        verdict="insufficient data", n_teams=0, n_periods=0,
+                                        transform_leading=tmap[leading], transform_lagging=tmap[lagging],
+                                        reason="no team measures both metrics")],
+                          "lags": [], "granger": [], "forecasts": []})
             continue
-        out = _analyse_pair(leading, lagging, series, tmap[leading], tmap[lagging], opt)
+        args = (leading, lagging, series, tmap[leading], tmap[lagging], opt)
+        if executor == "dask":
+            jobs.append(args)
+            slots.append({"job": len(jobs) - 1})
+        else:
+            slots.append(_analyse_pair(*args))
+    if jobs:
+        from .executors import map_ordered
+
+        bar = tqdm(total=len(jobs), desc="lead/lag pairs", unit="pair", disable=not progress)
+        try:
+            done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
+        finally:
+            bar.close()
+        slots = [done[s["job"]] if "job" in s else s for s in slots]
+    for out in slots:
         rows += out["rows"]
         lag_rows += out["lags"]
         granger_rows += out["granger"]
@@ -1210,6 +1237,8 @@ def lead_lag_frame(
     min_periods: int | None = None,
     require: Sequence[str] = REQUIRE,
     progress: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> LeadLagResult:
     """Lead/lag analysis of a plain wide DataFrame (one row per team and period, one column per metric).
 
@@ -1254,6 +1283,12 @@ def lead_lag_frame(
         Granger-only reading (as in Thurman & Fisher 1988), not recommended for decisions.
     progress : bool, default False
         Show a progress bar over the pairs (tqdm).
+    executor : {'local', 'dask'}, default 'local'
+        ``'dask'``: analyse the pairs on a Dask distributed cluster; the result is the same
+        (see ``docs/dask.md``).
+    scheduler : str, optional
+        With ``executor='dask'``, the address of an existing cluster's scheduler (``tcp://HOST:PORT``);
+        default: a local cluster started for the call.
 
     Returns
     -------
@@ -1275,10 +1310,11 @@ def lead_lag_frame(
         pairs = [(a, b) for a, b in product(lead_l, lag_l) if a != b]
     pairs = _normalise_pairs(pairs, metric_cols)
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
+    executor, scheduler = _check_executor(executor, scheduler)
     fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
     label = freq if freq is not None else _guess_freq(frame[time])
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], str(label), _check_require(require))
-    return _run(fr, pairs, opt, transform, progress, drop_empty=False)
+    return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler)
 
 
 def _guess_freq(t: pd.Series) -> str:
@@ -1308,6 +1344,8 @@ def lead_lag(
     min_periods: int | None = None,
     require: Sequence[str] = REQUIRE,
     progress: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> LeadLagResult:
     """Does each leading KPI predict each key-result (lagging) KPI, at what lag, for which teams?
 
@@ -1322,6 +1360,8 @@ def lead_lag(
         data's own (:func:`okr_analysis.resample.infer_freq`). Lags count periods of this frequency.
     max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require, progress
         As in :func:`lead_lag_frame`.
+    executor, scheduler
+        Where the pairs are analysed, as in :func:`lead_lag_frame`.
 
     Returns
     -------
@@ -1346,6 +1386,7 @@ def lead_lag(
         pair_list = _normalise_pairs(pairs, sorted(have))
         drop_empty = False
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
+    executor, scheduler = _check_executor(executor, scheduler)
     metrics = list(dict.fromkeys([m for p in pair_list for m in p]))
     panel = kpi_panel(ds, freq, metrics=metrics).reset_index()
     for m in metrics:
@@ -1353,7 +1394,8 @@ def lead_lag(
             panel[m] = np.nan
     fr = _Frame(panel, time="period_start", team="team_id", metrics=metrics)
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, _check_require(require))
-    return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty)
+    return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty, executor=executor,
+                scheduler=scheduler)
 
 
 def lagged_correlations(

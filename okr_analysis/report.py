@@ -1193,6 +1193,8 @@ def build_reports(
     parameters: Mapping[str, Any] | None = None,
     notebook: "str | os.PathLike[str] | None" = None,
     cell_timeout: float | None = 600,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Render the quarterly review report of every team (HTML and PDF), an index and a manifest.
 
@@ -1232,6 +1234,14 @@ def build_reports(
         :data:`RUNNER_PARAMETERS`.
     cell_timeout : float or None
         Seconds one cell may run before the team fails (None: no limit).
+    executor : {"local", "dask"}
+        ``"local"``: worker processes on this machine. ``"dask"``: the workers of a Dask
+        distributed cluster, each keeping a warm kernel, exporter and browser; outcomes, files,
+        manifest and index are the same (see ``docs/dask.md``).
+    scheduler : str, optional
+        With ``executor="dask"``, the address of an existing cluster's scheduler
+        (``tcp://HOST:PORT``); its workers must see the output folder and the source at the same
+        paths (a shared filesystem). Default: a local cluster of ``jobs`` workers, closed afterwards.
 
     Returns
     -------
@@ -1247,6 +1257,8 @@ def build_reports(
         The source fails validation.
     BuildError
         With ``continue_on_error=False``, after the first failure.
+    OSError
+        With ``executor="dask"``: the scheduler cannot be reached or has no workers.
     """
     from .loaders import load
 
@@ -1260,6 +1272,9 @@ def build_reports(
         )
     # -- arguments, checked before any work ----------------------------------------
     fmts = _normalise_formats(formats)
+    from .executors import check_executor
+
+    executor, scheduler = check_executor(executor, scheduler)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be a positive whole number (or None for all CPUs), got {jobs!r}.")
     if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
@@ -1395,7 +1410,8 @@ def build_reports(
             "duration_s": None, "quarter": q.label, "organisation": names[roots[0]] if roots else "",
             "source": src_label, "input_hash": input_hash,
             "parameters": {"as_of": as_of_ts.date().isoformat(), "min_group_size": min_group_size,
-                           "formats": list(fmts), "jobs": jobs, "org_overview": org_overview, "force": force,
+                           "formats": list(fmts), "jobs": jobs, "executor": executor,
+                           "scheduler": scheduler, "org_overview": org_overview, "force": force,
                            "teams": list(teams) if teams is not None else None, "extra": _jsonable(extra)},
             "notebook": {"path": str(nb_path), "org_path": str(org_nb_path), "sha256": nb_hash},
             "template": {"path": str(template_dir), "sha256": tpl_hash},
@@ -1466,6 +1482,7 @@ def build_reports(
                     input_hash=input_hash, src_label=src_label, pkg_hash=pkg_hash, nb_path=nb_path,
                     template_dir=template_dir, chromium=chromium, jobs=jobs, cell_timeout=cell_timeout,
                     continue_on_error=continue_on_error, finish=finish, messages=messages, header=header,
+                    executor=executor, scheduler=scheduler,
                 )
         finally:
             if bar is not None:
@@ -1491,7 +1508,8 @@ def build_reports(
 def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as_of: pd.Timestamp,
                min_group_size: int, folder: Path, input_hash: str, src_label: str, pkg_hash: str, nb_path: Path,
                template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
-               continue_on_error: bool, finish: Callable, messages: list[str], header: dict) -> bool:
+               continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
+               executor: str = "local", scheduler: str | None = None) -> bool:
     """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -1511,13 +1529,9 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
         log_dir=str(cache_root / "logs"),
     )
     n_workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,))
-    stopped = False
-    try:
-        # Spawn every worker now: kernels, exporters and browsers warm up while the shared analyses are computed.
-        for _ in range(n_workers):
-            pool.submit(_worker_ready)
+
+    def prepare_shared() -> None:
+        """Write the shared analyses (once per input) and point every task at them."""
         if not shared_dir.exists():
             tmp = cache_root / f".{cache_key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1531,11 +1545,37 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
             if old.is_dir() and old.name not in (cache_key, "logs"):
                 shutil.rmtree(old, ignore_errors=True)
         header["shared"] = str(shared_dir.relative_to(folder))
-        pending = {}
         for task in tasks:
             task["parameters"]["shared"] = str(shared_dir)
+
+    pdf_note: list[bool] = []
+
+    def handle(task: Mapping[str, Any], result: Mapping[str, Any] | None, exc: BaseException | None) -> bool:
+        """Record one team's result; True when the batch must stop (``continue_on_error=False``)."""
+        if exc is not None:  # the worker process died (BrokenProcessPool, KilledWorker) or similar
+            result = {"team_id": task["team_id"], "summary": {}, "duration_s": 0.0,
+                      "error": asdict(TeamError("worker", type(exc).__name__, str(exc)[:2000]))}
+        if result.get("pdf_error") and not pdf_note:
+            messages.append(f"PDFs were skipped: {result['pdf_error']}")
+            pdf_note.append(True)
+        outcome = finish(task["team_id"], result)
+        return not outcome.ok and not continue_on_error
+
+    if executor == "dask":
+        return _run_tasks_dask(tasks, cfg=cfg, scheduler=scheduler, jobs=jobs, n_workers=n_workers,
+                               prepare_shared=prepare_shared, handle=handle)
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,))
+    stopped = False
+    try:
+        # Spawn every worker now: kernels, exporters and browsers warm up while the shared analyses are computed.
+        for _ in range(n_workers):
+            pool.submit(_worker_ready)
+        prepare_shared()
+        pending = {}
+        for task in tasks:
             pending[pool.submit(_worker_run, task)] = task
-        pdf_note_added = False
         while pending:
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -1543,15 +1583,10 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
                 if fut.cancelled():
                     continue
                 try:
-                    result = fut.result()
-                except Exception as exc:  # the worker process died (BrokenProcessPool) or similar
-                    result = {"team_id": task["team_id"], "summary": {}, "duration_s": 0.0,
-                              "error": asdict(TeamError("worker", type(exc).__name__, str(exc)[:2000]))}
-                if result.get("pdf_error") and not pdf_note_added:
-                    messages.append(f"PDFs were skipped: {result['pdf_error']}")
-                    pdf_note_added = True
-                outcome = finish(task["team_id"], result)
-                if not outcome.ok and not continue_on_error and not stopped:
+                    result, exc = fut.result(), None
+                except Exception as err:
+                    result, exc = None, err
+                if handle(task, result, exc) and not stopped:
                     stopped = True
                     for other in pending:
                         other.cancel()
@@ -1563,4 +1598,140 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
                 proc.terminate()  # their kernels and browsers exit with them (parent-death watch, closed pipe)
         raise
     pool.shutdown(wait=True, cancel_futures=True)
+    return stopped
+
+
+# ==================================================================================
+# The Dask executor: the same tasks on a Dask distributed cluster
+# ==================================================================================
+_DASK_IDLE: dict[_WorkerConfig, list[_Worker]] = {}
+_DASK_LOCK = None  # a threading.Lock, made on first use in the Dask worker process
+
+
+def _dask_lock():
+    global _DASK_LOCK
+    if _DASK_LOCK is None:
+        import threading
+
+        _DASK_LOCK = threading.Lock()
+    return _DASK_LOCK
+
+
+def _dask_checkout(cfg: _WorkerConfig) -> _Worker:
+    """A warm worker of this batch from the process's pool (made on first use; other batches' are closed)."""
+    import atexit
+
+    with _dask_lock():
+        first = not _DASK_IDLE
+        stale = [w for c, ws in _DASK_IDLE.items() if c != cfg for w in ws]
+        for c in [c for c in _DASK_IDLE if c != cfg]:
+            del _DASK_IDLE[c]
+        idle = _DASK_IDLE.setdefault(cfg, [])
+        worker = idle.pop() if idle else None
+    for w in stale:
+        w.close()
+    if first and not stale:
+        atexit.register(_dask_close)
+    return worker if worker is not None else _Worker(cfg)
+
+
+def _dask_checkin(cfg: _WorkerConfig, worker: _Worker) -> None:
+    with _dask_lock():
+        _DASK_IDLE.setdefault(cfg, []).append(worker)
+
+
+def _dask_warm(cfg: _WorkerConfig) -> dict[str, Any]:
+    """Dask task: start this worker's kernel, exporter and browser before the first team arrives."""
+    _dask_checkin(cfg, _dask_checkout(cfg))
+    return {"pid": os.getpid()}
+
+
+def _dask_run(cfg: _WorkerConfig, task: Mapping[str, Any]) -> dict[str, Any]:
+    """Dask task: one team's report, on a warm worker of the Dask worker process."""
+    try:
+        worker = _dask_checkout(cfg)
+    except Exception as exc:
+        return {"team_id": task["team_id"], "summary": {}, "pdf_error": "",
+                "error": asdict(TeamError("worker", type(exc).__name__, str(exc)[:2000]))}
+    try:
+        try:  # each Dask task thread holds its own checked-out worker while it runs
+            result = worker.run(task)
+        except Exception as exc:
+            result = {"team_id": task["team_id"], "summary": {}, "pdf_error": "",
+                      "error": TeamError("worker", type(exc).__name__, str(exc)[:2000])}
+        result["error"] = asdict(result["error"]) if result.get("error") else None
+        return result
+    finally:
+        _dask_checkin(cfg, worker)
+
+
+def _dask_close() -> int:
+    """Close every warm worker of this process (their kernels and browsers); run on each Dask worker at the end."""
+    with _dask_lock():
+        workers = [w for ws in _DASK_IDLE.values() for w in ws]
+        _DASK_IDLE.clear()
+    for w in workers:
+        with contextlib.suppress(Exception):
+            w.close()
+    return len(workers)
+
+
+def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, scheduler: str | None, jobs: int | None,
+                    n_workers: int, prepare_shared: Callable[[], None],
+                    handle: Callable[[Mapping[str, Any], Any, Any], bool]) -> bool:
+    """Run the tasks on a Dask cluster (``scheduler``, or a local one); True if stopped early.
+
+    At most one task per worker thread is in flight (``jobs`` lowers that), so stopping after a
+    failure lets the running teams finish and starts no other — as the local executor does.
+    """
+    import uuid
+
+    from distributed import as_completed
+
+    from .executors import dask_client, n_threads
+
+    token = uuid.uuid4().hex[:8]
+    with dask_client(scheduler, n_workers=n_workers) as client:
+        slots = n_threads(client)
+        if jobs:
+            slots = min(slots, jobs)
+        slots = max(1, min(slots, len(tasks)))
+        workers = list(client.scheduler_info().get("workers", {}))[:slots]
+        in_flight: dict[Any, dict[str, Any]] = {}
+        try:
+            # Warm each worker's kernel, exporter and browser while the shared analyses are computed here.
+            warm = [client.submit(_dask_warm, cfg, pure=False, workers=[w], allow_other_workers=True,
+                                  key=f"okr-report-warm-{token}-{i}") for i, w in enumerate(workers)]
+            prepare_shared()
+            queue = list(enumerate(tasks))
+            stopped = False
+            running = as_completed(loop=client.loop)
+
+            def submit_next() -> None:
+                i, task = queue.pop(0)
+                fut = client.submit(_dask_run, cfg, task, pure=False, key=f"okr-report-{token}-{i}")
+                in_flight[fut] = task
+                running.add(fut)
+
+            for _ in range(min(slots, len(queue))):
+                submit_next()
+            for fut in running:
+                task = in_flight.pop(fut)
+                try:
+                    result, exc = fut.result(), None
+                except Exception as err:  # KilledWorker (the worker process died), lost connection …
+                    result, exc = None, err
+                if handle(task, result, exc):
+                    stopped = True
+                    queue.clear()  # the teams not started stay cancelled
+                if queue and not stopped:
+                    submit_next()
+            del warm
+        except BaseException:  # KeyboardInterrupt and the like: cancel, close the client (and a local cluster)
+            with contextlib.suppress(Exception):
+                client.cancel(list(in_flight))
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # no kernels or browsers left behind on a shared cluster
+                client.run(_dask_close)
     return stopped

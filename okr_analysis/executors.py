@@ -1,0 +1,150 @@
+"""Where batch work runs: this machine's worker processes, or a Dask distributed cluster.
+
+``executor="local"`` (the default everywhere) keeps the work in this machine's processes.
+``executor="dask"`` sends it to a Dask distributed cluster: the one at ``scheduler``
+(``tcp://HOST:PORT``, as printed by ``dask scheduler``), or a local cluster started for the
+run and closed after it. See ``docs/dask.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from typing import Any, Callable, Iterator, Sequence
+
+__all__ = ["EXECUTORS", "check_executor", "dask_client", "map_ordered"]
+
+#: The executors a batch can use.
+EXECUTORS = ("local", "dask")
+#: Seconds to wait for a scheduler to answer (and for a worker to join it).
+CONNECT_TIMEOUT = 10
+
+
+def check_executor(executor: Any, scheduler: Any) -> tuple[str, str | None]:
+    """Validate ``executor`` and ``scheduler``; returns them normalised."""
+    if executor is None:
+        executor = "local"
+    if not isinstance(executor, str) or executor.lower() not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(map(repr, EXECUTORS))}, got {executor!r}.")
+    executor = executor.lower()
+    if scheduler is not None and not (isinstance(scheduler, str) and scheduler.strip()):
+        raise TypeError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786', got {scheduler!r}.")
+    if scheduler is not None:
+        scheduler = scheduler.strip()
+        if executor != "dask":
+            raise ValueError(f"scheduler={scheduler!r} needs executor='dask' (the local executor has no scheduler).")
+        if "://" not in scheduler:
+            raise ValueError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786' (the address "
+                             f"`dask scheduler` prints), got {scheduler!r}.")
+    return executor, scheduler
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` of the cluster at ``scheduler``, or of a local cluster started for the block.
+
+    The local cluster has ``n_workers`` single-threaded worker processes on 127.0.0.1 and no
+    dashboard. Both are closed when the block ends (an existing cluster keeps running).
+
+    Raises
+    ------
+    ImportError
+        The ``distributed`` package is not installed.
+    OSError
+        The scheduler cannot be reached, or has no workers.
+    """
+    try:
+        import distributed
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise ImportError("executor='dask' needs the distributed package: pip install 'dask[distributed]'.") from None
+    cluster = None
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except Exception as exc:  # OSError, TimeoutError, ValueError of a bad address …
+            raise OSError(
+                f"could not connect to the Dask scheduler at {scheduler} ({type(exc).__name__}: {_first_line(exc)}). "
+                "Check the address (tcp://HOST:PORT, as printed by `dask scheduler`) and that the scheduler "
+                "is running and reachable from this machine; or leave out --scheduler to use a local cluster."
+            ) from None
+    else:
+        cluster = distributed.LocalCluster(
+            n_workers=max(1, n_workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
+            host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+        )
+        client = distributed.Client(cluster, set_as_default=False)
+    try:
+        if scheduler is not None:
+            try:
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except Exception:
+                raise OSError(f"the Dask scheduler at {scheduler} has no workers; start some with "
+                              f"`dask worker {scheduler}` on machines with okr-analysis installed.") from None
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+def n_threads(client: Any) -> int:
+    """Task slots of the cluster (the sum of its workers' threads)."""
+    info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+    return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+
+
+def _takes_n_workers(client: Any) -> bool:
+    import inspect
+
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def _call_recording_warnings(func: Callable, args: tuple) -> tuple[Any, list[tuple[type, str]]]:
+    """Run ``func(*args)`` on a worker; return its result and the warnings it raised (replayed by the caller)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = func(*args)
+    return result, [(w.category, str(w.message)) for w in caught]
+
+
+def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None = None,
+                n_workers: int | None = None, progress: Callable[[int], Any] | None = None,
+                stacklevel: int = 2) -> list[Any]:
+    """``[func(*args) for args in items]`` computed on a Dask cluster, results in the order of ``items``.
+
+    Warnings raised on the workers are raised again here, in order; an exception raised by
+    ``func`` is raised here. ``progress(1)`` is called as each item finishes.
+    """
+    from distributed import as_completed
+
+    if not items:
+        return []
+    with dask_client(scheduler, n_workers=min(n_workers or os.cpu_count() or 1, len(items))) as client:
+        futures = [client.submit(_call_recording_warnings, func, tuple(args), pure=False) for args in items]
+        try:
+            if progress is not None:
+                for _ in as_completed(futures, loop=client.loop):
+                    progress(1)
+            done = client.gather(futures)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+            raise
+    results = []
+    for result, caught in done:
+        for category, message in caught:
+            warnings.warn(message, category, stacklevel=stacklevel + 1)
+        results.append(result)
+    return results
