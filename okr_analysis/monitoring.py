@@ -1077,8 +1077,13 @@ def benchmark(
     freq: str | None = None,
     metrics: Iterable[str] | None = None,
     leaves_only: bool = True,
+    min_group_size: int = 5,
 ) -> pd.DataFrame:
     """Each team's latest KPI value against its peers, the company and external benchmarks.
+
+    For people metrics, teams smaller than ``min_group_size`` take part in ranks and percentiles
+    (pooled, never shown alone) but not in ``peer_median`` or ``company_median``: a median of a few
+    values is one of them, and could show a small team's value.
 
     ``latest`` is the value of the team's latest period up to the last complete period
     at ``as_of`` (see the module notes). Peers are the other teams with the same parent
@@ -1145,9 +1150,14 @@ def benchmark(
     df["_group"] = df["parent_team_id"].fillna("\0root")
     for col in ("n_peers", "peer_rank", "peer_percentile", "peer_median"):
         df[col] = np.nan
+    people = set(ds.metrics.loc[ds.metrics["people_metric"], "metric"])
+    headcount = df["team_id"].map(ds.teams.set_index("team_id")["headcount"].astype("float64"))
+    df["_private"] = df["metric"].isin(people) & (headcount < min_group_size).fillna(False)
+    private = df["_private"].to_numpy()
     for _, idx in df.groupby(["_group", "metric"], sort=False).indices.items():
         sc = score[idx]
         val = df["latest"].to_numpy()[idx]
+        usable = ~private[idx]
         n_o = len(idx) - 1
         better = (sc[None, :] > sc[:, None]).sum(axis=1)  # peers strictly better than each team
         at_most = (sc[None, :] <= sc[:, None]).sum(axis=1) - 1  # peers it equals or beats
@@ -1155,9 +1165,13 @@ def benchmark(
         df.loc[df.index[idx], "peer_rank"] = 1.0 + better
         if n_o:
             df.loc[df.index[idx], "peer_percentile"] = 100.0 * at_most / n_o
-            df.loc[df.index[idx], "peer_median"] = [float(np.median(np.delete(val, j))) for j in range(len(idx))]
+            medians = []
+            for j in range(len(idx)):
+                others = np.delete(val, j)[np.delete(usable, j)]
+                medians.append(float(np.median(others)) if len(others) else np.nan)
+            df.loc[df.index[idx], "peer_median"] = medians
     df["n_peers"] = df["n_peers"].astype("int64")
-    df["company_median"] = df.groupby("metric")["latest"].transform("median")
+    df["company_median"] = df["latest"].where(~df["_private"]).groupby(df["metric"]).transform("median")
     bm = ds.benchmarks.dropna(subset=["value"])
     dup = bm["metric"][bm["metric"].duplicated()].unique().tolist()
     _warn_list("metrics have several benchmark rows; the first row of each is used", [str(d) for d in dup],

@@ -104,7 +104,7 @@ def _benchmark(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_
     kpi_as_of = _kpi_as_of(ds, as_of)
     if kpi_as_of is None:
         return pd.DataFrame(columns=["team_id", "metric", "latest"])
-    return benchmark(ds, as_of=kpi_as_of)
+    return benchmark(ds, as_of=kpi_as_of, min_group_size=min_group_size)
 
 
 def _candidates(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:

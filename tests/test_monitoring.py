@@ -900,3 +900,18 @@ def test_default_declining_candidates_on_ar1_kpis(ar1_ds):
     worse = dec[dec["team_id"].str.startswith("shift")]
     assert (worse["direction"] == np.where(worse["metric"] == "frt", "decrease", "increase")).all()
     assert worse["evidence"].str.contains("control-chart signal", case=False).all()
+
+
+def test_peer_and_company_medians_leave_out_small_teams_people_metrics(sample_ds):
+    """hr-partners (4 people): its engagement stays in ranks but not in the medians other teams see."""
+    out = benchmark(sample_ds)
+    eng = out[out["metric"] == "engagement"].set_index("team_id")
+    # hr-learning's peers are hr-recruiting and hr-partners: its peer median must be hr-recruiting's value alone
+    assert eng.loc["hr-learning", "peer_median"] == pytest.approx(eng.loc["hr-recruiting", "latest"])
+    assert eng.loc["hr-recruiting", "peer_median"] == pytest.approx(eng.loc["hr-learning", "latest"])
+    assert eng.loc["hr-learning", "n_peers"] == 2  # still ranked against both
+    others = eng.drop(index="hr-partners")["latest"]
+    assert eng["company_median"].iloc[0] == pytest.approx(others.median())
+    # a metric that describes no people keeps every team in its medians
+    visits = out[out["metric"] == "intranet_visits"]
+    assert visits["company_median"].iloc[0] == pytest.approx(visits["latest"].median())
