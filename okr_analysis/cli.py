@@ -432,11 +432,20 @@ def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str
 @click.option("--out", "out", default=None, metavar="DIR",
               help="Write predictions.csv, summary.csv and calibration.csv into DIR.")
 @click.option("--with-drivers", is_flag=True, help="Also forecast with the leading KPIs as regressors.")
+@min_group_option
 @fiscal_option
 @handle_errors
-def backtest(source: str, out: str | None, with_drivers: bool, fiscal_year_start: int) -> None:
-    """Check the forecasts on past quarters: Brier score of P(hit) against the pace rule and the base rate."""
+def backtest(source: str, out: str | None, with_drivers: bool, min_group_size: int, fiscal_year_start: int) -> None:
+    """Check the forecasts on past quarters: Brier score of P(hit) against the pace rule and the base rate.
+
+    The summary and calibration pool every key result; the per-key-result predictions written with --out
+    have the values of key results that suppression hides replaced by the suppression label.
+    """
+    import dataclasses
+
     from .forecasting import backtest as backtest_fn
+    from .privacy import suppress_forecasts
+    from .scoring import score_key_results
 
     if out is not None:
         check_out_folder(out)
@@ -445,8 +454,12 @@ def backtest(source: str, out: str | None, with_drivers: bool, fiscal_year_start
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(result.summary.to_string(index=False))
     if out is not None:
-        out_path = Path(out)
-        for path in result.write(out_path):
+        preds = result.predictions
+        parts = [suppress_forecasts(part, ds, kr_scores=score_key_results(ds, q), min_group_size=min_group_size)
+                 for q, part in preds.groupby("quarter", sort=False)]
+        if parts:
+            result = dataclasses.replace(result, predictions=pd.concat(parts).loc[preds.index])
+        for path in result.write(Path(out)):
             click.echo(f"wrote {path}", err=True)
 
 

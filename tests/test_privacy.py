@@ -171,3 +171,23 @@ def test_aligned_score_of_a_parent_does_not_reveal_a_suppressed_child(sample_ds)
     assert (shown == "suppressed (fewer than 5 people)").all()
     others = out[~out["objective_id"].isin(parents) & objs["aligned_score"].notna()]
     assert not (others["aligned_score"] == "suppressed (fewer than 5 people)").any()
+
+
+def test_backtest_predictions_hide_small_teams_people_key_results(sample_dir, tmp_path):
+    """okr-analysis backtest --out writes per-KR predictions: hr-partners' people-metric KRs read the label."""
+    from click.testing import CliRunner
+
+    from okr_analysis.cli import cli
+
+    out = tmp_path / "bt"
+    r = CliRunner().invoke(cli, ["backtest", str(sample_dir), "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    preds = pd.read_csv(out / "predictions.csv", dtype=str)
+    label = "suppressed (fewer than 5 people)"
+    people = {"turnover", "absenteeism", "engagement", "overtime", "training_attendance", "pdp_completion"}
+    small = preds[(preds["team_id"] == "hr-partners") & preds["metric"].isin(people)]
+    assert len(small) > 0
+    for col in ("p_hit", "final_value", "forecast", "hit"):
+        assert (small[col] == label).all(), col
+    visible = preds[~preds["team_id"].isin(["hr-partners", "hr-learning"])]
+    assert not (visible["p_hit"] == label).any()
