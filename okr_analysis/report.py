@@ -10,7 +10,6 @@ papermill, in worker processes that each keep a warm Jupyter kernel, an nbconver
     <out>/<quarter>/<file>.failed.html, .ipynb  the executed notebook of a failed run, with its error
     <out>/<quarter>/index.html                  every team: score, band, status counts, links, state
     <out>/<quarter>/build.json                  the manifest (version, time, input hash, parameters, outcomes)
-    <out>/<quarter>/.cache/<hash>/              analyses shared by the batch (Parquet) — see below
 
 Every file is written under a temporary name and moved into place with :func:`os.replace`;
 a failed re-render keeps the last good HTML/PDF and marks it *stale*. A team whose input
@@ -21,7 +20,7 @@ Shared analyses
 The runner loads the source once, writes the validated tables and every analysis listed by
 :func:`shared_analyses` (org-wide tables: all teams' scores, peer benchmarks, drivers …; the list
 lives in ``okr_analysis.review.SHARED_ANALYSES``, beside the sections that use them) as
-Parquet into ``.cache/<hash>/``, and passes that folder to each notebook as the ``shared``
+Parquet into a private cache folder outside the output (:func:`cache_folder`), and passes that folder to each notebook as the ``shared``
 parameter. In the notebook, :func:`open_report` reads the dataset from there and
 :meth:`ReportContext.table` / :meth:`ReportContext.team_table` return a shared table (or the
 team's rows of it). With ``shared=""`` — JupyterLab, the plain ``papermill`` CLI — the same
@@ -1505,6 +1504,26 @@ def build_reports(
     return result
 
 
+def cache_folder(folder: Path) -> Path:
+    """The private folder where a batch writing to ``folder`` keeps its shared analyses and kernel logs.
+
+    It holds the whole validated dataset, so it lives **outside** the output folder (which is published):
+    ``$OKR_ANALYSIS_CACHE/<hash of the output folder>``, by default under the system's temporary folder,
+    created readable by its owner only. On a remote Dask cluster set ``OKR_ANALYSIS_CACHE`` to a folder on
+    a filesystem the workers share.
+    """
+    import tempfile
+
+    base = os.environ.get("OKR_ANALYSIS_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                 f"okr-analysis-{os.getuid()}")
+    root = Path(base) / hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    root.mkdir(parents=True, exist_ok=True)
+    for p in (Path(base), root):
+        with contextlib.suppress(OSError):
+            p.chmod(0o700)
+    return root
+
+
 def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as_of: pd.Timestamp,
                min_group_size: int, folder: Path, input_hash: str, src_label: str, pkg_hash: str, nb_path: Path,
                template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
@@ -1518,7 +1537,8 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
 
     nb_meta = nbformat.read(nb_path, as_version=4).metadata
     kernel_name = nb_meta.get("kernelspec", {}).get("name", "python3")
-    cache_root = folder / ".cache"
+    cache_root = cache_folder(folder)
+    shutil.rmtree(folder / ".cache", ignore_errors=True)  # where versions before 0.1.0 kept it: published data
     shutil.rmtree(cache_root / "logs", ignore_errors=True)  # kernel logs of the previous batch
     cache_key = _sha(input_hash, pkg_hash, quarter.label, as_of.date().isoformat(), min_group_size,
                      sorted(shared_analyses()))[:16]
@@ -1544,7 +1564,7 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
         for old in cache_root.iterdir():
             if old.is_dir() and old.name not in (cache_key, "logs"):
                 shutil.rmtree(old, ignore_errors=True)
-        header["shared"] = str(shared_dir.relative_to(folder))
+        header["shared"] = str(shared_dir)
         for task in tasks:
             task["parameters"]["shared"] = str(shared_dir)
 

@@ -326,7 +326,10 @@ def test_executed_notebooks_get_the_shared_folder(batch):
     nb = nbformat.read(batch["result"]["t1"].notebook, as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     shared = re.search(r'shared = "([^"]+)"', injected.source).group(1)
-    assert Path(shared).parent.name == ".cache" and (Path(shared) / "meta.json").exists()
+    assert (Path(shared) / "meta.json").exists()
+    out_folder = Path(batch["folder"]).resolve()  # the raw data never sit in the published folder
+    assert out_folder not in Path(shared).resolve().parents and not (out_folder / ".cache").exists()
+    assert Path(shared).parent.stat().st_mode & 0o077 == 0, "the cache is readable by its owner only"
     assert (Path(shared) / "dataset" / "teams.parquet").exists()
     assert {f"{name}.parquet" for name in shared_analyses()} <= {p.name for p in Path(shared).iterdir()}
     assert 'team_id = "t1"' in injected.source and 'quarter = "2026Q3"' in injected.source
