@@ -3,7 +3,7 @@
 ``executor="local"`` (the default everywhere) keeps the work in this machine's processes.
 ``executor="dask"`` sends it to a Dask distributed cluster: the one at ``scheduler``
 (``tcp://HOST:PORT``, as printed by ``dask scheduler``), or a local cluster started for the
-run and closed after it. See ``docs/dask.md``.
+run and closed after it. See README.md (Dask section).
 """
 
 from __future__ import annotations
@@ -64,6 +64,19 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -
         import distributed
     except ImportError:  # pragma: no cover - a dependency of the package
         raise ImportError("executor='dask' needs the distributed package: pip install 'dask[distributed]'.") from None
+    # distributed logs every connection at INFO (its own default level): keep that out of a run whose
+    # caller did not ask for INFO logs (the CLI without -v), as the local executor is quiet.
+    dlog = logging.getLogger("distributed")
+    old_level = dlog.level
+    if logging.getLogger().getEffectiveLevel() > logging.INFO and dlog.getEffectiveLevel() < logging.WARNING:
+        dlog.setLevel(logging.WARNING)
+    try:
+        yield from _client(distributed, scheduler, n_workers)
+    finally:
+        dlog.setLevel(old_level)
+
+
+def _client(distributed: Any, scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
     cluster = None
     if scheduler is not None:
         try:
@@ -75,10 +88,23 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -
                 "is running and reachable from this machine; or leave out --scheduler to use a local cluster."
             ) from None
     else:
-        cluster = distributed.LocalCluster(
-            n_workers=max(1, n_workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
-            host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-        )
+        # The worker processes inherit an ignored SIGINT: a Ctrl-C in the terminal (sent to the whole process
+        # group) then reaches only this process, which cancels the work and closes the cluster, instead of
+        # every worker printing its own KeyboardInterrupt traceback.
+        import signal
+        import threading
+
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            restore = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            cluster = distributed.LocalCluster(
+                n_workers=max(1, n_workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+            )
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
         client = distributed.Client(cluster, set_as_default=False)
     try:
         if scheduler is not None:

@@ -1285,7 +1285,7 @@ def lead_lag_frame(
         Show a progress bar over the pairs (tqdm).
     executor : {'local', 'dask'}, default 'local'
         ``'dask'``: analyse the pairs on a Dask distributed cluster; the result is the same
-        (see ``docs/dask.md``).
+        (see README.md, Dask section).
     scheduler : str, optional
         With ``executor='dask'``, the address of an existing cluster's scheduler (``tcp://HOST:PORT``);
         default: a local cluster started for the call.

@@ -1236,7 +1236,7 @@ def build_reports(
     executor : {"local", "dask"}
         ``"local"``: worker processes on this machine. ``"dask"``: the workers of a Dask
         distributed cluster, each keeping a warm kernel, exporter and browser; outcomes, files,
-        manifest and index are the same (see ``docs/dask.md``).
+        manifest and index are the same (see README.md, Dask section).
     scheduler : str, optional
         With ``executor="dask"``, the address of an existing cluster's scheduler
         (``tcp://HOST:PORT``); its workers must see the output folder and the source at the same
@@ -1538,7 +1538,7 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
     nb_meta = nbformat.read(nb_path, as_version=4).metadata
     kernel_name = nb_meta.get("kernelspec", {}).get("name", "python3")
     cache_root = cache_folder(folder)
-    shutil.rmtree(folder / ".cache", ignore_errors=True)  # where versions before 0.1.0 kept it: published data
+    shutil.rmtree(folder / ".cache", ignore_errors=True)  # where earlier builds kept it: raw data in a published folder
     shutil.rmtree(cache_root / "logs", ignore_errors=True)  # kernel logs of the previous batch
     cache_key = _sha(input_hash, pkg_hash, quarter.label, as_of.date().isoformat(), min_group_size,
                      sorted(shared_analyses()))[:16]
