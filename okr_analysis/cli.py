@@ -166,7 +166,7 @@ executor_option = click.option(
 scheduler_option = click.option(
     "--scheduler", default=None, metavar="tcp://HOST:PORT",
     help="Address of a running Dask scheduler (`dask scheduler` prints it); without it --executor dask starts "
-         "a local cluster. See the README, section 'Distributed'.")
+         "a local cluster. See the README's section on Dask clusters.")
 
 
 def resolve_executor(executor: str | None, scheduler: str | None) -> str:
