@@ -66,8 +66,11 @@ def failing_notebook(tmp_path_factory) -> Path:
 
 
 def _build(data_dir, out, nb, **kw):
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
         warnings.simplefilter("ignore")
+        # The skip key hashes the package's source: pin it so that edits to other modules in a shared
+        # working tree between the two builds cannot change the keys being compared.
+        mp.setattr("okr_analysis.report._package_hash", lambda: "pinned-for-the-test")
         seen = []
         kw.setdefault("jobs", 2)
         result = build_reports(data_dir, quarter=QUARTER, teams=TEAMS, formats=FORMATS, out=out,
@@ -104,6 +107,7 @@ def _entries(result) -> dict[str, dict]:
 
 _VOLATILE = [
     re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?"),  # generated / rendered / attempted at
+    re.compile(r"\b\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}\b"),  # "Generated 23 Nov 2026 14:36" in headers
     re.compile(r"\b\d+(\.\d+)?\s?s\b"),  # durations
 ]
 
@@ -252,3 +256,48 @@ def test_drivers_cli_on_dask_writes_the_same_csv(sample_dir, cluster, tmp_path):
                               "--scheduler", cluster.scheduler_address])
     assert res.exit_code == 0, res.output
     assert a.read_bytes() == b.read_bytes()
+
+
+# ----------------------------------------------------------------------------------
+# Ctrl-C
+# ----------------------------------------------------------------------------------
+def test_ctrl_c_stops_a_dask_batch_cleanly(data_dir, tmp_path):
+    """SIGINT to the command's process group (a terminal's Ctrl-C) while a local Dask cluster renders."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    folder = tmp_path / "r" / QUARTER
+    cmd = [sys.executable, "-m", "okr_analysis.cli", "report", str(data_dir), "-q", QUARTER, "--format", "html",
+           "--out", str(tmp_path / "r"), "--jobs", "2", "--executor", "dask"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list(folder.glob(".*.tmp-*.ipynb")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    time.sleep(1.0)  # mid-notebook
+    family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("the batch did not stop within 60 s of Ctrl-C")
+    err = proc.communicate()[1].decode(errors="replace")
+    assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+    deadline = time.monotonic() + 20
+    alive = family
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    for p in alive:
+        psutil.Process(p).kill()
+    assert not alive, f"processes of the interrupted batch still running: {alive}"
+    manifest = json.loads((folder / "build.json").read_text())  # written atomically
+    assert {t["status"] for t in manifest["teams"]} <= {"rendered", "cancelled"}
+    assert all(p.read_text().rstrip().endswith("</html>") for p in folder.glob("*.html"))
