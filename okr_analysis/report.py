@@ -1696,6 +1696,28 @@ def _dask_close() -> int:
     return len(workers)
 
 
+def _dask_missing(paths: Sequence[str]) -> list[str]:
+    """Dask task: which of ``paths`` this worker cannot see (or, for the output folder, cannot write)."""
+    return [p for p in paths if not os.path.isdir(p) or not os.access(p, os.W_OK | os.X_OK)]
+
+
+def _dask_check_paths(client: Any, scheduler: str | None, paths: list[str]) -> None:
+    """Fail early, with what to do, when a worker cannot see the output folder or the batch's cache."""
+    try:
+        missing = client.run(_dask_missing, paths)
+    except Exception:  # pragma: no cover - a worker left meanwhile: the tasks will report it
+        return
+    blind = {addr: m for addr, m in missing.items() if m}
+    if blind:
+        addr, paths_ = next(iter(blind.items()))
+        raise OSError(
+            f"{len(blind)} worker(s) of the Dask cluster at {scheduler or 'localhost'} cannot use "
+            f"{', '.join(paths_)} (e.g. worker {addr}). The workers write the reports into the output folder "
+            "and read the shared analyses from the batch cache: put the output folder on a filesystem the "
+            "workers share, mounted at the same path, and set OKR_ANALYSIS_CACHE to a folder on it."
+        )
+
+
 def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, scheduler: str | None, jobs: int | None,
                     n_workers: int, prepare_shared: Callable[[], None],
                     handle: Callable[[Mapping[str, Any], Any, Any], bool]) -> bool:
@@ -1723,6 +1745,7 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
             warm = [client.submit(_dask_warm, cfg, pure=False, workers=[w], allow_other_workers=True,
                                   key=f"okr-report-warm-{token}-{i}") for i, w in enumerate(workers)]
             prepare_shared()
+            _dask_check_paths(client, scheduler, [tasks[0]["folder"], tasks[0]["parameters"]["shared"]])
             queue = list(enumerate(tasks))
             stopped = False
             running = as_completed(loop=client.loop)

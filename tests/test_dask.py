@@ -301,3 +301,15 @@ def test_ctrl_c_stops_a_dask_batch_cleanly(data_dir, tmp_path):
     manifest = json.loads((folder / "build.json").read_text())  # written atomically
     assert {t["status"] for t in manifest["teams"]} <= {"rendered", "cancelled"}
     assert all(p.read_text().rstrip().endswith("</html>") for p in folder.glob("*.html"))
+
+
+def test_workers_that_cannot_see_the_folders_are_a_clear_error(tmp_path):
+    from okr_analysis.report import _dask_check_paths, _dask_missing
+
+    class FakeClient:  # client.run(f, paths) on two workers, one of them on another machine
+        def run(self, func, paths):
+            return {"tcp://10.0.0.6:4000": func([str(tmp_path / "not-mounted")]), "tcp://10.0.0.7:4000": func(paths)}
+
+    assert _dask_missing([str(tmp_path)]) == []
+    with pytest.raises(OSError, match="OKR_ANALYSIS_CACHE"):
+        _dask_check_paths(FakeClient(), "tcp://10.0.0.5:8786", [str(tmp_path)])
