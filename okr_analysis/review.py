@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .privacy import score_suppression, suppressed_label
+from .privacy import people_metrics as _people_metrics
+from .privacy import score_suppression, small_teams, suppressed_label
 from .quarters import Quarter
 
 __all__ = [
@@ -203,13 +204,9 @@ def _fmt(value: Any, unit: Any = "") -> str:
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
-def _people_metrics(ds: Dataset) -> set[str]:
-    return set(ds.metrics.loc[ds.metrics["people_metric"], "metric"])
-
-
 def _small_team(ctx: Any) -> bool:
-    hc = ctx.ds.teams.set_index("team_id")["headcount"].get(ctx.team_id)
-    return hc is not None and not pd.isna(hc) and int(hc) < ctx.min_group_size
+    """Whether the report's team has fewer people than the minimum group size."""
+    return ctx.team_id in small_teams(ctx.ds, min_group_size=ctx.min_group_size)
 
 
 def _hidden_kr_ids(ctx: Any) -> set[str]:
