@@ -257,6 +257,14 @@ class Dataset:
             f"{s['key_results']} key results, {s['metrics']} metrics, {s['kpi_rows']} KPI rows>"
         )
 
+    def known_on(self, as_of: Any) -> "Dataset":
+        """The dataset as it was known at the end of ``as_of``: KPI values and check-ins dated after it removed."""
+        from dataclasses import replace
+
+        ts = pd.Timestamp(as_of)
+        return replace(self, kpis=self.kpis.loc[self.kpis["date"] <= ts].reset_index(drop=True),
+                       checkins=self.checkins.loc[self.checkins["date"] <= ts].reset_index(drop=True))
+
     def filter_teams(self, team_ids: Iterable[str]) -> "Dataset":
         """A dataset restricted to some teams (their objectives, KRs, check-ins and KPIs)."""
         keep = set(team_ids)

@@ -607,15 +607,6 @@ def _resolve(ds: Any, quarter: Any, as_of: Any) -> tuple[Quarter, pd.Timestamp]:
     return ds.resolve(quarter, as_of, as_of_required=True)
 
 
-def _truncate(ds: Dataset, as_of: pd.Timestamp) -> Dataset:
-    """The dataset as it was known at the end of ``as_of``: KPIs and check-ins dated after it removed."""
-    return dataclasses.replace(
-        ds,
-        kpis=ds.kpis.loc[ds.kpis["date"] <= as_of].reset_index(drop=True),
-        checkins=ds.checkins.loc[ds.checkins["date"] <= as_of].reset_index(drop=True),
-    )
-
-
 def _weekly_kpis(ds: Dataset, pairs: set[tuple[str, str]], as_of: pd.Timestamp) -> dict[tuple[str, str], pd.Series]:
     """Weekly KPI series (period_start → value) up to as_of, for the (team, metric) pairs asked."""
     if not pairs:
@@ -1022,7 +1013,7 @@ def forecast_key_results(
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
     if engine not in ("fast", "statsmodels"):
         raise ValueError(f"engine must be 'fast' or 'statsmodels', got {engine!r}.")
-    cut = _truncate(ds, ts)
+    cut = ds.known_on(ts)
     drv = None
     if with_drivers:
         drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(cut)
@@ -1168,9 +1159,9 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
     drv = None
     if with_drivers:
-        drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(_truncate(ds, ts))
+        drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(ds.known_on(ts))
     # only the KR's team is needed from here on (same numbers, much less to score and resample)
-    cut = _truncate(ds.filter_teams([hit["team_id"].iloc[0]]), ts)
+    cut = ds.filter_teams([hit["team_id"].iloc[0]]).known_on(ts)
     sc = _kr_frame(cut, q, ts)
     sc = sc.loc[sc["kr_id"] == kr_id]
     case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)[0]
@@ -1572,7 +1563,7 @@ def backtest(
                 if with_drivers:
                     fd = forecast_key_results(ds, q, as_of=ts, n_paths=n_paths, seed=seed, with_drivers=True,
                                               engine=engine)
-            cut = _truncate(ds, ts)
+            cut = ds.known_on(ts)
             pace = _kr_frame(cut, q, ts).set_index("kr_id")["status"]
             f = f.loc[f["direction"].isin(_MOVING + _MAINTAIN)].copy()
             f["at"] = a

@@ -115,28 +115,14 @@ def _version() -> str:
 # ==================================================================================
 # Shared analyses
 # ==================================================================================
-def _shared_key_results(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
-    return ds.key_results_in(quarter)
-
-
-#: The shared analyses when ``okr_analysis.review`` (which owns the list) is absent.
-_BUILTIN_SHARED: dict[str, Callable[..., pd.DataFrame]] = {
-    "key_results": _shared_key_results,
-}
-
-
 def shared_analyses() -> Mapping[str, Callable[..., pd.DataFrame]]:
     """The org-wide analyses a batch computes once and hands to every notebook.
 
     ``name -> f(ds, *, quarter, as_of, min_group_size) -> DataFrame``; a table with a ``team_id``
     column can be sliced per team with :meth:`ReportContext.team_table`. The list is
     ``okr_analysis.review.SHARED_ANALYSES`` (the report sections own it: add an analysis there
-    when a section needs it); without that module, just ``key_results``.
+    when a section needs it).
     """
-    import importlib.util
-
-    if importlib.util.find_spec(f"{__package__}.review") is None:
-        return _BUILTIN_SHARED
     from .review import SHARED_ANALYSES
 
     return SHARED_ANALYSES

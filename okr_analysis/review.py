@@ -116,18 +116,10 @@ def _candidates(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group
     return candidate_key_results(ds, quarter, as_of=as_of)
 
 
-def _up_to(ds: Dataset, as_of: pd.Timestamp) -> Dataset:
-    """The dataset as it was known on ``as_of``: no KPI value or check-in after it."""
-    import dataclasses
-
-    return dataclasses.replace(ds, kpis=ds.kpis[ds.kpis["date"] <= as_of].reset_index(drop=True),
-                               checkins=ds.checkins[ds.checkins["date"] <= as_of].reset_index(drop=True))
-
-
 def _drivers(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
     from .leadlag import lead_lag
 
-    known = _up_to(ds, as_of)
+    known = ds.known_on(as_of)
     if known.kpis.empty or not ((ds.metrics["kind"] == "leading").any() and (ds.metrics["kind"] == "lagging").any()):
         return pd.DataFrame(columns=["leading", "lagging", "team_id", "lag", "verdict"])
     return lead_lag(known, by_team=True).table
@@ -136,7 +128,7 @@ def _drivers(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_si
 def _lagged_correlations(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
     from .leadlag import lagged_correlations
 
-    known = _up_to(ds, as_of)
+    known = ds.known_on(as_of)
     if known.kpis.empty:
         return pd.DataFrame(columns=["metric_x", "metric_y", "lag", "correlation", "n", "p_value"])
     return lagged_correlations(known)

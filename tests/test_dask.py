@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tiny_tables
+from test_loaders import write_csv_folder
 from okr_analysis.render import find_chromium
 from okr_analysis.report import NOTEBOOK, build_reports
 
@@ -45,11 +46,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data") / "org"
-    folder.mkdir()
-    for name, df in tiny_tables().items():
-        df.to_csv(folder / f"{name}.csv", index=False)
-    return folder
+    return write_csv_folder(tiny_tables(), tmp_path_factory.mktemp("data") / "org")
 
 
 @pytest.fixture(scope="module")

@@ -74,3 +74,11 @@ def test_resolve_quarter_and_as_of(tiny_ds):
         tiny_ds.resolve("2026Q2")
     with pytest.raises(ValueError, match="as_of must be a date"):
         tiny_ds.resolve("2026Q3", "someday")
+
+
+def test_known_on_drops_later_kpis_and_checkins(tiny_ds):
+    cut = tiny_ds.known_on("2026-07-20")
+    assert cut.kpis["date"].max() == pd.Timestamp("2026-07-20")
+    assert cut.checkins["date"].max() <= pd.Timestamp("2026-07-20")
+    assert len(cut.checkins) < len(tiny_ds.checkins) and len(cut.kpis) < len(tiny_ds.kpis)
+    pd.testing.assert_frame_equal(cut.key_results, tiny_ds.key_results)  # the plan itself is not cut

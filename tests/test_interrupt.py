@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from conftest import tiny_tables
+from test_loaders import write_csv_folder
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,11 +27,7 @@ QUARTER = "2026Q3"
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data") / "org"
-    folder.mkdir()
-    for name, df in tiny_tables().items():
-        df.to_csv(folder / f"{name}.csv", index=False)
-    return folder
+    return write_csv_folder(tiny_tables(), tmp_path_factory.mktemp("data") / "org")
 
 
 def command(data_dir, out, *extra):
