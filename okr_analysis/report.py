@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
@@ -87,7 +88,11 @@ ORG_NOTEBOOK = NOTEBOOK_DIR / "org_quarterly_overview.ipynb"
 #: Parameters the runner sets itself; a report notebook must declare all of them.
 RUNNER_PARAMETERS = ("source", "team_id", "quarter", "as_of", "min_group_size", "shared")
 FORMATS = ("html", "pdf")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+#: The large tables a batch notebook reads only for its own part of the tree (see :func:`open_report`).
+_SLICED_TABLES = ("kpis", "checkins")
+_SLICE_TEAM, _SLICE_ROW = "_okr_team", "_okr_row"  # helper columns in the shared copies of those tables
+_SLICE_ROW_GROUP = 50_000  # rows per Parquet row group: a team's rows sit in one or two groups
 _KERNEL_MAX_RUNS = 50  # restart a worker's kernel after this many notebooks (bounds memory growth)
 
 
@@ -135,9 +140,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 def _write_shared(ds: Dataset, folder: Path, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int,
                   input_hash: str, source_label: str) -> None:
     """Write the dataset and every shared analysis into ``folder`` (which must not exist yet)."""
-    (folder / "dataset").mkdir(parents=True)
-    for name in TABLES:
-        _write_parquet(getattr(ds, name), folder / "dataset" / f"{name}.parquet")
+    _write_shared_dataset(ds, folder / "dataset")
     computed = []
     for name, func in shared_analyses().items():
         table = func(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size)
@@ -158,8 +161,58 @@ def _write_shared(ds: Dataset, folder: Path, *, quarter: Quarter, as_of: pd.Time
     (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def _read_shared_dataset(folder: Path, meta: Mapping[str, Any]) -> Dataset:
-    tables = {name: pd.read_parquet(folder / "dataset" / f"{name}.parquet") for name in TABLES}
+def _write_shared_dataset(ds: Dataset, folder: Path) -> None:
+    """The batch's copy of the dataset. KPIs and check-ins are sorted by team (check-ins by their KR's team),
+    with their original row numbers, in small row groups: a notebook reads its own teams' rows only."""
+    folder.mkdir(parents=True)
+    owner = ds.key_results[["kr_id", "objective_id"]].merge(
+        ds.objectives[["objective_id", "team_id"]], on="objective_id", how="left")
+    kr_team = dict(zip(owner["kr_id"], owner["team_id"]))
+    for name in TABLES:
+        df = getattr(ds, name)
+        path = folder / f"{name}.parquet"
+        if name not in _SLICED_TABLES:
+            _write_parquet(df, path)
+            continue
+        team = df["team_id"] if name == "kpis" else df["kr_id"].map(kr_team)
+        df = df.assign(**{_SLICE_TEAM: team.astype("string").fillna(""), _SLICE_ROW: np.arange(len(df))})
+        df = df.sort_values([_SLICE_TEAM, _SLICE_ROW], kind="stable")
+        df.to_parquet(path, index=False, row_group_size=_SLICE_ROW_GROUP)
+
+
+def _slice_teams(teams: pd.DataFrame, team_id: str) -> list[str] | None:
+    """The teams whose KPIs and check-ins a report of ``team_id`` reads: the team, its ancestors and its
+    sub-teams; None (everything) for a root or an unknown id."""
+    parent = dict(zip(teams["team_id"], teams["parent_team_id"]))
+    if team_id not in parent or not isinstance(parent[team_id], str):
+        return None
+    kids: dict[str, list[str]] = {}
+    for tid, p in parent.items():
+        if isinstance(p, str):
+            kids.setdefault(p, []).append(tid)
+    keep, stack = set(), [team_id]
+    while stack:
+        t = stack.pop()
+        keep.add(t)
+        stack.extend(kids.get(t, []))
+    p = parent[team_id]
+    while isinstance(p, str) and p not in keep:
+        keep.add(p)
+        p = parent.get(p)
+    return sorted(keep)
+
+
+def _read_shared_dataset(folder: Path, meta: Mapping[str, Any], *, teams: Sequence[str] | None = None) -> Dataset:
+    """The batch's dataset; with ``teams``, only those teams' KPIs and check-ins (row-group pruning)."""
+    tables = {}
+    for name in TABLES:
+        path = folder / "dataset" / f"{name}.parquet"
+        if name not in _SLICED_TABLES:
+            tables[name] = pd.read_parquet(path)
+            continue
+        df = pd.read_parquet(path, filters=None if teams is None else [(_SLICE_TEAM, "in", list(teams))])
+        tables[name] = (df.sort_values(_SLICE_ROW, kind="stable").drop(columns=[_SLICE_TEAM, _SLICE_ROW])
+                        .reset_index(drop=True))
     return Dataset(**tables, fiscal_year_start=int(meta["fiscal_year_start"]), source=str(meta["source"]),
                    warnings=tuple(meta.get("warnings", ())))
 
@@ -299,6 +352,10 @@ class ReportContext:
         People metrics of groups smaller than this are not shown.
     shared_dir : pathlib.Path or None
         The batch's shared-analysis folder, or None when the notebook computes them itself.
+    scope : tuple of str or None
+        In a batch, the teams whose KPI values and check-ins ``ds`` holds: the report's team, its
+        ancestors and its sub-teams (every team's other rows are there). Org-wide figures come from
+        :meth:`table`. None: ``ds`` is the whole dataset.
     source : str
         Where the data came from, for display (passwords removed).
     generated_at : pandas.Timestamp
@@ -312,6 +369,7 @@ class ReportContext:
     min_group_size: int = 5
     shared_dir: Path | None = None
     source: str = ""
+    scope: tuple[str, ...] | None = None
     generated_at: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now().floor("min"))
     _tables: dict = field(default_factory=dict, repr=False)
 
@@ -465,6 +523,9 @@ def open_report(source: Any = "", *, team_id: str = "", quarter: str = "", as_of
         People metrics of groups smaller than this are not shown.
     shared : path
         A batch's shared-analysis folder (set by :func:`build_reports`); ``""`` = compute here.
+        From a shared folder only the KPI values and check-ins of the team, its ancestors and its
+        sub-teams are read (``ReportContext.scope``), so a notebook's memory and start-up time do
+        not grow with the size of the organisation; org-wide figures come from ``ctx.table``.
 
     Returns
     -------
@@ -475,13 +536,18 @@ def open_report(source: Any = "", *, team_id: str = "", quarter: str = "", as_of
     if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
         raise ValueError(f"min_group_size must be a whole number of people, 1 or more, got {min_group_size!r}.")
     shared_dir = Path(shared).resolve() if shared not in ("", None) else None
+    scope = None
     if shared_dir is not None:
         meta_path = shared_dir / "meta.json"
         if not meta_path.exists():
             raise FileNotFoundError(f"shared folder {str(shared_dir)!r} has no meta.json: it is not a batch's "
                                     "shared-analysis folder. Pass shared='' to compute the analyses here.")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        ds = _read_shared_dataset(shared_dir, meta)
+        if meta.get("format") != _CACHE_FORMAT:
+            raise ValueError(f"shared folder {str(shared_dir)!r} was written by another version of okr-analysis "
+                             f"(cache format {meta.get('format')!r}); run the batch again, or pass shared=''.")
+        scope = _slice_teams(pd.read_parquet(shared_dir / "dataset" / "teams.parquet"), team_id) if team_id else None
+        ds = _read_shared_dataset(shared_dir, meta, teams=scope)
         label = str(meta.get("source", ""))
     else:
         ds = load(_resolve_source(source))
@@ -502,7 +568,8 @@ def open_report(source: Any = "", *, team_id: str = "", quarter: str = "", as_of
             raise ValueError(f"the shared folder {str(shared_dir)!r} was computed for {found}, but this notebook "
                              f"runs with {expected}. Pass shared='' to compute the analyses here.")
     return ReportContext(ds=ds, team_id=team, quarter=q, as_of=as_of_ts, min_group_size=min_group_size,
-                         shared_dir=shared_dir, source=label)
+                         shared_dir=shared_dir, source=label,
+                         scope=None if scope is None else tuple(scope))
 
 
 # ==================================================================================
@@ -1119,13 +1186,23 @@ _ENTRY_DEFAULTS: dict[str, Any] = {
 
 
 class _Manifest:
-    """build.json + index.html, rewritten (atomically) as each team completes."""
+    """build.json + index.html, rewritten (atomically) as teams complete.
 
-    def __init__(self, folder: Path, header: dict[str, Any], entries: dict[str, dict], order: list[str]):
+    Both files list every team, so rewriting them after each of thousands of teams would cost
+    time quadratic in the batch size: a write that is not forced is skipped when the last one was
+    less than ``min_interval`` seconds ago (or 20 times as long as a write takes). The files then lag
+    the batch by at most that long; an interrupted batch's next run re-renders what they missed.
+    """
+
+    def __init__(self, folder: Path, header: dict[str, Any], entries: dict[str, dict], order: list[str],
+                 *, min_interval: float = 2.0):
         self.folder = folder
         self.header = header
         self.entries = entries
         self.order = order
+        self.min_interval = min_interval
+        self._last = float("-inf")
+        self._cost = 0.0
 
     def data(self) -> dict[str, Any]:
         teams = [{**_ENTRY_DEFAULTS, **self.entries[t]} for t in self.order if t in self.entries]
@@ -1133,13 +1210,19 @@ class _Manifest:
         ok = not any(e.get("status") in ("failed", "cancelled") for e in teams)
         return {**self.header, "counts": counts, "ok": ok, "teams": teams}
 
-    def write(self, **updates: Any) -> dict[str, Any]:
+    def write(self, *, force: bool = True, **updates: Any) -> dict[str, Any] | None:
+        """Rewrite both files (None when an unforced write is skipped, see the class docstring)."""
         from .render import render_index
 
         self.header.update(updates)
+        start = time.monotonic()
+        if not force and start - self._last < max(self.min_interval, 20 * self._cost):
+            return None
         data = self.data()
         atomic_write(self.folder / "build.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         atomic_write(self.folder / "index.html", render_index(data))
+        self._last = time.monotonic()
+        self._cost = self._last - start
         return data
 
 
@@ -1449,8 +1532,8 @@ def build_reports(
             outcome = _outcome_from_entry(entry, folder)
             outcomes[tid] = outcome
             done += 1
-            if write:
-                manifest.write()
+            if write:  # at once when files the last manifest named are gone (a failed report now rendered)
+                manifest.write(force=bool(prev.get("failed_html") or prev.get("failed_notebook")))
             if bar is not None:
                 bar.update(1)
                 if not outcome.ok:

@@ -477,3 +477,81 @@ def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
     page, resources = HtmlRenderer().render(nb)
     assert resources["okr_summary"]["team_name"] == "Team One"
     assert all(s in page for s in SECTIONS) and "Traceback" not in page and "computed in this notebook" in page
+
+
+# ----------------------------------------------------------------------------------
+# A batch notebook reads only its own part of the tree
+# ----------------------------------------------------------------------------------
+def _section_outputs(ctx) -> list:
+    """Everything the team report's sections display and return, as comparable data."""
+    import matplotlib
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.pylabtools import select_figure_formats
+    from IPython.utils.capture import capture_output
+
+    from okr_analysis import review
+
+    matplotlib.use("Agg")
+    shell = InteractiveShell.instance()
+    select_figure_formats(shell, {"png"})  # figures are displayed as PNG, as in the report's kernel
+    out = []
+    for name in ("summary", "scorecard", "key_result_charts", "kpi_panel", "leading_indicators", "hygiene",
+                 "methods"):
+        with warnings.catch_warnings(), capture_output() as cap:
+            warnings.simplefilter("ignore")
+            returned = getattr(review, name)(ctx)
+        out.append((name, [o.data for o in cap.outputs], repr(returned)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_shared(sample_ds, tmp_path_factory) -> Path:
+    """A batch's shared folder (dataset copy and shared analyses) for the sample organisation."""
+    import pandas as pd
+
+    from okr_analysis.report import _write_shared
+
+    shared = tmp_path_factory.mktemp("cache") / "shared"
+    _write_shared(sample_ds, shared, quarter=sample_ds.quarter(QUARTER), as_of=pd.Timestamp("2026-09-30"),
+                  min_group_size=5, input_hash="test", source_label="sample")
+    return shared
+
+
+@pytest.mark.parametrize("team_id", ["eng-data", "hr-partners", "hr-learning", "hr"],
+                         ids=["team", "small-team", "complement-suppressed", "department"])
+def test_a_batch_notebook_reads_its_slice_and_shows_the_same_report(sample_ds, sample_shared, team_id):
+    import pandas as pd
+
+    from okr_analysis.report import ReportContext
+
+    q = sample_ds.quarter(QUARTER)
+    as_of = pd.Timestamp("2026-09-30")
+    shared = sample_shared
+    ctx = open_report(team_id=team_id, quarter=QUARTER, shared=shared)
+    expected_scope = {team_id, *sample_ds.ancestors(team_id), *sample_ds.subtree(team_id)}
+    assert set(ctx.scope) == expected_scope
+    assert set(ctx.ds.kpis["team_id"]) == expected_scope & set(sample_ds.kpis["team_id"])
+    # the slice holds exactly the full dataset's rows for those teams, in the same order
+    full_cut = sample_ds.filter_teams(expected_scope)
+    pd.testing.assert_frame_equal(ctx.ds.kpis, full_cut.kpis)
+    pd.testing.assert_frame_equal(ctx.ds.checkins, full_cut.checkins)
+    pd.testing.assert_frame_equal(ctx.ds.key_results, sample_ds.key_results)
+    assert len(ctx.ds.kpis) < len(sample_ds.kpis)
+    # and every section shows and returns the same as with the whole dataset
+    whole = ReportContext(ds=sample_ds, team_id=team_id, quarter=q, as_of=as_of, shared_dir=shared, source="sample",
+                          generated_at=ctx.generated_at)
+    sliced_out, whole_out = _section_outputs(ctx), _section_outputs(whole)
+    assert [name for name, *_ in sliced_out] == [name for name, *_ in whole_out]
+    for (name, shown_s, ret_s), (_, shown_w, ret_w) in zip(sliced_out, whole_out):
+        assert shown_s == shown_w, f"section {name} displays something else from the slice"
+        assert ret_s == ret_w, f"section {name} returns something else from the slice"
+    assert any("image/png" in d for _, shown, _ in sliced_out for d in shown), "the charts were compared"
+
+
+def test_the_org_overview_reads_the_whole_dataset(sample_ds, sample_shared):
+    import pandas as pd
+
+    ctx = open_report(team_id="acme", quarter=QUARTER, shared=sample_shared)
+    assert ctx.scope is None
+    pd.testing.assert_frame_equal(ctx.ds.kpis, sample_ds.kpis)
+    pd.testing.assert_frame_equal(ctx.ds.checkins, sample_ds.checkins)
