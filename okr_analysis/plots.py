@@ -177,8 +177,8 @@ def plot_lagged_correlations(data: pd.DataFrame, *, ax: Axes | None = None,
 
 
 def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: Axes | None = None,
-                         unit: str = "", title: str | None = None) -> Axes:
-    """One metric's latest value for a team and each of its peers, with the peer and company medians.
+                         unit: str = "", title: str | None = None, max_bars: int = 15) -> Axes:
+    """One metric's latest value for a team and each of its peers, with the company median.
 
     Parameters
     ----------
@@ -187,6 +187,10 @@ def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: A
         latest, company_median; optional benchmark_value).
     team_id, metric : str
         The team to highlight and the metric to show.
+    max_bars : int
+        Up to this many teams get a named bar each; a larger peer group is drawn as its values in
+        rank order (one dot per team, the team's own highlighted and its rank written), which stays
+        readable with hundreds of peers.
     """
     _require(data, ["team_id", "metric", "latest"], "benchmark")
     ax = _axes(ax)
@@ -194,9 +198,23 @@ def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: A
     d = data[data["metric"] == metric].dropna(subset=["latest"])
     if d.empty:
         return _empty(ax, title, "no peer values")
-    names = d["team_name"] if "team_name" in d else d["team_id"]
-    colours = ["#1f3b5c" if t == team_id else "#a7b8cc" for t in d["team_id"]]
-    ax.bar([_shorten(n, 18) for n in names], d["latest"], color=colours)
+    if len(d) > max_bars:
+        d = d.sort_values("latest", kind="stable").reset_index(drop=True)
+        own = d["team_id"] == team_id
+        ax.scatter(d.index[~own] + 1, d.loc[~own, "latest"], s=8, color="#a7b8cc", label="peers", zorder=2)
+        if own.any():
+            rank = int(d.index[own][0]) + 1
+            ax.scatter([rank], d.loc[own, "latest"], s=40, color="#1f3b5c", label="this team", zorder=3)
+            ax.annotate(f"{rank} of {len(d)}", (rank, float(d.loc[own, "latest"].iloc[0])),
+                        textcoords="offset points", xytext=(4, 6), fontsize=8, color="#1f3b5c")
+        ax.set_xlabel(f"{len(d)} teams, lowest to highest")
+        ax.set_xticks([])
+    else:
+        names = d["team_name"] if "team_name" in d else d["team_id"]
+        colours = ["#1f3b5c" if t == team_id else "#a7b8cc" for t in d["team_id"]]
+        ax.bar([_shorten(n, 18) for n in names], d["latest"], color=colours)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
     if "company_median" in d and d["company_median"].notna().any():
         ax.axhline(d["company_median"].dropna().iloc[0], color="#555555", ls="--", lw=1, label="company median")
     if "benchmark_value" in d and d["benchmark_value"].notna().any():
@@ -205,8 +223,6 @@ def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: A
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
     ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
-    ax.set_xlabel("")
-    ax.tick_params(axis="x", rotation=30, labelsize=8)
     ax.set_title(title)
     return ax
 

@@ -81,6 +81,22 @@ def test_peer_comparison_highlights_the_team(tiny_ds, ax):
     assert ax.get_ylabel() == "csat (score)"
 
 
+def test_a_large_peer_group_is_drawn_in_rank_order(ax):
+    # 40 peers: a named bar each would be unreadable; one dot per team in rank order, the team marked
+    rng = np.random.default_rng(1)
+    peers = pd.DataFrame({"team_id": [f"t{i}" for i in range(40)], "metric": "csat",
+                          "latest": rng.normal(8, 0.5, 40), "company_median": 8.0})
+    plot_peer_comparison(peers, team_id="t7", metric="csat", ax=ax, max_bars=15)
+    assert not ax.patches
+    others, own = ax.collections
+    assert len(others.get_offsets()) == 39 and len(own.get_offsets()) == 1
+    rank = int((peers["latest"] < peers.loc[7, "latest"]).sum()) + 1
+    assert own.get_offsets()[0].tolist() == pytest.approx([rank, peers.loc[7, "latest"]])
+    assert ax.texts[0].get_text() == f"{rank} of 40"
+    assert np.all(np.diff(others.get_offsets()[:, 1]) >= 0)  # lowest to highest
+    assert ax.get_xlabel() == "40 teams, lowest to highest"
+
+
 def test_empty_data_draws_a_note_not_an_error(ax):
     empty = pd.DataFrame(columns=["score", "band", "title"])
     plot_kr_scores(empty, ax=ax)
