@@ -292,15 +292,22 @@ def score(source: str, quarter: str, as_of: str | None, level: str, out: str | N
 @quarter_option
 @as_of_option
 @out_option
+@min_group_option
 @fiscal_option
 @handle_errors
-def lint(source: str, quarter: str, as_of: str | None, out: str | None, fiscal_year_start: int) -> None:
+def lint(source: str, quarter: str, as_of: str | None, out: str | None, min_group_size: int,
+         fiscal_year_start: int) -> None:
     """Check OKR hygiene for a quarter; findings are advice, so the exit code is 0."""
     from .hygiene import lint as lint_fn
+    from .privacy import suppress_lint
+    from .scoring import score_key_results
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
-    findings = lint_fn(ds, resolve_quarter(ds, quarter), as_of=as_of)
+    q = resolve_quarter(ds, quarter)
+    findings = lint_fn(ds, q, as_of=as_of)
+    findings = suppress_lint(findings, ds, kr_scores=score_key_results(ds, q, as_of=as_of),
+                             min_group_size=min_group_size)
     if out is not None:
         write_table(findings, out, what="findings")
         return

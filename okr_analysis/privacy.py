@@ -36,6 +36,7 @@ __all__ = [
     "suppress_scores",
     "suppress_forecasts",
     "suppress_drivers",
+    "suppress_lint",
 ]
 
 
@@ -223,3 +224,34 @@ def suppress_drivers(table: pd.DataFrame, ds: Dataset, *, min_group_size: int = 
     _hide(out, mask, [c for c in out.columns if c not in keep], label)
     out["suppressed"] = mask.to_numpy()
     return out
+
+
+#: Lint findings whose messages quote a key result's check-in dates or confidence values.
+_LINT_KR_DETAILS = ("KR_STALE", "CONFIDENCE_DROP")
+
+
+def suppress_lint(findings: pd.DataFrame, ds: Dataset, *, kr_scores: pd.DataFrame,
+                  min_group_size: int = 5) -> pd.DataFrame:
+    """Hygiene findings (:func:`okr_analysis.lint`) without what they would tell about hidden key results.
+
+    A hidden key result (:func:`score_suppression`) has its last check-in date and its confidence
+    suppressed in score tables, so its findings must not quote them: ``KR_STALE`` keeps the finding
+    (check in more often) with the dates left out, and ``CONFIDENCE_DROP`` is dropped (that a
+    confidence fell is itself the hidden value). Other findings are about the OKRs' form and stay.
+    A ``suppressed`` bool column is added (last).
+    """
+    label = suppressed_label(_check_size(min_group_size))
+    out = findings.copy()
+    out["suppressed"] = False
+    if out.empty or kr_scores.empty:
+        return out
+    hidden_kr, _ = score_suppression(ds, kr_scores, min_group_size=min_group_size)
+    hidden = out["kr_id"].isin(set(kr_scores.loc[hidden_kr, "kr_id"]))
+    out = out.loc[~(hidden & (out["code"] == "CONFIDENCE_DROP")).to_numpy()].copy()
+    stale = (out["kr_id"].isin(set(kr_scores.loc[hidden_kr, "kr_id"])) & (out["code"] == "KR_STALE")).to_numpy()
+    out.loc[stale, "message"] = [
+        f"Key result {kr} (team {team}) has no check-in in the 14 days up to the as-of date; check in at least "
+        f"every 14 days so that its status is current (dates not shown: {label})."
+        for kr, team in zip(out.loc[stale, "kr_id"], out.loc[stale, "team_id"])]
+    out.loc[stale, "suppressed"] = True
+    return out.reset_index(drop=True)

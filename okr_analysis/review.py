@@ -79,8 +79,10 @@ def _team_scores(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_grou
 
 def _lint(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
     from .hygiene import lint
+    from .privacy import suppress_lint
 
-    return lint(ds, quarter, as_of=as_of)
+    return suppress_lint(lint(ds, quarter, as_of=as_of), ds, kr_scores=_kr_scores(
+        ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size), min_group_size=min_group_size)
 
 
 def _kpi_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.Timestamp | None:

@@ -191,3 +191,46 @@ def test_backtest_predictions_hide_small_teams_people_key_results(sample_dir, tm
         assert (small[col] == label).all(), col
     visible = preds[~preds["team_id"].isin(["hr-partners", "hr-learning"])]
     assert not (visible["p_hit"] == label).any()
+
+
+def test_lint_does_not_quote_check_in_dates_or_confidences_of_hidden_key_results(sample_tables, sample_ds,
+                                                                                   sample_dir, tmp_path):
+    """A hidden KR's last check-in date and confidence are suppressed in the score tables; its hygiene
+    findings must not quote them (KR_STALE keeps the advice without dates, CONFIDENCE_DROP goes)."""
+    import warnings
+
+    from okr_analysis import lint, score_key_results
+    from okr_analysis.loaders import from_frames
+    from okr_analysis.privacy import score_suppression, suppress_lint
+
+    q = "2026Q3"
+    krs = score_key_results(sample_ds, q)
+    hidden_ids = set(krs.loc[score_suppression(sample_ds, krs)[0], "kr_id"])
+    shown_ids = set(krs["kr_id"]) - hidden_ids
+    # make one hidden and one shown KR lose confidence between two check-ins
+    tables = {k: v.copy() for k, v in sample_tables.items()}
+    ci = tables["checkins"]
+    in_q = ci["date"].astype(str) >= "2026-07-01"
+    targets = [sorted(hidden_ids)[0], sorted(shown_ids)[0]]
+    for kr in targets:
+        rows = ci.index[(ci["kr_id"] == kr) & in_q]
+        ci.loc[rows[:2], "confidence"] = [9, 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = from_frames(tables, source="sample")
+    raw = lint(ds, q)
+    assert set(raw.loc[raw["code"] == "CONFIDENCE_DROP", "kr_id"]) >= set(targets)
+    out = suppress_lint(raw, ds, kr_scores=score_key_results(ds, q))
+    drops = set(out.loc[out["code"] == "CONFIDENCE_DROP", "kr_id"])
+    assert targets[0] not in drops and targets[1] in drops
+    stale = out[(out["code"] == "KR_STALE") & out["kr_id"].isin(hidden_ids)]
+    assert len(stale) and stale["suppressed"].all()
+    assert not stale["message"].str.contains(r"\d{4}-\d\d-\d\d").any()
+    assert set(out.loc[out["suppressed"], "kr_id"]) <= hidden_ids
+    # the CLI prints and writes the suppressed findings
+    r = run("lint", sample_dir, "-q", q, "-o", tmp_path / "lint.csv")
+    assert r.exit_code == 0, r.output
+    written = pd.read_csv(tmp_path / "lint.csv", dtype=str)
+    partners = written[(written["team_id"] == "hr-partners") & (written["code"] == "KR_STALE")]
+    assert len(partners) and not partners["message"].str.contains("2026-08-31").any()
+    assert "2026-08-31" in lint(sample_ds, q).to_string(max_colwidth=400)  # … which the raw finding quotes
