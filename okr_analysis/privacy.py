@@ -41,8 +41,9 @@ __all__ = [
 
 
 def suppressed_label(min_group_size: int) -> str:
-    """What a suppressed cell reads."""
-    return f"suppressed (fewer than {min_group_size} people)"
+    """What a suppressed cell reads: the rule, not the group's size (a team suppressed as the complement
+    of a smaller one has enough people itself)."""
+    return f"suppressed (minimum group size {min_group_size})"
 
 
 def _check_size(min_group_size: int) -> int:

@@ -401,7 +401,7 @@ def key_result_charts(ctx: Any) -> int:
     hidden = _hidden_krs(ctx, krs)
     if hidden.any():
         _display_html(_para(f"{int(hidden.sum())} key result(s) on people metrics are not charted: "
-                            f"{suppressed_label(ctx.min_group_size)}.", "okr-note"))
+                            f"{_hidden_reason(ctx)}.", "okr-note"))
     for r in krs[~hidden].itertuples(index=False):
         points = ci[(ci["kr_id"] == r.kr_id) & (ci["date"] >= q.start) & (ci["date"] <= ctx.as_of)]
         fig, ax = plt.subplots(figsize=(7.5, 3.2))

@@ -168,9 +168,9 @@ def test_aligned_score_of_a_parent_does_not_reveal_a_suppressed_child(sample_ds)
                                            "parent_objective_id"].dropna())
     assert parents
     shown = out[out["objective_id"].isin(parents)]["aligned_score"]
-    assert (shown == "suppressed (fewer than 5 people)").all()
+    assert (shown == "suppressed (minimum group size 5)").all()
     others = out[~out["objective_id"].isin(parents) & objs["aligned_score"].notna()]
-    assert not (others["aligned_score"] == "suppressed (fewer than 5 people)").any()
+    assert not (others["aligned_score"] == "suppressed (minimum group size 5)").any()
 
 
 def test_backtest_predictions_hide_small_teams_people_key_results(sample_dir, tmp_path):
@@ -183,7 +183,7 @@ def test_backtest_predictions_hide_small_teams_people_key_results(sample_dir, tm
     r = CliRunner().invoke(cli, ["backtest", str(sample_dir), "--out", str(out)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     preds = pd.read_csv(out / "predictions.csv", dtype=str)
-    label = "suppressed (fewer than 5 people)"
+    label = "suppressed (minimum group size 5)"
     people = {"turnover", "absenteeism", "engagement", "overtime", "training_attendance", "pdp_completion"}
     small = preds[(preds["team_id"] == "hr-partners") & preds["metric"].isin(people)]
     assert len(small) > 0

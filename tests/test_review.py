@@ -83,7 +83,7 @@ def test_scorecard_rows_and_band_colours(tier2):
 
 def test_small_team_people_metrics_are_suppressed_everywhere(partners):
     label = review.suppressed_label(5)
-    assert label == "suppressed (fewer than 5 people)"
+    assert label == "suppressed (minimum group size 5)"
     people = set(partners.ds.metrics.loc[partners.ds.metrics["people_metric"], "metric"])
     table, html = _run(review.scorecard, partners)
     hidden = table["metric"].isin(people)
@@ -139,7 +139,7 @@ def test_org_overview_sections(org):
     risky, html = _run(review.teams_at_risk, org)
     if "HR Business Partners" in set(risky["team_name"]):  # listed: then only with its score suppressed
         row = risky[risky["team_name"] == "HR Business Partners"].iloc[0]
-        assert row["score"] == "suppressed (fewer than 5 people)"
+        assert row["score"] == "suppressed (minimum group size 5)"
     drivers, _ = _run(review.org_drivers, org)
     leads = drivers[drivers["verdict"] == "leads"]
     assert {("training_attendance", "engagement"), ("first_response_time", "csat"),
