@@ -181,23 +181,16 @@ def _write_shared_dataset(ds: Dataset, folder: Path) -> None:
 
 
 def _slice_teams(teams: pd.DataFrame, team_id: str) -> list[str] | None:
-    """The teams whose KPIs and check-ins a report of ``team_id`` reads: the team, its ancestors and its
-    sub-teams; None (everything) for a root or an unknown id."""
+    """The teams whose KPIs and check-ins a report of ``team_id`` reads: the team and its ancestors
+    (a report shows its own KPIs and key results; what it says about other teams — sub-teams, peers,
+    the whole organisation — comes from the shared analyses). None (everything) for an unknown id."""
     parent = dict(zip(teams["team_id"], teams["parent_team_id"]))
-    if team_id not in parent or not isinstance(parent[team_id], str):
+    if team_id not in parent:
         return None
-    kids: dict[str, list[str]] = {}
-    for tid, p in parent.items():
-        if isinstance(p, str):
-            kids.setdefault(p, []).append(tid)
-    keep, stack = set(), [team_id]
-    while stack:
-        t = stack.pop()
-        keep.add(t)
-        stack.extend(kids.get(t, []))
+    keep = [team_id]
     p = parent[team_id]
     while isinstance(p, str) and p not in keep:
-        keep.add(p)
+        keep.append(p)
         p = parent.get(p)
     return sorted(keep)
 
@@ -353,9 +346,9 @@ class ReportContext:
     shared_dir : pathlib.Path or None
         The batch's shared-analysis folder, or None when the notebook computes them itself.
     scope : tuple of str or None
-        In a batch, the teams whose KPI values and check-ins ``ds`` holds: the report's team, its
-        ancestors and its sub-teams (every team's other rows are there). Org-wide figures come from
-        :meth:`table`. None: ``ds`` is the whole dataset.
+        In a batch, the teams whose KPI values and check-ins ``ds`` holds: the report's team and its
+        ancestors (every team's other rows are there). Figures about other teams (sub-teams, peers,
+        the organisation) come from :meth:`table`. None: ``ds`` is the whole dataset.
     source : str
         Where the data came from, for display (passwords removed).
     generated_at : pandas.Timestamp
@@ -523,9 +516,9 @@ def open_report(source: Any = "", *, team_id: str = "", quarter: str = "", as_of
         People metrics of groups smaller than this are not shown.
     shared : path
         A batch's shared-analysis folder (set by :func:`build_reports`); ``""`` = compute here.
-        From a shared folder only the KPI values and check-ins of the team, its ancestors and its
-        sub-teams are read (``ReportContext.scope``), so a notebook's memory and start-up time do
-        not grow with the size of the organisation; org-wide figures come from ``ctx.table``.
+        From a shared folder only the KPI values and check-ins of the team and its ancestors are
+        read (``ReportContext.scope``), so a notebook's memory and start-up time do not grow with
+        the size of the organisation; figures about other teams come from ``ctx.table``.
 
     Returns
     -------
@@ -1052,11 +1045,22 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
+def _exit_with_parent(ppid: int) -> None:
+    """Exit this worker once the batch process is gone (killed without a chance to stop its workers);
+    the worker's kernel and browser then exit too, as they watch this process."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != ppid:
+            os._exit(1)
+
+
 def _worker_init(cfg: _WorkerConfig) -> None:
     """ProcessPoolExecutor initializer: build this process's warm kernel, exporter and browser."""
     global _WORKER
+    import threading
     from multiprocessing import util
 
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="okr-parent-watch").start()
     _WORKER = _Worker(cfg)
     util.Finalize(None, _WORKER.close, exitpriority=10)
 
