@@ -115,7 +115,12 @@ def plot_score_distribution(data: pd.DataFrame, *, by: str = "department", ax: A
     order = sorted(d[by].astype(str).unique())
     d = d.assign(**{by: d[by].astype(str)})
     sns.boxplot(data=d, x="score", y=by, order=order, ax=ax, color="#dde6f0", fliersize=0, width=0.5)
-    sns.stripplot(data=d, x="score", y=by, order=order, ax=ax, color="#1f3b5c", size=5, jitter=0.15)
+    state = np.random.get_state()  # seaborn jitters with NumPy's global generator: same data, same picture
+    np.random.seed(0)
+    try:
+        sns.stripplot(data=d, x="score", y=by, order=order, ax=ax, color="#1f3b5c", size=5, jitter=0.15)
+    finally:
+        np.random.set_state(state)
     for line in (0.4, 0.7):
         ax.axvline(line, color="#555555", lw=0.8, ls="--")
     ax.set_xlim(-0.02, 1.05)

@@ -125,3 +125,23 @@ def test_kr_progress_without_checkins(ax):
                      start="2026-07-01", end="2026-09-30", ax=ax)
     assert "no check-in yet" in [t.get_text() for t in ax.texts]
     assert ax.get_ylabel() == "share done"
+
+
+def test_score_distribution_is_the_same_picture_every_time(tiny_ds):
+    """The strip plot's jitter is seeded (a re-rendered report does not change), and the caller's
+    NumPy random state is left as it was."""
+    import io
+
+    teams = score_teams(tiny_ds, "2026Q3", as_of="2026-08-15").assign(department="Dept")
+    pictures = []
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        plot_score_distribution(teams, ax=ax)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        pictures.append(buf.getvalue())
+    assert pictures[0] == pictures[1]
+    assert (np.random.get_state()[1] == before).all()
