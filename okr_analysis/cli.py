@@ -8,6 +8,7 @@ says what to fix), 2 a usage error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -516,8 +517,21 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
         sys.exit(1)
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's timeout) stop a command the way Ctrl-C does: a report batch
+    then stops its workers, kernels and browsers and leaves no half-written file."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """Entry point of the ``okr-analysis`` console script."""
+    _stop_on_sigterm()
     cli(prog_name="okr-analysis")
 
 
