@@ -741,8 +741,17 @@ def department_scores(ctx: Any) -> pd.DataFrame:
     return depts
 
 
-def team_kr_heatmap(ctx: Any) -> pd.DataFrame:
-    """Team × key-result heat map of scores (leaf teams; suppressed teams' people key results left blank)."""
+#: The organisation overview draws at most this many teams in its heat map and lists at most this many
+#: teams at risk: a company of thousands of teams gets the ones that need attention first.
+ORG_MAX_TEAMS = 40
+
+
+def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """Team × key-result heat map of scores (leaf teams; suppressed teams' people key results left blank).
+
+    With more than ``max_teams`` leaf teams, the ``max_teams`` with the lowest mean key-result score
+    (of the scores shown) are drawn, and a note says how many there are in all. Returns the rows drawn.
+    """
     from .plots import plot_team_kr_heatmap
 
     krs = ctx.table("kr_scores").copy()
@@ -754,6 +763,13 @@ def team_kr_heatmap(ctx: Any) -> pd.DataFrame:
     if krs.empty:
         _display_html(_para("No key results in leaf teams.", "okr-note"))
         return krs
+    n_teams = krs["team_id"].nunique()
+    if n_teams > max_teams:
+        mean = krs.groupby("team_id")["score"].mean().rename("mean").reset_index()
+        worst = mean.sort_values(["mean", "team_id"], na_position="last", kind="stable")["team_id"].head(max_teams)
+        krs = krs[krs["team_id"].isin(set(worst))]
+        _display_html(_para(f"The {max_teams} teams with the lowest mean key-result score, of {n_teams:,} teams; "
+                            "every team's scores are in its own report and on the index page.", "okr-note"))
     fig, ax = plt.subplots(figsize=(9, 0.4 * krs["team_id"].nunique() + 1.5))
     plot_team_kr_heatmap(krs, team_label="team", ax=ax)
     _show_figure(fig)
@@ -774,13 +790,20 @@ def lint_counts(ctx: Any) -> pd.DataFrame:
     return table
 
 
-def teams_at_risk(ctx: Any) -> pd.DataFrame:
-    """Teams with key results at risk or off track, worst first."""
+def teams_at_risk(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """Teams with key results at risk or off track, worst first (at most ``max_rows``; a note gives the
+    number left out). Returns the rows shown."""
     teams = _scored_teams(ctx)
     risky = teams[(teams["n_off_track"] + teams["n_at_risk"] > 0) & teams["is_leaf"]].copy()
-    risky = risky.sort_values(["n_off_track", "n_at_risk"], ascending=False)
+    risky = risky.sort_values(["n_off_track", "n_at_risk"], ascending=False, kind="stable")
     view = risky[["team_name", "department", "score", "band", "n_off_track", "n_at_risk", "n_on_track"]]
     view = view.assign(score=view["score"].where(view["score"].notna(), suppressed_label(ctx.min_group_size)))
-    _show(view, caption="Teams with key results at risk or off track",
+    more = len(view) - max_rows
+    view = view.head(max_rows)
+    _show(view, caption="Teams with key results at risk or off track" + (f" (the {max_rows} worst)" if more > 0
+                                                                           else ""),
           empty="No team has a key result at risk or off track.")
+    if more > 0:
+        _display_html(_para(f"… and {more:,} more teams with key results at risk or off track; each team's report "
+                            "lists them.", "okr-note"))
     return view

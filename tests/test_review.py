@@ -222,3 +222,20 @@ def test_index_summary_withholds_rollups_that_suppression_hides(tmp_path):
     assert payload("t3")["score"] is None
     assert payload("d2")["score"] is None
     assert payload("t1")["score"] is not None  # nothing to hide there
+
+
+def test_org_overview_keeps_to_the_teams_that_need_attention_in_a_large_organisation(org):
+    """With thousands of teams the heat map and the at-risk list show the worst teams and say how many
+    there are (the full lists would be dozens of pages)."""
+    every, _ = _run(review.team_kr_heatmap, org)
+    heat, html = _run(lambda c: review.team_kr_heatmap(c, max_teams=5), org)
+    assert heat["team_id"].nunique() == 5
+    means = every.groupby("team_id")["score"].mean().rename("mean").reset_index()
+    worst = means.sort_values(["mean", "team_id"], na_position="last")["team_id"].head(5)
+    assert set(heat["team_id"]) == set(worst)
+    assert f"The 5 teams with the lowest mean key-result score, of {every['team_id'].nunique()} teams" in html
+    full, _ = _run(review.teams_at_risk, org)
+    assert len(full) > 3
+    top, html = _run(lambda c: review.teams_at_risk(c, max_rows=3), org)
+    assert top["team_name"].tolist() == full["team_name"].head(3).tolist()
+    assert f"and {len(full) - 3} more teams" in html and "(the 3 worst)" in html
