@@ -175,10 +175,23 @@ def shared_ready(cache_base: Path) -> bool:
 # ----------------------------------------------------------------------------------
 # One size
 # ----------------------------------------------------------------------------------
+def code_version() -> str:
+    """The commit the batch runs (short hash; "+changes" when the working tree differs from it)."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "okr_analysis", "notebooks",
+                                "templates"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def run_size(teams: int, *, jobs: int, formats: str, weeks: int, tmp: Path, interval: float,
              index_browser: bool, pss_every: float) -> dict:
     import psutil
 
+    commit = code_version()
     data, out, cache = tmp / "data", tmp / "out", tmp / "cache"
     cache.mkdir(parents=True)
     gen_cmd = [str(BIN / "okr-analysis"), "sample", str(data), "--teams", str(teams), "--weeks", str(weeks),
@@ -250,6 +263,7 @@ def run_size(teams: int, *, jobs: int, formats: str, weeks: int, tmp: Path, inte
         "reports": len(entries) or n_reports,
         "html_files": n_reports,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "commit": commit,
         "command": shlex.join(cmd),
         "sample_command": shlex.join(gen_cmd),
         "exit_code": rc,
@@ -464,7 +478,7 @@ def markdown(rec: dict, tol: float, png_name: str | None) -> str:
             f"{r['when']}, {m['cpus']} CPUs, load average {m['load_avg_before'][0]} before, "
             f"{m['load_avg_after'][0]} after; `-j {r['jobs']}`, formats {'+'.join(r['formats'])}, "
             f"{r['weeks']} weeks of data ({r['data_mb']} MB Parquet, written in {r['sample_s']} s, not counted). "
-            f"Exit code {r['exit_code']}.",
+            f"Exit code {r['exit_code']}. Code: commit {r.get('commit', 'not recorded')}.",
             "",
             f"Command: `{r['command']}`",
             "",
@@ -616,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-index-browser", action="store_true", help="do not time index.html in Chromium")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders (data, reports, cache)")
     ap.add_argument("--tag", default="", help="results suffix: scale-TAG.json/.md/-memory.png")
+    ap.add_argument("--render-only", action="store_true",
+                    help="measure nothing: rewrite the .md and the PNG from the .json")
     args = ap.parse_args(argv)
     try:
         import psutil  # noqa: F401
@@ -628,6 +644,11 @@ def main(argv: list[str] | None = None) -> int:
     rec = json.loads(json_path.read_text()) if json_path.exists() else {}
     rec.setdefault("sizes", {})
     rec["benchmark"] = "report batch at scale: memory over the process tree, phases, index page"
+    if args.render_only:
+        png_ok = plot(rec, png_path)
+        md_path.write_text(markdown(rec, args.tolerance, png_path.name if png_ok else None))
+        print(f"written {md_path.name} and {png_path.name} from {json_path.name}")
+        return 0
 
     for teams in sizes:
         tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{teams}-"))
