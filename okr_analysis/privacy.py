@@ -247,9 +247,9 @@ def suppress_lint(findings: pd.DataFrame, ds: Dataset, *, kr_scores: pd.DataFram
     if out.empty or kr_scores.empty:
         return out
     hidden_kr, _ = score_suppression(ds, kr_scores, min_group_size=min_group_size)
-    hidden = out["kr_id"].isin(set(kr_scores.loc[hidden_kr, "kr_id"]))
-    out = out.loc[~(hidden & (out["code"] == "CONFIDENCE_DROP")).to_numpy()].copy()
-    stale = (out["kr_id"].isin(set(kr_scores.loc[hidden_kr, "kr_id"])) & (out["code"] == "KR_STALE")).to_numpy()
+    hidden_ids = set(kr_scores.loc[hidden_kr, "kr_id"])
+    out = out.loc[~(out["kr_id"].isin(hidden_ids) & (out["code"] == "CONFIDENCE_DROP")).to_numpy()].copy()
+    stale = (out["kr_id"].isin(hidden_ids) & (out["code"] == "KR_STALE")).to_numpy()
     out.loc[stale, "message"] = [
         f"Key result {kr} (team {team}) has no check-in in the 14 days up to the as-of date; check in at least "
         f"every 14 days so that its status is current (dates not shown: {label})."

@@ -195,19 +195,21 @@ def _slice_teams(teams: pd.DataFrame, team_id: str) -> list[str] | None:
     return sorted(keep)
 
 
-def _read_shared_dataset(folder: Path, meta: Mapping[str, Any], *, teams: Sequence[str] | None = None) -> Dataset:
-    """The batch's dataset; with ``teams``, only those teams' KPIs and check-ins (row-group pruning)."""
-    tables = {}
-    for name in TABLES:
+def _read_shared_dataset(folder: Path, meta: Mapping[str, Any], *,
+                         team_id: str = "") -> tuple[Dataset, list[str] | None]:
+    """The batch's dataset and its scope: with ``team_id``, only the KPIs and check-ins of the teams
+    :func:`_slice_teams` names (row-group pruning)."""
+    tables = {name: pd.read_parquet(folder / "dataset" / f"{name}.parquet")
+              for name in TABLES if name not in _SLICED_TABLES}
+    teams = _slice_teams(tables["teams"], team_id) if team_id else None
+    for name in _SLICED_TABLES:
         path = folder / "dataset" / f"{name}.parquet"
-        if name not in _SLICED_TABLES:
-            tables[name] = pd.read_parquet(path)
-            continue
         df = pd.read_parquet(path, filters=None if teams is None else [(_SLICE_TEAM, "in", list(teams))])
         tables[name] = (df.sort_values(_SLICE_ROW, kind="stable").drop(columns=[_SLICE_TEAM, _SLICE_ROW])
                         .reset_index(drop=True))
-    return Dataset(**tables, fiscal_year_start=int(meta["fiscal_year_start"]), source=str(meta["source"]),
-                   warnings=tuple(meta.get("warnings", ())))
+    ds = Dataset(**{name: tables[name] for name in TABLES}, fiscal_year_start=int(meta["fiscal_year_start"]),
+                 source=str(meta["source"]), warnings=tuple(meta.get("warnings", ())))
+    return ds, teams
 
 
 # ==================================================================================
@@ -539,8 +541,7 @@ def open_report(source: Any = "", *, team_id: str = "", quarter: str = "", as_of
         if meta.get("format") != _CACHE_FORMAT:
             raise ValueError(f"shared folder {str(shared_dir)!r} was written by another version of okr-analysis "
                              f"(cache format {meta.get('format')!r}); run the batch again, or pass shared=''.")
-        scope = _slice_teams(pd.read_parquet(shared_dir / "dataset" / "teams.parquet"), team_id) if team_id else None
-        ds = _read_shared_dataset(shared_dir, meta, teams=scope)
+        ds, scope = _read_shared_dataset(shared_dir, meta, team_id=team_id)
         label = str(meta.get("source", ""))
     else:
         ds = load(_resolve_source(source))
