@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .quarters import Quarter
+from .quarters import Quarter, to_day
 
 __all__ = ["Dataset"]
 
@@ -99,15 +99,9 @@ class Dataset:
                 raise ValueError(f"as_of is required: the date the forecast is made on, e.g. as_of='{q.start.date()}' "
                                  "or later in the quarter (only data up to that day are used).")
             return q, q.end
-        try:
-            ts = pd.Timestamp(as_of)
-        except (TypeError, ValueError):
-            raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.") from None
-        if pd.isna(ts):
+        ts = to_day(as_of)
+        if ts is None:
             raise ValueError(f"as_of must be a date such as '{q.start.date()}', got {as_of!r}.")
-        if ts.tzinfo is not None:
-            ts = ts.tz_localize(None)
-        ts = ts.normalize()
         if ts < q.start:
             later = "" if as_of_required else ", or leave as_of out to use the quarter's end"
             raise ValueError(f"as_of {ts.date()} is before quarter {q.label} starts (it runs from {q.start.date()} "

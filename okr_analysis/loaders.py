@@ -26,7 +26,7 @@ import pandera.pandas as pa
 from pandera import Check
 
 from .dataset import Dataset
-from .quarters import Quarter, _check_fiscal_year_start, quarter_of
+from .quarters import Quarter, _check_fiscal_year_start, quarter_of, to_day
 from .schemas import REQUIRED_TABLES, TABLES, ColumnSpec, TableSpec
 
 __all__ = ["load", "from_frames", "Problem", "ValidationError", "DataWarning"]
@@ -532,13 +532,10 @@ class _Scope:
         def day(value: Any, arg: str) -> pd.Timestamp | None:
             if value is None:
                 return None
-            try:
-                ts = pd.Timestamp(value)
-            except (ValueError, TypeError):
-                raise ValueError(f"{arg}={value!r} is not a date; give a date such as '2026-07-01'") from None
-            if pd.isna(ts):
+            ts = to_day(value)
+            if ts is None:
                 raise ValueError(f"{arg}={value!r} is not a date; give a date such as '2026-07-01'")
-            return (ts.tz_localize(None) if ts.tz is not None else ts).normalize()
+            return ts
 
         lo, hi = day(start, "start"), day(end, "end")
         if lo is not None and hi is not None and lo > hi:

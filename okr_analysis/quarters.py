@@ -136,6 +136,18 @@ class Quarter:
         return Quarter(self.year - (self.q == 1), (self.q - 2) % 4 + 1, self.fiscal_year_start)
 
 
+def to_day(value: Any) -> pd.Timestamp | None:
+    """A date-like value as a naive midnight Timestamp; None when it is not a date (NaT, text that is
+    not a date, a wrong type). Callers turn None into a message that names their argument."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if pd.isna(ts):
+        return None
+    return (ts.tz_localize(None) if ts.tzinfo is not None else ts).normalize()
+
+
 def parse_quarter(label: "str | Quarter", *, fiscal_year_start: int = 1) -> Quarter:
     """Parse a quarter label; see :meth:`Quarter.parse`."""
     return Quarter.parse(label, fiscal_year_start=fiscal_year_start)

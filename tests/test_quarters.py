@@ -82,3 +82,11 @@ def test_next_previous_contains():
 def test_bad_fiscal_year_start_names_the_argument():
     with pytest.raises(ValueError, match="fiscal_year_start must be a month number from 1 to 12"):
         Quarter.parse("2026Q1", fiscal_year_start=13)
+
+
+def test_to_day_gives_naive_midnight_or_none():
+    from okr_analysis.quarters import to_day
+
+    assert to_day("2026-08-15 13:45") == pd.Timestamp("2026-08-15")
+    assert to_day(pd.Timestamp("2026-08-15 23:30", tz="Europe/Berlin")) == pd.Timestamp("2026-08-15")
+    assert to_day("not a date") is None and to_day(pd.NaT) is None and to_day([1, 2]) is None
