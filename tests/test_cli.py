@@ -94,43 +94,45 @@ def test_quarter_without_objectives_is_a_message(tiny_dir, tmp_path, command):
     assert r.exit_code == 1 and "no objectives in that quarter" in r.stderr and "2026Q3" in r.stderr
 
 
+@pytest.fixture
+def locked(tmp_path):
+    """A folder its owner may read but not write (restored afterwards so pytest can clean up)."""
+    path = tmp_path / "locked"
+    path.mkdir()
+    path.chmod(0o500)
+    yield path
+    path.chmod(0o700)
+
+
+def skip_if_writable(path):
+    """The rest of a test needs an unwritable folder; root can write anywhere (the cases before still ran)."""
+    if os.access(path, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root)")
+
+
 @pytest.mark.parametrize("command", [["score", "-q", "2026Q3"], ["lint", "-q", "2026Q3"], ["monitor"],
                                      ["forecast", "-q", "2026Q3", "--as-of", "2026-08-01"], ["drivers"]])
-def test_csv_out_in_a_missing_or_unwritable_folder_is_a_message(tiny_dir, tmp_path, command):
+def test_csv_out_in_a_missing_or_unwritable_folder_is_a_message(tiny_dir, tmp_path, locked, command):
     r = run(command[0], tiny_dir, *command[1:], "-o", tmp_path / "missing" / "x.csv")
     assert r.exit_code == 1 and "does not exist" in r.stderr
     r = run(command[0], tiny_dir, *command[1:], "-o", tmp_path / "x.txt")
     assert r.exit_code == 1 and "ending in .csv" in r.stderr
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        r = run(command[0], tiny_dir, *command[1:], "-o", locked / "x.csv")
-        assert r.exit_code == 1 and "not writable" in r.stderr
-        assert list(locked.iterdir()) == []
-    finally:
-        locked.chmod(0o700)
+    skip_if_writable(locked)
+    r = run(command[0], tiny_dir, *command[1:], "-o", locked / "x.csv")
+    assert r.exit_code == 1 and "not writable" in r.stderr
+    assert list(locked.iterdir()) == []
 
 
-def test_report_out_that_is_a_file_or_unwritable_is_a_message(tiny_dir, tmp_path):
+def test_report_out_that_is_a_file_or_unwritable_is_a_message(tiny_dir, tmp_path, locked):
     f = tmp_path / "file"
     f.write_text("x")
     r = run("report", tiny_dir, "-q", "2026Q3", "--out", f, "--format", "html")
     assert r.exit_code == 1 and "it is a file" in r.stderr
     r = run("report", tiny_dir, "-q", "2026Q3", "--out", f / "sub", "--format", "html")
     assert r.exit_code == 1 and "is a file" in r.stderr
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        r = run("report", tiny_dir, "-q", "2026Q3", "--out", locked / "new" / "deep", "--format", "html")
-        assert r.exit_code == 1 and "not writable" in r.stderr
-    finally:
-        locked.chmod(0o700)
+    skip_if_writable(locked)
+    r = run("report", tiny_dir, "-q", "2026Q3", "--out", locked / "new" / "deep", "--format", "html")
+    assert r.exit_code == 1 and "not writable" in r.stderr
 
 
 def test_score_prints_suppressed_cells(sample_dir):
