@@ -88,11 +88,12 @@ ORG_NOTEBOOK = NOTEBOOK_DIR / "org_quarterly_overview.ipynb"
 #: Parameters the runner sets itself; a report notebook must declare all of them.
 RUNNER_PARAMETERS = ("source", "team_id", "quarter", "as_of", "min_group_size", "shared")
 FORMATS = ("html", "pdf")
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 #: The large tables a batch notebook reads only for its own part of the tree (see :func:`open_report`).
 _SLICED_TABLES = ("kpis", "checkins")
-_SLICE_TEAM, _SLICE_ROW = "_okr_team", "_okr_row"  # helper columns in the shared copies of those tables
-_SLICE_ROW_GROUP = 50_000  # rows per Parquet row group: a team's rows sit in one or two groups
+_SLICE_TEAM, _SLICE_ROW = "_okr_team", "_okr_row"  # helper columns of the team-sorted shared tables
+_SLICE_ROW_GROUP = 50_000  # rows per Parquet row group of KPIs and check-ins: a team's rows sit in one or two
+_ANALYSIS_ROW_GROUP = 5_000  # rows per row group of a shared analysis with a team_id column
 _KERNEL_MAX_RUNS = 50  # restart a worker's kernel after this many notebooks (bounds memory growth)
 
 
@@ -143,8 +144,11 @@ def _write_shared(ds: Dataset, folder: Path, *, quarter: Quarter, as_of: pd.Time
     _write_shared_dataset(ds, folder / "dataset")
     computed = []
     for name, func in shared_analyses().items():
-        table = func(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size)
-        _write_parquet(table.reset_index(drop=True), folder / f"{name}.parquet")
+        table = func(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size).reset_index(drop=True)
+        if "team_id" in table.columns:  # sorted by team: a notebook reads its teams' row groups only
+            _write_by_team(table, folder / f"{name}.parquet", table["team_id"], row_group_size=_ANALYSIS_ROW_GROUP)
+        else:
+            _write_parquet(table, folder / f"{name}.parquet")
         computed.append(name)
     meta = {
         "format": _CACHE_FORMAT,
@@ -175,9 +179,27 @@ def _write_shared_dataset(ds: Dataset, folder: Path) -> None:
             _write_parquet(df, path)
             continue
         team = df["team_id"] if name == "kpis" else df["kr_id"].map(kr_team)
-        df = df.assign(**{_SLICE_TEAM: team.astype("string").fillna(""), _SLICE_ROW: np.arange(len(df))})
-        df = df.sort_values([_SLICE_TEAM, _SLICE_ROW], kind="stable")
-        df.to_parquet(path, index=False, row_group_size=_SLICE_ROW_GROUP)
+        _write_by_team(df, path, team, row_group_size=_SLICE_ROW_GROUP)
+
+
+def _write_by_team(df: pd.DataFrame, path: Path, team: pd.Series, *, row_group_size: int) -> None:
+    """Write ``df`` sorted by ``team`` (a Series on its index), with the team and the original row number
+    as helper columns, in row groups of ``row_group_size``: :func:`_read_by_team` reads some teams' rows
+    without reading the rest, in the original order."""
+    df = df.assign(**{_SLICE_TEAM: team.astype("string").fillna(""), _SLICE_ROW: np.arange(len(df))})
+    df = df.sort_values([_SLICE_TEAM, _SLICE_ROW], kind="stable")
+    df.to_parquet(path, index=False, row_group_size=row_group_size)
+
+
+def _read_by_team(path: Path, teams: Sequence[str] | None = None) -> pd.DataFrame:
+    """A table written by :func:`_write_by_team`: the rows of ``teams`` (None: every row), in the original
+    order, without the helper columns. A table written without them is read whole (and not filtered)."""
+    import pyarrow.parquet as pq
+
+    if _SLICE_ROW not in pq.read_schema(path).names:
+        return pd.read_parquet(path)
+    df = pd.read_parquet(path, filters=None if teams is None else [(_SLICE_TEAM, "in", list(teams))])
+    return df.sort_values(_SLICE_ROW, kind="stable").drop(columns=[_SLICE_TEAM, _SLICE_ROW]).reset_index(drop=True)
 
 
 def _slice_teams(teams: pd.DataFrame, team_id: str) -> list[str] | None:
@@ -203,10 +225,7 @@ def _read_shared_dataset(folder: Path, meta: Mapping[str, Any], *,
               for name in TABLES if name not in _SLICED_TABLES}
     teams = _slice_teams(tables["teams"], team_id) if team_id else None
     for name in _SLICED_TABLES:
-        path = folder / "dataset" / f"{name}.parquet"
-        df = pd.read_parquet(path, filters=None if teams is None else [(_SLICE_TEAM, "in", list(teams))])
-        tables[name] = (df.sort_values(_SLICE_ROW, kind="stable").drop(columns=[_SLICE_TEAM, _SLICE_ROW])
-                        .reset_index(drop=True))
+        tables[name] = _read_by_team(folder / "dataset" / f"{name}.parquet", teams)
     ds = Dataset(**{name: tables[name] for name in TABLES}, fiscal_year_start=int(meta["fiscal_year_start"]),
                  source=str(meta["source"]), warnings=tuple(meta.get("warnings", ())))
     return ds, teams
@@ -407,7 +426,7 @@ class ReportContext:
         path = self.shared_dir / f"{name}.parquet" if self.shared_dir is not None else None
         registry = shared_analyses()
         if path is not None and path.exists():
-            table = pd.read_parquet(path)
+            table = _read_by_team(path)
         elif name in registry:
             table = registry[name](self.ds, quarter=self.quarter, as_of=self.as_of,
                                    min_group_size=self.min_group_size)
@@ -416,13 +435,28 @@ class ReportContext:
         self._tables[name] = table
         return table
 
-    def team_table(self, name: str, *, column: str = "team_id") -> pd.DataFrame:
-        """This team's rows of a shared analysis (rows whose ``column`` equals the team id)."""
-        table = self.table(name)
+    def team_table(self, name: str, *, column: str = "team_id", teams: Sequence[str] | None = None) -> pd.DataFrame:
+        """Some teams' rows of a shared analysis: rows whose ``column`` is one of ``teams`` (default: this
+        team), in the table's order.
+
+        In a batch, a table with a ``team_id`` column is read for those teams only (the shared folder
+        stores it sorted by team), so a notebook does not hold the whole organisation's rows.
+        """
+        wanted = [self.team_id] if teams is None else [str(t) for t in teams]
+        key = (name, column, tuple(sorted(set(wanted))))
+        if key in self._tables:
+            return self._tables[key]
+        path = self.shared_dir / f"{name}.parquet" if self.shared_dir is not None else None
+        if column == "team_id" and name not in self._tables and path is not None and path.exists():
+            table = _read_by_team(path, sorted(set(wanted)))
+        else:
+            table = self.table(name)
         if column not in table.columns:
             raise KeyError(f"shared analysis {name!r} has no {column!r} column to slice by; "
                            f"its columns are {', '.join(map(str, table.columns))}.")
-        return table.loc[table[column] == self.team_id].reset_index(drop=True)
+        table = table.loc[table[column].isin(wanted)].reset_index(drop=True)
+        self._tables[key] = table
+        return table
 
     # -- display ----------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:

@@ -77,6 +77,17 @@ def _team_scores(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_grou
     return score_teams(ds, quarter, as_of=as_of)
 
 
+def _kr_suppression(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    """team_id, kr_id, hidden: whether each key result of the quarter is suppressed
+    (:func:`okr_analysis.privacy.score_suppression`; computed over the whole organisation once)."""
+    krs = _kr_scores(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size)
+    if krs.empty:
+        return pd.DataFrame({"team_id": pd.Series(dtype="string"), "kr_id": pd.Series(dtype="string"),
+                             "hidden": pd.Series(dtype=bool)})
+    hidden, _ = score_suppression(ds, krs, min_group_size=min_group_size)
+    return pd.DataFrame({"team_id": krs["team_id"], "kr_id": krs["kr_id"], "hidden": hidden.astype(bool)})
+
+
 def _lint(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
     from .hygiene import lint
     from .privacy import suppress_lint
@@ -148,6 +159,7 @@ def _forecasts_table(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_
 SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
     "key_results": _key_results,
     "kr_scores": _kr_scores,
+    "kr_suppression": _kr_suppression,
     "objective_scores": _objective_scores,
     "team_scores": _team_scores,
     "lint": _lint,
@@ -203,22 +215,14 @@ def _small_team(ctx: Any) -> bool:
     return ctx.team_id in small_teams(ctx.ds, min_group_size=ctx.min_group_size)
 
 
-def _hidden_kr_ids(ctx: Any) -> set[str]:
-    """Key results suppressed anywhere: people metrics of small teams and of their complements
-    (:func:`okr_analysis.privacy.score_suppression`)."""
-    all_krs = ctx.table("kr_scores")
-    if all_krs.empty:
-        return set()
-    hidden, _ = score_suppression(ctx.ds, all_krs, min_group_size=ctx.min_group_size)
-    return set(all_krs.loc[hidden, "kr_id"])
-
-
 def _hidden_krs(ctx: Any, krs: pd.DataFrame) -> pd.Series:
     """Key results whose values describe people of a team below the minimum group size, or would let a
-    reader work such values out from a roll-up (complementary suppression)."""
+    reader work such values out from a roll-up (complementary suppression: the shared ``kr_suppression``
+    table, computed over the whole organisation; only the rows of ``krs``' teams are read)."""
     if krs.empty:
         return pd.Series(False, index=krs.index)
-    return krs["kr_id"].isin(_hidden_kr_ids(ctx))
+    supp = ctx.team_table("kr_suppression", teams=sorted(set(krs["team_id"].dropna())))
+    return krs["kr_id"].isin(set(supp.loc[supp["hidden"], "kr_id"]))
 
 
 def _hidden_reason(ctx: Any) -> str:
@@ -481,9 +485,7 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
         fig.suptitle("Control charts, last 52 weeks (limits from the first 26, allowing for autocorrelation; "
                      "signals marked)", fontsize=10)
         _show_figure(fig)
-        bench = ctx.table("benchmark")
-        peers = [ctx.team_id] + ctx.ds.peers(ctx.team_id)
-        bench = bench[bench["team_id"].isin(peers)]
+        bench = ctx.team_table("benchmark", teams=[ctx.team_id] + ctx.ds.peers(ctx.team_id))
         comparable = [m for m in shown if (bench["metric"] == m).sum() > 1]
         if comparable:
             nrows = int(np.ceil(len(comparable) / ncols))
@@ -525,7 +527,7 @@ def leading_indicators(ctx: Any) -> pd.DataFrame:
 
     A small team's own estimates of people metrics are never shown (they stay in the pooled rows).
     """
-    drivers = ctx.table("drivers")
+    drivers = ctx.team_table("drivers", teams=["*", ctx.team_id])  # pooled rows and this team's
     krs = ctx.team_table("kr_scores")
     targets = sorted(set(krs["metric"].dropna()) & set(drivers["lagging"])) if len(drivers) else []
     if not targets:
@@ -757,7 +759,7 @@ def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame
     krs = ctx.table("kr_scores").copy()
     tree = ctx.ds.team_tree.set_index("team_id")
     krs = krs[krs["team_id"].map(tree["is_leaf"]).fillna(False).astype(bool)]
-    hidden = krs["kr_id"].isin(_hidden_kr_ids(ctx))
+    hidden = _hidden_krs(ctx, krs)
     krs.loc[hidden, "score"] = np.nan
     krs["team"] = krs["team_id"].map(tree["team_name"])
     if krs.empty:

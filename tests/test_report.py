@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from conftest import tiny_tables
@@ -522,6 +523,34 @@ def sample_shared(sample_ds, tmp_path_factory) -> Path:
     return shared
 
 
+def test_shared_tables_are_read_for_some_teams_in_their_order(tmp_path):
+    """A shared table written by team reads back whole, or for some teams, exactly as the original rows
+    (order included), and the filtered read skips the other teams' row groups."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from okr_analysis.report import _read_by_team, _write_by_team
+
+    rng = np.random.default_rng(3)
+    teams = np.array(["t3", "*", "t1", "t2", None], dtype=object)
+    df = pd.DataFrame({"team_id": pd.array(rng.choice(teams, 400), dtype="string"),
+                       "value": rng.normal(size=400), "n": np.arange(400)})
+    path = tmp_path / "table.parquet"
+    _write_by_team(df, path, df["team_id"], row_group_size=50)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 8
+    pd.testing.assert_frame_equal(_read_by_team(path), df)
+    for wanted in (["t1"], ["*", "t2"], ["t9"]):
+        expected = df[df["team_id"].isin(wanted)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(_read_by_team(path, wanted), expected)
+    read = pq.ParquetFile(path)  # the helper column sorts the teams: t1's rows sit in few row groups
+    groups = [i for i in range(read.num_row_groups)
+              if "t1" in set(read.read_row_group(i, columns=["_okr_team"]).column(0).to_pylist())]
+    assert len(groups) <= 3 and groups == list(range(groups[0], groups[-1] + 1))
+    plain = tmp_path / "plain.parquet"  # a table without the helper columns is read whole
+    df.to_parquet(plain, index=False)
+    pd.testing.assert_frame_equal(_read_by_team(plain, ["t1"]), df)
+
+
 @pytest.mark.parametrize("team_id", ["eng-data", "hr-partners", "hr-learning", "hr", "acme"],
                          ids=["team", "small-team", "complement-suppressed", "department", "org-overview"])
 def test_a_batch_notebook_reads_its_slice_and_shows_the_same_report(sample_ds, sample_shared, team_id):
@@ -548,6 +577,8 @@ def test_a_batch_notebook_reads_its_slice_and_shows_the_same_report(sample_ds, s
     # and every section shows and returns the same as with the whole dataset
     whole = ReportContext(ds=sample_ds, team_id=team_id, quarter=q, as_of=as_of, shared_dir=sample_shared,
                           source="sample", generated_at=ctx.generated_at)
+    for name in shared_analyses():  # whole tables up front: whole.team_table filters them in memory, while
+        whole.table(name)           # ctx.team_table reads its teams' row groups only
     sections = ORG_SECTIONS if ctx.is_org else TEAM_SECTIONS
     sliced_out, whole_out = _section_outputs(ctx, sections), _section_outputs(whole, sections)
     assert [name for name, *_ in sliced_out] == list(sections)
