@@ -95,6 +95,10 @@ _SLICE_TEAM, _SLICE_ROW = "_okr_team", "_okr_row"  # helper columns of the team-
 _SLICE_ROW_GROUP = 50_000  # rows per Parquet row group of KPIs and check-ins: a team's rows sit in one or two
 _ANALYSIS_ROW_GROUP = 5_000  # rows per row group of a shared analysis with a team_id column
 _KERNEL_MAX_RUNS = 50  # restart a worker's kernel after this many notebooks (bounds memory growth)
+#: Environment of the batch's kernels. Arrow's default pool (mimalloc) keeps the memory of every Parquet
+#: read; with the system allocator a kernel at 2,000 teams ends a team report ~70 MB smaller and within
+#: 5 % of its size at 100 teams (measured on the sample organisation).
+_KERNEL_ENV = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 class ReportWarning(UserWarning):
@@ -950,7 +954,8 @@ class _Worker:
             Path(self.cfg.log_dir).mkdir(parents=True, exist_ok=True)
             self._log = open(Path(self.cfg.log_dir) / f"kernel-{os.getpid()}.log", "ab")  # noqa: SIM115
         self.km = KernelManager(kernel_name=self.cfg.kernel_name)
-        self.km.start_kernel(cwd=self.cfg.cwd, stdout=subprocess.DEVNULL, stderr=self._log)
+        env = {**_KERNEL_ENV, **os.environ}  # the user's own setting wins
+        self.km.start_kernel(cwd=self.cfg.cwd, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
         self.runs = 0
         self._dirty = False
 

@@ -77,6 +77,8 @@ def test_notebook(tmp_path_factory) -> Path:
     setup = next(i for i, c in enumerate(nb.cells) if "open_report" in c.source)
     cell = nbformat.v4.new_code_cell(
         "import os\n"
+        "import pyarrow\n"
+        "print('arrow pool:', pyarrow.default_memory_pool().backend_name)\n"
         f"if team_id == os.environ.get({FAIL_ENV!r}):\n"
         "    raise RuntimeError(f'injected failure for {team_id}')"
     )
@@ -335,6 +337,9 @@ def test_executed_notebooks_get_the_shared_folder(batch):
     assert {f"{name}.parquet" for name in shared_analyses()} <= {p.name for p in Path(shared).iterdir()}
     assert 'team_id = "t1"' in injected.source and 'quarter = "2026Q3"' in injected.source
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"][:2] == [1, 2], "a clean kernel per notebook"
+    # the batch's kernels give Parquet reads' memory back (Arrow's system pool, not mimalloc's)
+    printed = next(c for c in nb.cells if c.get("id") == "inject-failure").outputs[0]["text"]
+    assert printed.strip() == "arrow pool: system"
     # the shared folder serves the notebook API too, and refuses another quarter
     ctx = open_report("", team_id="t1", quarter=QUARTER, shared=shared)
     assert sorted(ctx.team_table("key_results")["kr_id"]) == ["k1a", "k1b"]
