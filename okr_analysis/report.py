@@ -426,7 +426,7 @@ class ReportContext:
     def table(self, name: str) -> pd.DataFrame:
         """An org-wide shared analysis (see :func:`shared_analyses`), read from the batch or computed here."""
         if name in self._tables:
-            return self._tables[name]
+            return self._tables[name].copy(deep=False)  # a new frame: a caller's edits stay its own
         path = self.shared_dir / f"{name}.parquet" if self.shared_dir is not None else None
         registry = shared_analyses()
         if path is not None and path.exists():
@@ -437,7 +437,7 @@ class ReportContext:
         else:
             raise KeyError(f"{name!r} is not a shared analysis; known: {', '.join(sorted(registry))}.")
         self._tables[name] = table
-        return table
+        return table.copy(deep=False)
 
     def team_table(self, name: str, *, column: str = "team_id", teams: Sequence[str] | None = None) -> pd.DataFrame:
         """Some teams' rows of a shared analysis: rows whose ``column`` is one of ``teams`` (default: this
@@ -449,7 +449,7 @@ class ReportContext:
         wanted = [self.team_id] if teams is None else [str(t) for t in teams]
         key = (name, column, tuple(sorted(set(wanted))))
         if key in self._tables:
-            return self._tables[key]
+            return self._tables[key].copy(deep=False)
         path = self.shared_dir / f"{name}.parquet" if self.shared_dir is not None else None
         if column == "team_id" and name not in self._tables and path is not None and path.exists():
             table = _read_by_team(path, sorted(set(wanted)))
@@ -460,7 +460,7 @@ class ReportContext:
                            f"its columns are {', '.join(map(str, table.columns))}.")
         table = table.loc[table[column].isin(wanted)].reset_index(drop=True)
         self._tables[key] = table
-        return table
+        return table.copy(deep=False)
 
     # -- display ----------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:

@@ -249,6 +249,12 @@ def test_open_report_standalone(data_dir):
     assert ctx.team_name == "Team One" and ctx.department == "Dept One" and ctx.organisation == "Company"
     assert str(ctx.as_of.date()) == "2026-09-30" and ctx.shared_dir is None
     assert sorted(ctx.team_table("key_results")["kr_id"]) == ["k1a", "k1b"]
+    # shared tables are cached, but each call hands out a new frame: a section's edits stay its own
+    krs = ctx.team_table("kr_scores")
+    krs["score"] = -1.0
+    whole = ctx.table("kr_scores")
+    whole.drop(index=whole.index, inplace=True)
+    assert (ctx.team_table("kr_scores")["score"] != -1.0).all() and len(ctx.table("kr_scores")) > 2
     nasty = open_report(data_dir, team_id="t2", quarter=QUARTER)
     assert NASTY_NAME not in nasty.header_html() and "Team &lt;b&gt;Two&lt;/b&gt;" in nasty.header_html()
     with pytest.raises(ValueError, match="not in the teams table"):
