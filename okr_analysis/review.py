@@ -88,6 +88,18 @@ def _kr_suppression(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_g
     return pd.DataFrame({"team_id": krs["team_id"], "kr_id": krs["kr_id"], "hidden": hidden.astype(bool)})
 
 
+def _team_suppression(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    """team_id, suppressed: whether a team's scores would let a reader work out a small team's people key
+    results (it has a hidden key result, or complementary suppression hides its roll-up)."""
+    krs = _kr_scores(ds, quarter=quarter, as_of=as_of, min_group_size=min_group_size)
+    sensitive: set[str] = set()
+    if not krs.empty:
+        hidden, supp = score_suppression(ds, krs, min_group_size=min_group_size)
+        sensitive = set(krs.loc[hidden, "team_id"]) | set(supp.loc[supp["suppressed"], "team_id"])
+    ids = ds.teams["team_id"].reset_index(drop=True)
+    return pd.DataFrame({"team_id": ids, "suppressed": ids.isin(sensitive).astype(bool)})
+
+
 def _lint(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
     from .hygiene import lint
     from .privacy import suppress_lint
@@ -160,6 +172,7 @@ SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
     "key_results": _key_results,
     "kr_scores": _kr_scores,
     "kr_suppression": _kr_suppression,
+    "team_suppression": _team_suppression,
     "objective_scores": _objective_scores,
     "team_scores": _team_scores,
     "lint": _lint,
@@ -646,8 +659,7 @@ def record_summary(ctx: Any) -> None:
     """
     krs = ctx.team_table("kr_scores")
     hidden = _hidden_krs(ctx, krs)
-    teams = _scored_teams(ctx)  # roll-ups that complementary suppression hides are None here
-    teams = teams[teams["team_id"] == ctx.team_id]
+    teams = _scored_teams(ctx, teams=[ctx.team_id])  # roll-ups that complementary suppression hides are None
     score = band = None
     if len(teams) and not hidden.any() and not bool(teams["suppressed"].iloc[0]):
         row = teams.iloc[0]
@@ -664,17 +676,22 @@ def record_summary(ctx: Any) -> None:
 # ==================================================================================
 # The organisation overview
 # ==================================================================================
-def _scored_teams(ctx: Any) -> pd.DataFrame:
-    """Every team's scores with its department name; a score that would reveal a small team's people
-    key results is suppressed (NaN) with ``suppressed`` True."""
-    teams = ctx.table("team_scores").copy()
+def _scored_teams(ctx: Any, *, teams: list[str] | None = None) -> pd.DataFrame:
+    """Every team's scores (or those of ``teams``: only their rows are read) with its department name;
+    a score that would reveal a small team's people key results is suppressed (NaN) with ``suppressed``
+    True (the shared ``team_suppression`` table)."""
+    wanted = teams
+
+    def rows(name: str) -> pd.DataFrame:
+        return ctx.table(name) if wanted is None else ctx.team_table(name, teams=wanted)
+
+    krs, supp = rows("kr_scores"), rows("team_suppression")
+    hidden_kr = _hidden_krs(ctx, krs)
     tree = ctx.ds.team_tree.set_index("team_id")
     names = tree["team_name"]
+    teams = rows("team_scores").copy()
     teams["department"] = teams["team_id"].map(tree["department_id"]).map(names).fillna("(company)")
-    krs = ctx.table("kr_scores")
-    hidden_kr, supp = score_suppression(ctx.ds, krs, min_group_size=ctx.min_group_size)
-    sensitive = set(krs.loc[hidden_kr, "team_id"]) | set(supp.loc[supp["suppressed"], "team_id"])
-    teams["suppressed"] = teams["team_id"].isin(sensitive)
+    teams["suppressed"] = teams["team_id"].isin(set(supp.loc[supp["suppressed"], "team_id"]))
     mask = teams["suppressed"]
     for col in ("score", "band", "rollup_score", "rollup_band"):
         teams[col] = teams[col].astype(object)

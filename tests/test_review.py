@@ -175,6 +175,9 @@ def test_department_rollups_use_complementary_suppression(org):
     assert teams.loc["hr-partners", "suppressed"] and teams.loc["hr-learning", "suppressed"]
     assert pd.isna(teams.loc["hr-learning", "score"]) and pd.isna(teams.loc["hr-learning", "rollup_score"])
     assert not teams.loc["hr-recruiting", "suppressed"] and pd.notna(teams.loc["hr", "rollup_score"])
+    # a team report reads its own rows only (record_summary) and gets the same figures
+    some = review._scored_teams(org, teams=["hr-learning", "hr", "hr-recruiting"]).set_index("team_id")
+    pd.testing.assert_frame_equal(some, teams.loc[some.index])
     depts, html = _run(review.department_scores, org)
     assert "next-smallest team" in html and label not in set(depts["rollup_score"].astype(str))
     heat, _ = _run(review.team_kr_heatmap, org)
