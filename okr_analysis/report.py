@@ -431,11 +431,14 @@ class ReportContext:
         registry = shared_analyses()
         if path is not None and path.exists():
             table = _read_by_team(path)
-        elif name in registry:
+        elif name not in registry:
+            raise KeyError(f"{name!r} is not a shared analysis; known: {', '.join(sorted(registry))}.")
+        elif self.scope is not None:  # ds holds only this team's KPIs and check-ins: computing here would be wrong
+            raise KeyError(f"the batch's shared folder {str(self.shared_dir)!r} has no {name!r} table (it was "
+                           "written by other code); run the batch again, or open the report with shared=''.")
+        else:
             table = registry[name](self.ds, quarter=self.quarter, as_of=self.as_of,
                                    min_group_size=self.min_group_size)
-        else:
-            raise KeyError(f"{name!r} is not a shared analysis; known: {', '.join(sorted(registry))}.")
         self._tables[name] = table
         return table.copy(deep=False)
 

@@ -331,7 +331,7 @@ def test_user_text_is_escaped_in_reports_and_index(batch):
         assert re.search(r"Team &lt;b&gt;Two&lt;/b&gt; &amp; (&#34;|&quot;|\")Co", page)
 
 
-def test_executed_notebooks_get_the_shared_folder(batch):
+def test_executed_notebooks_get_the_shared_folder(batch, tmp_path):
     nb = nbformat.read(batch["result"]["t1"].notebook, as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     shared = re.search(r'shared = "([^"]+)"', injected.source).group(1)
@@ -349,6 +349,11 @@ def test_executed_notebooks_get_the_shared_folder(batch):
     # the shared folder serves the notebook API too, and refuses another quarter
     ctx = open_report("", team_id="t1", quarter=QUARTER, shared=shared)
     assert sorted(ctx.team_table("key_results")["kr_id"]) == ["k1a", "k1b"]
+    copy = tmp_path / "shared"  # a table missing from the folder is not computed from this team's slice
+    shutil.copytree(shared, copy)
+    (copy / "kr_scores.parquet").unlink()
+    with pytest.raises(KeyError, match="has no 'kr_scores' table"):
+        open_report("", team_id="t1", quarter=QUARTER, shared=copy).team_table("kr_scores")
     with pytest.raises(ValueError, match="computed for"):
         open_report("", team_id="t1", quarter="2026Q4", shared=shared)
 
