@@ -504,7 +504,10 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
     if unknown:
         known = ", ".join(ds.teams["team_id"].head(20))
         raise CommandError(f"--team {', '.join(unknown)}: no such team in the data (teams: {known}).")
-    result = build_reports(ds, quarter=resolve_quarter(ds, quarter),
+    quarter = resolve_quarter(ds, quarter)
+    data = [ds]  # handed over, not kept: the batch drops the data once its shared analyses are written
+    del ds
+    result = build_reports(data.pop(), quarter=quarter,
                            teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
                            org_overview=org_overview, force=force, min_group_size=min_group_size,
                            progress=sys.stderr.isatty(), executor=executor, scheduler=scheduler)

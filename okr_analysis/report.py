@@ -1465,6 +1465,10 @@ def build_reports(
 
     src_label = (str(Path(os.fspath(source)).resolve())
                  if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source) else ds.source)
+    # The dataset is needed until the shared analyses are written; then _run_tasks drops it, so the batch
+    # does not hold the organisation's data while the reports render (when the caller does not hold it).
+    data, source = [ds], None
+    del ds
 
     folder = Path(out) / q.label
     folder.mkdir(parents=True, exist_ok=True)
@@ -1593,7 +1597,7 @@ def build_reports(
         try:
             if tasks:
                 stopped = _run_tasks(
-                    tasks, ds=ds, quarter=q, as_of=as_of_ts, min_group_size=min_group_size, folder=folder,
+                    tasks, data=data, quarter=q, as_of=as_of_ts, min_group_size=min_group_size, folder=folder,
                     input_hash=input_hash, src_label=src_label, pkg_hash=pkg_hash, nb_path=nb_path,
                     template_dir=template_dir, chromium=chromium, jobs=jobs, cell_timeout=cell_timeout,
                     continue_on_error=continue_on_error, finish=finish, messages=messages, header=header,
@@ -1640,12 +1644,27 @@ def cache_folder(folder: Path) -> Path:
     return root
 
 
-def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as_of: pd.Timestamp,
+def _release() -> None:
+    """Give the memory of dropped tables back to the system: Python's garbage, Arrow's pool and glibc's heap."""
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _run_tasks(tasks: list[dict[str, Any]], *, data: list[Dataset], quarter: Quarter, as_of: pd.Timestamp,
                min_group_size: int, folder: Path, input_hash: str, src_label: str, pkg_hash: str, nb_path: Path,
                template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
                continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
                executor: str = "local", scheduler: str | None = None) -> bool:
-    """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early."""
+    """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early.
+
+    ``data`` holds the dataset; it is emptied once the shared analyses are written (see :func:`_release`)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -1671,12 +1690,14 @@ def _run_tasks(tasks: list[dict[str, Any]], *, ds: Dataset, quarter: Quarter, as
         if not shared_dir.exists():
             tmp = cache_root / f".{cache_key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            _write_shared(ds, tmp, quarter=quarter, as_of=as_of, min_group_size=min_group_size,
+            _write_shared(data[0], tmp, quarter=quarter, as_of=as_of, min_group_size=min_group_size,
                           input_hash=input_hash, source_label=src_label)
             try:
                 os.replace(tmp, shared_dir)
             except OSError:  # pragma: no cover - appeared meanwhile
                 shutil.rmtree(tmp, ignore_errors=True)
+        data.clear()  # the notebooks read the shared folder from now on
+        _release()
         for old in cache_root.iterdir():
             if old.is_dir() and old.name not in (cache_key, "logs"):
                 shutil.rmtree(old, ignore_errors=True)

@@ -483,6 +483,31 @@ def test_without_chromium_html_is_still_built(tmp_path, tiny_ds, monkeypatch):
     assert r.manifest["pdf"]["available"] is False and r.manifest["source"] == "tiny"
 
 
+def test_the_batch_lets_go_of_the_data_once_the_shared_analyses_are_written(tmp_path):
+    """The reports render from the shared folder: a batch handed the only reference to a Dataset (as the CLI
+    does) no longer holds it while they render, so the organisation's data is not kept for hours."""
+    import gc
+    import weakref
+
+    from okr_analysis.loaders import from_frames
+
+    ds = from_frames(tiny_tables(), source="tiny")
+    ref = weakref.ref(ds)
+    held = []
+
+    def progress(outcome, done, total):
+        gc.collect()
+        held.append(ref() is not None)
+
+    data = [ds]
+    del ds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = build_reports(data.pop(), quarter=QUARTER, teams=["t1", "t3"], org_overview=False, out=tmp_path,
+                          jobs=1, formats="html", progress=progress)
+    assert r.ok and held == [False, False]
+
+
 def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
     out = tmp_path / "t1.ipynb"
     subprocess.run(
