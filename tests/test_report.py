@@ -381,6 +381,40 @@ def test_index_page(batch):
     assert index.count("<script") == 1 and "<script>" in index  # one inline script, nothing loaded
 
 
+def test_the_manifest_files_are_rewritten_from_each_teams_kept_text(batch, tmp_path, monkeypatch):
+    """build.json and index.html are what json.dumps and render_index make of the manifest, yet a
+    rewrite renders only the teams whose entry changed (so the batch process stays flat in memory)."""
+    import okr_analysis.render as render
+    from okr_analysis.render import render_index
+    from okr_analysis.report import _Manifest
+
+    m = json.loads((batch["folder"] / "build.json").read_text())
+    header = {k: v for k, v in m.items() if k not in ("teams", "counts", "ok")}
+    entries = {t["team_id"]: t for t in m["teams"]}
+    rendered: list[str] = []
+    real_row = render.render_index_row
+    monkeypatch.setattr(render, "render_index_row",
+                        lambda team, **kw: rendered.append(team["team_id"]) or real_row(team, **kw))
+    manifest = _Manifest(tmp_path, header, entries, [t["team_id"] for t in m["teams"]])
+
+    first = manifest.write()
+    assert sorted(rendered) == sorted(entries)
+    assert first == m
+    assert (tmp_path / "build.json").read_text() == json.dumps(first, indent=2, ensure_ascii=False) + "\n"
+    rendered.clear()
+    manifest.write()
+    assert rendered == []  # nothing changed: nothing re-rendered
+    entries["t1"] = {**entries["t1"], "team_name": 'Renamed <b>"One"</b>\nsecond line', "state": "stale"}
+    second = manifest.write()
+    assert rendered == ["t1"]
+    assert second["counts"]["stale"] == m["counts"]["stale"] + 1
+    assert (tmp_path / "build.json").read_text() == json.dumps(second, indent=2, ensure_ascii=False) + "\n"
+    index = (tmp_path / "index.html").read_text()
+    assert index == render_index(second)
+    assert "Renamed &lt;b&gt;&#34;One&#34;&lt;/b&gt;" in index and "<b>" not in index
+    assert len(re.findall(r'<tr data-state="(\w+)" data-team="([^"]*)">', index)) == len(entries)
+
+
 @needs_chromium
 @needs_poppler
 def test_pdf_has_pages_and_renders(batch, tmp_path):
