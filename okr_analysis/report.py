@@ -1241,10 +1241,9 @@ class _Manifest:
     the batch by at most that long; an interrupted batch's next run re-renders what they missed.
 
     Each team's JSON text and index row are made once per entry and kept, so a write only joins
-    strings. Rebuilding every team's JSON and HTML at each write made hundreds of thousands of
-    short-lived objects that the results arriving meanwhile pinned in place: the batch process grew
-    by ~0.1 MB a report (190 MB over 2,000 teams, ``benchmarks/results/scale.md``). ``entries`` are
-    replaced, never edited in place, once a write has seen them.
+    strings instead of re-encoding and re-rendering every team (at 2,000 teams, most of the batch
+    process's ~80 s of CPU while the reports rendered). ``entries`` are replaced, never edited in
+    place, once a write has seen them. After each write glibc's free pages go back to the system.
     """
 
     def __init__(self, folder: Path, header: dict[str, Any], entries: dict[str, dict], order: list[str],
@@ -1291,6 +1290,7 @@ class _Manifest:
         data, pieces = self._assemble()
         atomic_write(self.folder / "build.json", _manifest_json(data, [p[2] for p in pieces]))
         atomic_write(self.folder / "index.html", render_index_page(data, [p[3] for p in pieces]))
+        _trim_heap()
         self._last = time.monotonic()
         self._cost = self._last - start
         return data
@@ -1681,13 +1681,23 @@ def cache_folder(folder: Path) -> Path:
 
 def _release() -> None:
     """Give the memory of dropped tables back to the system: Python's garbage, Arrow's pool and glibc's heap."""
-    import ctypes
     import gc
 
     import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand the free pages of glibc's heap back to the system (``malloc_trim``; a no-op elsewhere).
+
+    glibc keeps freed memory for reuse; a process that frees more than it will need again (the batch
+    after its shared analyses, and a little at each manifest rewrite) would otherwise only ever grow.
+    """
+    import ctypes
+
     with contextlib.suppress(OSError, AttributeError):  # glibc only
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 

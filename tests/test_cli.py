@@ -88,6 +88,23 @@ def test_report_unknown_team_is_a_message(tiny_dir, tmp_path):
     assert not (tmp_path / "rep").exists()
 
 
+def test_a_report_batch_has_arrow_allocate_through_glibc(tiny_dir, tmp_path, monkeypatch):
+    """Arrow's mimalloc keeps the pages freed after the shared analyses, and transparent huge pages
+    fill them back in: the batch process grew with every report (benchmarks/results/scale.md)."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    args = ("report", tiny_dir, "-q", "2026Q3", "--team", "nope", "--out", tmp_path / "rep", "--format", "html")
+    try:
+        pa.set_memory_pool(pa.mimalloc_memory_pool())  # Arrow's default (an earlier test may have changed it)
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")  # the user's choice wins
+        assert run(*args).exit_code == 1 and pa.default_memory_pool().backend_name == "mimalloc"
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        assert run(*args).exit_code == 1 and pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(before)
+
+
 @pytest.mark.parametrize("command", [["score"], ["lint"], ["report", "--format", "html"]])
 def test_quarter_without_objectives_is_a_message(tiny_dir, tmp_path, command):
     r = run(command[0], tiny_dir, "-q", "2024Q1", *command[1:])
