@@ -1276,9 +1276,6 @@ class _Manifest:
         ok = not any(e.get("status") in ("failed", "cancelled") for e in teams)
         return {**self.header, "counts": counts, "ok": ok, "teams": teams}, pieces
 
-    def data(self) -> dict[str, Any]:
-        return self._assemble()[0]
-
     def write(self, *, force: bool = True, **updates: Any) -> dict[str, Any] | None:
         """Rewrite both files (None when an unforced write is skipped, see the class docstring)."""
         from .render import render_index_page
@@ -1299,13 +1296,8 @@ class _Manifest:
 def _manifest_json(data: Mapping[str, Any], team_texts: Sequence[str]) -> str:
     """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"``, "teams" last, from each team's JSON text."""
     head = json.dumps({k: v for k, v in data.items() if k != "teams"}, indent=2, ensure_ascii=False)
-    if not team_texts:
-        return head[:-2] + ',\n  "teams": []\n}\n'
-    parts = [head[:-2], ',\n  "teams": [\n']
-    for i, text in enumerate(team_texts):
-        parts += (",\n", text) if i else (text,)
-    parts.append("\n  ]\n}\n")
-    return "".join(parts)
+    teams = "".join(("[\n", ",\n".join(team_texts), "\n  ]")) if team_texts else "[]"
+    return "".join((head[:-2], ',\n  "teams": ', teams, "\n}\n"))
 
 
 def _outcome_from_entry(entry: Mapping[str, Any], folder: Path) -> TeamOutcome:
