@@ -70,18 +70,31 @@ def _shift_months(first_of_month: pd.Series, months_back: pd.Series) -> pd.Serie
     return pd.Series(out, index=first_of_month.index)
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` in sorted order of the distinct values, and those values.
+
+    Sorting and grouping millions of rows by small integers instead of strings keeps the working
+    memory a few bytes a row (a string sort or groupby costs ~200)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
 def infer_freq(ds: Dataset) -> str:
     """The data's own KPI frequency: ``'W'``, ``'M'`` or ``'Q'`` from the median spacing of dates.
 
     Spacing under 20 days is weekly, under 60 days monthly, longer quarterly.
     """
     k = ds.kpis
+    k = k[k["date"].notna().to_numpy() & k["team_id"].notna().to_numpy() & k["metric"].notna().to_numpy()]
     if len(k) < 2:
         return "W"
-    k = k.sort_values(["team_id", "metric", "date"])
-    same = (k["team_id"].to_numpy()[1:] == k["team_id"].to_numpy()[:-1]) & (
-        k["metric"].to_numpy()[1:] == k["metric"].to_numpy()[:-1])
-    gaps = np.diff(k["date"].to_numpy().astype("datetime64[D]").astype("int64"))[same]
+    team, _ = _codes(k["team_id"])
+    metric, _ = _codes(k["metric"])
+    day = k["date"].to_numpy().astype("datetime64[D]").astype("int64")
+    order = np.lexsort((day, metric, team))
+    team, metric, day = team[order], metric[order], day[order]
+    same = (team[1:] == team[:-1]) & (metric[1:] == metric[:-1])
+    gaps = np.diff(day)[same]
     gaps = gaps[gaps > 0]
     if len(gaps) == 0:
         return "W"
@@ -133,23 +146,42 @@ def resample_kpis(
         k = k[k["date"] >= pd.Timestamp(start)]
     if end is not None:
         k = k[k["date"] <= pd.Timestamp(end)]
-    k = k.dropna(subset=["value"])
+    keep = (k["value"].notna().to_numpy() & k["date"].notna().to_numpy() & k["team_id"].notna().to_numpy()
+            & k["metric"].notna().to_numpy())
     cols = ["team_id", "metric", "period_start", "value", "n_obs"]
-    if k.empty:
+    if not keep.any():
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
                              zip(cols, ["str", "str", "datetime64[ns]", "float64", "int64"])})
-    k = k.assign(period_start=period_start(k["date"], freq, fiscal_year_start=ds.fiscal_year_start).to_numpy())
+    k = k[keep]
+    # Sort once by integer codes (team, metric, period, then date for 'last'); a group is a run of equal keys.
+    team, team_names = _codes(k["team_id"])
+    metric, metric_names = _codes(k["metric"])
+    period = period_start(k["date"], freq, fiscal_year_start=ds.fiscal_year_start).to_numpy().view("int64")
+    order = np.lexsort((k["date"].to_numpy().view("int64"), period, metric, team))
+    team, metric, period = team[order], metric[order], period[order]
+    value = k["value"].to_numpy(dtype="float64")[order]
+    new = np.ones(len(team), dtype=bool)
+    new[1:] = (team[1:] != team[:-1]) | (metric[1:] != metric[:-1]) | (period[1:] != period[:-1])
+    starts = np.flatnonzero(new)
+    n_obs = np.diff(np.append(starts, len(team)))
+    group = np.cumsum(new) - 1
     agg = ds.metrics.set_index("metric")["aggregation"]
-    parts = []
-    for how, sub in k.groupby(k["metric"].map(agg).fillna("mean"), sort=False):
-        keys = ["team_id", "metric", "period_start"]
-        if how == "last":
-            sub = sub.sort_values("date")
-        g = sub.groupby(keys, sort=False)["value"]
-        parts.append(pd.DataFrame({"value": getattr(g, how)(), "n_obs": g.size()}).reset_index())
-    out = pd.concat(parts, ignore_index=True).sort_values(["team_id", "metric", "period_start"])
-    out["n_obs"] = out["n_obs"].astype("int64")
-    return out[cols].reset_index(drop=True)
+    how = pd.Series(metric_names).map(agg).fillna("mean").to_numpy()[metric[starts]]
+    out_value = np.empty(len(starts))
+    for name in pd.unique(how):
+        in_groups = how == name
+        if name == "last":  # the latest-dated observation of the period
+            out_value[in_groups] = value[(np.append(starts[1:], len(team)) - 1)[in_groups]]
+            continue
+        rows = np.repeat(in_groups, n_obs)  # pandas' grouped sum/mean (compensated summation)
+        out_value[in_groups] = getattr(pd.Series(value[rows]).groupby(group[rows], sort=True), name)().to_numpy()
+    return pd.DataFrame({
+        "team_id": pd.array(team_names[team[starts]], dtype="str"),
+        "metric": pd.array(metric_names[metric[starts]], dtype="str"),
+        "period_start": period[starts].view("datetime64[ns]"),
+        "value": out_value,
+        "n_obs": n_obs.astype("int64"),
+    })
 
 
 def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | None = None,
@@ -161,15 +193,30 @@ def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | 
     """
     freq = infer_freq(ds) if freq is None else check_freq(freq)
     long = resample_kpis(ds, freq, metrics=metrics, teams=teams)
-    wide = long.pivot_table(index=["team_id", "period_start"], columns="metric", values="value", aggfunc="first")
-    wide.columns.name = None
-    if wide.empty:
+    if long.empty:
+        wide = long.pivot_table(index=["team_id", "period_start"], columns="metric", values="value")
+        wide.columns.name = None
         return wide
-    offset = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3)}[freq]
-    pieces = []
-    for team, sub in wide.groupby(level="team_id", sort=True):
-        idx = sub.index.get_level_values("period_start")
-        full = pd.date_range(idx.min(), idx.max(), freq=offset)
-        pieces.append(sub.droplevel("team_id").reindex(full).rename_axis("period_start")
-                      .assign(team_id=team).set_index("team_id", append=True).swaplevel())
-    return pd.concat(pieces)
+    # long is sorted by team, metric and period: each team is one block of rows. Lay out every team's
+    # regular range of periods one after another and drop each value into its (row, metric) cell.
+    team, team_names = _codes(long["team_id"])
+    metric, metric_names = _codes(long["metric"])
+    stamp = long["period_start"].to_numpy()
+    if freq == "W":  # periods are Mondays: count days, step 7
+        pos, step = stamp.view("int64") // 86_400_000_000_000, 7
+    else:  # periods are first days of months: count months, step 1 or 3
+        pos, step = stamp.astype("datetime64[M]").astype("int64"), (1 if freq == "M" else 3)
+    starts = np.flatnonzero(np.r_[True, team[1:] != team[:-1]])
+    first, last = np.minimum.reduceat(pos, starts), np.maximum.reduceat(pos, starts)
+    length = (last - first) // step + 1
+    offset = np.r_[0, np.cumsum(length)[:-1]]
+    block = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(team)]))
+    values = np.full((int(length.sum()), len(metric_names)), np.nan)
+    values[offset[block] + (pos - first[block]) // step, metric] = long["value"].to_numpy(dtype="float64")
+    grid = np.repeat(first, length) + (np.arange(len(values)) - np.repeat(offset, length)) * step
+    grid = ((grid * 86_400_000_000_000).view("datetime64[ns]") if freq == "W"
+            else grid.astype("datetime64[M]").astype("datetime64[ns]"))
+    index = pd.MultiIndex.from_arrays(
+        [pd.array(np.repeat(team_names[team[starts]], length), dtype="str"), pd.DatetimeIndex(grid)],
+        names=["team_id", "period_start"])
+    return pd.DataFrame(values, index=index, columns=pd.Index(metric_names, dtype="str"))

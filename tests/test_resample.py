@@ -225,3 +225,66 @@ def test_kpi_panel_monthly_and_metric_filter(tiny_ds):
     assert months[0] == pd.Timestamp("2025-07-01") and months[-1] == pd.Timestamp("2026-09-01")
     assert len(months) == 15 and not panel["csat"].isna().any()
     assert kpi_panel(tiny_ds, "W", teams=["nobody"]).empty
+
+
+# ----------------------------------------------------------------------------------
+# The vectorised implementation against the plain pandas way
+# ----------------------------------------------------------------------------------
+def _pandas_resample(ds, freq):
+    """What resample_kpis computes, written the plain pandas way (string groupby per aggregation)."""
+    k = ds.kpis.dropna(subset=["value"])
+    k = k.assign(period_start=period_start(k["date"], freq, fiscal_year_start=ds.fiscal_year_start).to_numpy())
+    agg = ds.metrics.set_index("metric")["aggregation"]
+    parts = []
+    for how, sub in k.groupby(k["metric"].map(agg).fillna("mean")):
+        g = sub.sort_values("date", kind="stable").groupby(["team_id", "metric", "period_start"])["value"]
+        parts.append(pd.DataFrame({"value": getattr(g, how)(), "n_obs": g.size().astype("int64")}).reset_index())
+    return pd.concat(parts).sort_values(["team_id", "metric", "period_start"]).reset_index(drop=True)[COLUMNS]
+
+
+def _pandas_panel(long, freq):
+    """What kpi_panel lays out: pivot, then each team reindexed to its full range of periods."""
+    wide = long.pivot_table(index=["team_id", "period_start"], columns="metric", values="value", aggfunc="first")
+    wide.columns.name = None
+    step = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3)}[freq]
+    pieces = []
+    for team, sub in wide.groupby(level="team_id"):
+        idx = sub.index.get_level_values("period_start")
+        pieces.append(sub.droplevel("team_id").reindex(pd.date_range(idx.min(), idx.max(), freq=step))
+                      .rename_axis("period_start").assign(team_id=team).set_index("team_id", append=True)
+                      .swaplevel())
+    return pd.concat(pieces)
+
+
+@pytest.fixture(scope="module")
+def gappy_org():
+    """A generated organisation with every aggregation in use, a non-January fiscal year, and holes:
+    dropped weeks, a team whose metrics start at different times, rows in any order."""
+    from okr_analysis.sample import make_sample
+
+    t = make_sample(seed=3, n_teams=9, weeks=60)
+    rng = np.random.default_rng(3)
+    k = t["kpis"]
+    k = k[rng.random(len(k)) > 0.15].copy()  # dropped weeks
+    first_team = k["team_id"].iloc[0]
+    k = k[~((k["team_id"] == first_team) & (k["metric"] == k["metric"].iloc[0]) & (k["date"] < k["date"].median()))]
+    t["kpis"] = k.sample(frac=1.0, random_state=3)  # any row order
+    hows = ["mean", "sum", "last"]
+    t["metrics"]["aggregation"] = [hows[i % 3] for i in range(len(t["metrics"]))]
+    return load(t, fiscal_year_start=4)
+
+
+@pytest.mark.parametrize("freq", ["W", "M", "Q"])
+def test_resample_and_panel_equal_the_plain_pandas_way(gappy_org, freq):
+    ds = gappy_org
+    assert set(ds.metrics["aggregation"]) == {"mean", "sum", "last"}
+    long = resample_kpis(ds, freq)
+    # Sums and means agree to rounding (the order of additions may differ); everything else exactly.
+    pd.testing.assert_frame_equal(long, _pandas_resample(ds, freq), check_exact=False, rtol=1e-13, atol=0)
+    pd.testing.assert_frame_equal(long.drop(columns="value"), _pandas_resample(ds, freq).drop(columns="value"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(kpi_panel(ds, freq), _pandas_panel(long, freq), check_exact=True)
+    some = sorted(set(ds.kpis["team_id"]))[::2]
+    part = kpi_panel(ds, freq, teams=some, metrics=list(ds.metrics["metric"][:2]))
+    pd.testing.assert_frame_equal(part, _pandas_panel(resample_kpis(ds, freq, teams=some, metrics=list(
+        ds.metrics["metric"][:2])), freq), check_exact=True)
