@@ -29,7 +29,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -461,7 +461,7 @@ class _Partial(NamedTuple):
     n_params: int
 
 
-def _partial_test(items: list[tuple[S.GramCache, int]], L: int, *, target: int, own: int, other: int,
+def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: int, own: int, other: int,
                   other_lags: Sequence[int], n_common: int = 0) -> _Partial:
     """Pooled test of lags ``other_lags`` of series ``other``, each team keeping its own constant and own-lag
     dynamics.
@@ -505,13 +505,12 @@ def _partial_test(items: list[tuple[S.GramCache, int]], L: int, *, target: int, 
     return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k)
 
 
-def _split(grams: list[S.GramCache], orders: list[np.ndarray]) -> list[tuple[S.GramCache, int]]:
-    """Cross-product caches split into groups of teams with the same own-lag order."""
-    out = []
+def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[S.GramCache, int]]:
+    """Cross-product caches split into groups of teams with the same own-lag order, one group at a time
+    (each group is a copy: made as it is used, so a pooled test holds one at once, not all teams twice)."""
     for g, o in zip(grams, orders):
         for p in np.unique(o):
-            out.append((g.subset(o == p), int(p)))
-    return out
+            yield g.subset(o == p), int(p)
 
 
 def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], target: int, start: int):
@@ -584,11 +583,13 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
     return dict(teams=teams, designs_std=designs_std, own_y=own_y_all, own_x=own_x_all)
 
 
-def _raw_designs(blocks: list[_Block], L: int) -> list[S.GramCache]:
-    return [S.GramCache(S.lagged_design(np.stack([b.Y, b.X], axis=-1), L), L) for b in blocks]
+def _raw_designs(blocks: list[_Block], L: int) -> Iterator[S.GramCache]:
+    """The unstandardised designs' cross-product caches, block by block (each made as it is used)."""
+    for b in blocks:
+        yield S.GramCache(S.lagged_design(np.stack([b.Y, b.X], axis=-1), L), L)
 
 
-def _team_effects(designs_raw: list[S.GramCache], L: int, own: list[np.ndarray], k: int
+def _team_effects(designs_raw: Iterable[S.GramCache], L: int, own: list[np.ndarray], k: int
                   ) -> list[tuple[float, float, float]]:
     """Per-team OLS of y_t on 1, y_{t-1..t-p_i}, x_{t-k}: coefficient of x_{t-k}, its SE and p-value."""
     res: dict[tuple[int, int], tuple[float, float, float]] = {}
@@ -688,6 +689,8 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     common = G >= COMMON_MIN_TEAMS
     team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
     if common:
+        if team_k is not None:
+            team_k["designs_std"] = None  # the pooled tests use the demeaned designs: free these first
         pblocks, pblocks_raw, n_common = _demean(blocks)
         pool_k = _team_kernels(pblocks, opt)
         pool_raw = pblocks_raw
@@ -703,11 +706,9 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     pr, plo, phi, pp, pn = _fisher_pool(R, N, level)
     D = pool_k["designs_std"]
     W = opt.order or L
-    items_f = _split(D, pool_k["own_y"])
-    items_r = _split(D, pool_k["own_x"])
-    fwd = _partial_test(items_f, L, target=S.cur_col(0, 2, L), own=0, other=1, other_lags=range(1, W + 1),
+    fwd = _partial_test(_split(D, pool_k["own_y"]), L, target=S.cur_col(0, 2, L), own=0, other=1, other_lags=range(1, W + 1),
                         n_common=n_common)
-    rev = _partial_test(items_r, L, target=S.cur_col(1, 2, L), own=1, other=0, other_lags=range(1, W + 1),
+    rev = _partial_test(_split(D, pool_k["own_x"]), L, target=S.cur_col(1, 2, L), own=1, other=0, other_lags=range(1, W + 1),
                         n_common=n_common)
     for k in range(1, L + 1):  # grangertest form at every order, for reference
         gf = _partial_test([(g, k) for g in D], L, target=S.cur_col(0, 2, L), own=0, other=1,
