@@ -1138,10 +1138,13 @@ def benchmark(
     long = long[long["period_start"] <= end]
     if long.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-    last = long.sort_values("period_start").groupby(["team_id", "metric"], sort=True).tail(1)
-    df = last.rename(columns={"period_start": "latest_period", "value": "latest"})[
-        ["team_id", "metric", "latest_period", "latest"]].sort_values(["team_id", "metric"])
-    df = df.reset_index(drop=True)
+    # long is sorted by team, metric and period: the latest period of a series is the last row of its run
+    # (compared in place: sorting or grouping millions of string rows costs hundreds of MB).
+    team, metric = long["team_id"].array, long["metric"].array
+    last = np.ones(len(long), dtype=bool)
+    last[:-1] = np.asarray((team[1:] != team[:-1]) | (metric[1:] != metric[:-1]), dtype=bool)
+    df = long.loc[last, ["team_id", "metric", "period_start", "value"]].rename(
+        columns={"period_start": "latest_period", "value": "latest"}).reset_index(drop=True)
     df["team_name"] = df["team_id"].map(tree["team_name"])
     df["parent_team_id"] = df["team_id"].map(tree["parent_team_id"])
     hib = _hib(ds, df["metric"])

@@ -138,16 +138,17 @@ def resample_kpis(
     """
     freq = infer_freq(ds) if freq is None else check_freq(freq)
     k = ds.kpis
-    if teams is not None:
-        k = k[k["team_id"].isin(set(teams))]
-    if metrics is not None:
-        k = k[k["metric"].isin(set(metrics))]
-    if start is not None:
-        k = k[k["date"] >= pd.Timestamp(start)]
-    if end is not None:
-        k = k[k["date"] <= pd.Timestamp(end)]
+    # One mask, one copy of the rows kept (a copy per filter would cost the table's size each)
     keep = (k["value"].notna().to_numpy() & k["date"].notna().to_numpy() & k["team_id"].notna().to_numpy()
             & k["metric"].notna().to_numpy())
+    if teams is not None:
+        keep &= k["team_id"].isin(set(teams)).to_numpy(dtype=bool)
+    if metrics is not None:
+        keep &= k["metric"].isin(set(metrics)).to_numpy(dtype=bool)
+    if start is not None:
+        keep &= (k["date"] >= pd.Timestamp(start)).to_numpy(dtype=bool)
+    if end is not None:
+        keep &= (k["date"] <= pd.Timestamp(end)).to_numpy(dtype=bool)
     cols = ["team_id", "metric", "period_start", "value", "n_obs"]
     if not keep.any():
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
