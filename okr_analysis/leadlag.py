@@ -706,10 +706,10 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     pr, plo, phi, pp, pn = _fisher_pool(R, N, level)
     D = pool_k["designs_std"]
     W = opt.order or L
-    fwd = _partial_test(_split(D, pool_k["own_y"]), L, target=S.cur_col(0, 2, L), own=0, other=1, other_lags=range(1, W + 1),
-                        n_common=n_common)
-    rev = _partial_test(_split(D, pool_k["own_x"]), L, target=S.cur_col(1, 2, L), own=1, other=0, other_lags=range(1, W + 1),
-                        n_common=n_common)
+    fwd = _partial_test(_split(D, pool_k["own_y"]), L, target=S.cur_col(0, 2, L), own=0, other=1,
+                        other_lags=range(1, W + 1), n_common=n_common)
+    rev = _partial_test(_split(D, pool_k["own_x"]), L, target=S.cur_col(1, 2, L), own=1, other=0,
+                        other_lags=range(1, W + 1), n_common=n_common)
     for k in range(1, L + 1):  # grangertest form at every order, for reference
         gf = _partial_test([(g, k) for g in D], L, target=S.cur_col(0, 2, L), own=0, other=1,
                            other_lags=range(1, k + 1), n_common=n_common)
