@@ -495,23 +495,26 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
            jobs: int | None, org_overview: bool, force: bool, min_group_size: int, fiscal_year_start: int,
            executor: str | None, scheduler: str | None) -> None:
     """Render the quarterly review report of every team (HTML and PDF) with an index page."""
-    from .report import build_reports
+    from .report import NoObjectivesError, UnknownTeamsError, build_reports
 
     executor = resolve_executor(executor, scheduler)
     check_out_folder(out)
     _system_allocator_for_arrow()
-    ds = load_source(source, fiscal_year_start)
-    unknown = [t for t in teams if t not in set(ds.teams["team_id"])]
-    if unknown:
-        known = ", ".join(ds.teams["team_id"].head(20))
-        raise CommandError(f"--team {', '.join(unknown)}: no such team in the data (teams: {known}).")
-    quarter = resolve_quarter(ds, quarter)
-    data = [ds]  # handed over, not kept: the batch drops the data once its shared analyses are written
-    del ds
-    result = build_reports(data.pop(), quarter=quarter,
-                           teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
-                           org_overview=org_overview, force=force, min_group_size=min_group_size,
-                           progress=sys.stderr.isatty(), executor=executor, scheduler=scheduler)
+    # The batch loads the source in a child process that exits once the shared analyses are written:
+    # this process never holds the organisation's data.
+    try:
+        result = build_reports(source, quarter=quarter, fiscal_year_start=fiscal_year_start,
+                               teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
+                               org_overview=org_overview, force=force, min_group_size=min_group_size,
+                               progress=sys.stderr.isatty(), executor=executor, scheduler=scheduler)
+    except UnknownTeamsError as err:
+        raise CommandError(f"--team {', '.join(err.teams)}: no such team in the data "
+                           f"(teams: {', '.join(err.known[:20])}).") from None
+    except NoObjectivesError as err:
+        if err.quarter.strip().lower() == "latest":
+            raise CommandError("the data has no objectives, so there is no latest quarter.") from None
+        raise CommandError(f"--quarter {quarter}: no objectives in that quarter (quarters with objectives: "
+                           f"{', '.join(err.known) or 'none'}).") from None
     for message in result.messages:
         click.echo(f"note: {message}", err=True)
     click.echo(result.summary())

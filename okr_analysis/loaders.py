@@ -72,6 +72,9 @@ class ValidationError(ValueError):
         lines += [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))
 
+    def __reduce__(self):  # pickled with its problems (a batch loads its data in a child process)
+        return (type(self), (self.source, self.problems))
+
 
 # ----------------------------------------------------------------------------------
 # Reading raw tables

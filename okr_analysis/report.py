@@ -65,6 +65,8 @@ __all__ = [
     "TeamOutcome",
     "TeamError",
     "BuildError",
+    "UnknownTeamsError",
+    "NoObjectivesError",
     "ReportWarning",
     "open_report",
     "ReportContext",
@@ -103,6 +105,35 @@ _KERNEL_ENV = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 class ReportWarning(UserWarning):
     """Something about a report batch worth knowing (e.g. PDFs skipped: no Chromium)."""
+
+
+class UnknownTeamsError(ValueError):
+    """``teams`` names teams that are not in the data; ``.teams`` lists them, ``.known`` the data's teams."""
+
+    def __init__(self, teams: Sequence[str], known: Sequence[str]):
+        self.teams, self.known = list(teams), list(known)
+        super().__init__(f"teams {', '.join(map(repr, self.teams))} are not in the teams table; known teams "
+                         f"include {', '.join(map(repr, self.known[:10]))}.")
+
+    def __reduce__(self):  # raised in the batch's data process, which pickles it
+        return (type(self), (self.teams, self.known))
+
+
+class NoObjectivesError(ValueError):
+    """The quarter asked for has no objectives (or ``'latest'`` and the data has none); ``.quarter`` is the
+    quarter asked for, ``.known`` the quarters that have objectives."""
+
+    def __init__(self, quarter: str, known: Sequence[str]):
+        self.quarter, self.known = str(quarter), list(known)
+        if self.quarter.strip().lower() == "latest":
+            text = "quarter='latest' but the data has no objectives, so no quarter to report on."
+        else:
+            text = (f"quarter {self.quarter} has no objectives in the data; quarters with objectives: "
+                    f"{', '.join(self.known) or 'none'}.")
+        super().__init__(text)
+
+    def __reduce__(self):
+        return (type(self), (self.quarter, self.known))
 
 
 class BuildError(RuntimeError):
@@ -1318,6 +1349,179 @@ def _now() -> str:
     return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# ==================================================================================
+# The batch's data: loaded here, or in a child process that exits once the shared analyses are written
+# ==================================================================================
+def _plan_data(ds: Dataset, *, quarter: Any, as_of: Any) -> dict[str, Any]:
+    """What the batch needs to know of the data to plan its reports (small: the team tree, not the KPIs)."""
+    if isinstance(quarter, str) and quarter.strip().lower() == "latest":
+        if ds.latest_quarter is None:
+            raise NoObjectivesError("latest", [])
+        quarter = ds.latest_quarter
+    q = ds.quarter(quarter)
+    if q.label not in ds.quarters:
+        raise NoObjectivesError(q.label, ds.quarters)
+    tree = ds.team_tree
+    roots = tree.loc[tree["depth"] == 0, "team_id"].tolist()
+    return {"quarter": q, "as_of": _resolve_as_of(as_of, q), "tree": tree, "roots": roots,
+            "order": {tid: i for i, tid in enumerate(t for r in roots for t in ds.subtree(r))},
+            "input_hash": dataset_hash(ds), "source": ds.source}
+
+
+class _LocalData:
+    """A batch's data held in this process (a Dataset or tables passed in: the caller holds them anyway)."""
+
+    def __init__(self, source: Any, *, fiscal_year_start: int = 1):
+        from .loaders import load
+
+        self._ds: Dataset | None = load(source, fiscal_year_start=fiscal_year_start)
+
+    def plan(self, *, quarter: Any, as_of: Any) -> dict[str, Any]:
+        return _plan_data(self._ds, quarter=quarter, as_of=as_of)
+
+    def write_shared(self, folder: Path, **options: Any) -> None:
+        _write_shared(self._ds, folder, **options)
+
+    def close(self) -> None:
+        """Drop the dataset (the notebooks read the shared folder) and give its memory back."""
+        if self._ds is not None:
+            self._ds = None
+            _release()
+
+
+def _send(conn: Any, message: tuple) -> None:
+    """Send to the batch process; an exception that cannot be pickled goes as a RuntimeError with its text."""
+    try:
+        conn.send(message)
+    except Exception:
+        err = message[1]
+        conn.send(("error", RuntimeError(f"{type(err).__name__}: {err}"), message[2]))
+
+
+def _caught(records: list[warnings.WarningMessage]) -> list[tuple[type[Warning], str]]:
+    return [(w.category, str(w.message)) for w in records]
+
+
+def _use_filters(filters: Sequence[tuple]) -> None:
+    """Make ``filters`` (another process's ``warnings.filters``) this process's warning filters."""
+    warnings.resetwarnings()
+    for action, message, category, module, lineno in filters:
+        if message is None and module is None:
+            warnings.simplefilter(action, category, lineno, append=True)
+        else:
+            warnings.filterwarnings(action, getattr(message, "pattern", message or ""), category,
+                                    getattr(module, "pattern", module or ""), lineno, append=True)
+
+
+def _data_process(conn: Any, source: Any, fiscal_year_start: int, quarter: Any, as_of: Any, ppid: int,
+                  filters: Sequence[tuple]) -> None:
+    """The child of :class:`_ChildData`: load and plan, then write the shared analyses when asked, then exit.
+
+    The batch process's warning filters apply here; the warnings they let through are sent to the batch
+    process, which issues them again (its caller sees them as if the data had been loaded there), and so
+    are exceptions."""
+    import threading
+
+    from .loaders import load
+
+    threading.Thread(target=_exit_with_parent, args=(ppid,), daemon=True).start()
+    with contextlib.suppress(Exception):  # "okr-data" in ps and top (Linux); the workers stay "python"
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(15, b"okr-data", 0, 0, 0)  # PR_SET_NAME
+    with warnings.catch_warnings(record=True) as records:
+        _use_filters(filters)
+        try:
+            ds = load(source, fiscal_year_start=fiscal_year_start)
+            plan = _plan_data(ds, quarter=quarter, as_of=as_of)
+        except BaseException as err:  # noqa: BLE001 - every failure goes to the batch process
+            _send(conn, ("error", err, _caught(records)))
+            return
+        _send(conn, ("plan", plan, _caught(records)))
+        del records[:]
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message[0] != "write":
+            return
+        try:
+            _write_shared(ds, Path(message[1]), **message[2])
+        except BaseException as err:  # noqa: BLE001
+            _send(conn, ("error", err, _caught(records)))
+            return
+        _send(conn, ("written", None, _caught(records)))
+
+
+class _ChildData:
+    """A batch's data loaded from a path or URL in a child process (spawned), which plans, writes the shared
+    analyses and exits: the batch process never holds the organisation's data, so its memory stays the
+    same whatever the size of the organisation; the child's peak ends with it."""
+
+    def __init__(self, source: Any, *, fiscal_year_start: int = 1):
+        self._source = source
+        self._fiscal_year_start = fiscal_year_start
+        self._proc: Any = None
+        self._conn: Any = None
+        self._busy = False  # a request is outstanding: the child is loading or computing
+
+    def _receive(self, doing: str) -> Any:
+        self._busy = True
+        try:
+            kind, value, caught = self._conn.recv()
+        except EOFError:
+            self._proc.join(10)
+            raise RuntimeError(
+                f"the process {doing} ended unexpectedly (exit code {self._proc.exitcode}); if the machine ran "
+                "out of memory, free some or run the batch on a larger one.") from None
+        self._busy = False
+        for category, text in caught:
+            warnings.warn(text, category, stacklevel=4)
+        if kind == "error":
+            raise value
+        return value
+
+    def plan(self, *, quarter: Any, as_of: Any) -> dict[str, Any]:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child_end = ctx.Pipe()
+        self._proc = ctx.Process(target=_data_process, name="okr-analysis data", daemon=True,
+                                 args=(child_end, self._source, self._fiscal_year_start, quarter, as_of,
+                                       os.getpid(), list(warnings.filters)))
+        self._proc.start()
+        child_end.close()
+        return self._receive("loading the data")
+
+    def write_shared(self, folder: Path, **options: Any) -> None:
+        self._conn.send(("write", str(folder), options))
+        self._receive("computing the shared analyses")
+
+    def close(self) -> None:
+        """Let the child exit (it may wait for a write that is not needed); stop it at once if it is still
+        working (the batch was interrupted or failed)."""
+        if self._proc is None:
+            return
+        if self._busy:
+            self._proc.terminate()
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(("stop",))
+        self._proc.join(10)
+        if self._proc.is_alive():  # pragma: no cover - a child that ignores the stop
+            self._proc.kill()
+            self._proc.join(5)
+        self._conn.close()
+        self._proc = None
+
+
+def _open_data(source: Any, *, fiscal_year_start: int = 1) -> "_LocalData | _ChildData":
+    """A path or URL: loaded in a child process (:class:`_ChildData`); anything else here."""
+    if isinstance(source, (str, os.PathLike)):
+        return _ChildData(source, fiscal_year_start=fiscal_year_start)
+    return _LocalData(source, fiscal_year_start=fiscal_year_start)
+
+
 def build_reports(
     source: Any,
     *,
@@ -1337,13 +1541,17 @@ def build_reports(
     cell_timeout: float | None = 600,
     executor: str = "local",
     scheduler: str | None = None,
+    fiscal_year_start: int = 1,
 ) -> BuildResult:
     """Render the quarterly review report of every team (HTML and PDF), an index and a manifest.
 
     Parameters
     ----------
     source : path, URL, mapping or Dataset
-        The data source, as for :func:`okr_analysis.load`. Loaded once per batch.
+        The data source, as for :func:`okr_analysis.load`. Loaded once per batch: a path or URL in a
+        child process that also computes the shared analyses and exits before the reports render, so
+        the batch process never holds the organisation's data (a Dataset or tables passed in are the
+        caller's, and are let go of once the shared analyses are written).
     quarter : str
         Fiscal quarter such as ``"2026Q3"`` (or ``"latest"``); it must have objectives in the data.
     teams : list of str, optional
@@ -1384,6 +1592,8 @@ def build_reports(
         With ``executor="dask"``, the address of an existing cluster's scheduler
         (``tcp://HOST:PORT``); its workers must see the output folder and the source at the same
         paths (a shared filesystem). Default: a local cluster of ``jobs`` workers, closed afterwards.
+    fiscal_year_start : int
+        First month of the fiscal year, as for :func:`okr_analysis.load` (a path or URL source).
 
     Returns
     -------
@@ -1394,7 +1604,8 @@ def build_reports(
     Raises
     ------
     ValueError, TypeError
-        Bad arguments, unknown teams or notebook parameters — before anything runs.
+        Bad arguments, unknown teams (:class:`UnknownTeamsError`), a quarter without objectives
+        (:class:`NoObjectivesError`) or notebook parameters — before anything runs.
     okr_analysis.ValidationError
         The source fails validation.
     BuildError
@@ -1402,8 +1613,6 @@ def build_reports(
     OSError
         With ``executor="dask"``: the scheduler cannot be reached or has no workers.
     """
-    from .loaders import load
-
     import multiprocessing
 
     t_start = time.perf_counter()
@@ -1437,27 +1646,37 @@ def build_reports(
     template_dir = TEMPLATE_DIR
 
     # -- data, quarter, teams ------------------------------------------------------------
-    ds = load(source)
-    if isinstance(quarter, str) and quarter.strip().lower() == "latest":
-        if ds.latest_quarter is None:
-            raise ValueError("quarter='latest' but the data has no objectives, so no quarter to report on.")
-        quarter = ds.latest_quarter
-    q = ds.quarter(quarter)
-    if q.label not in ds.quarters:
-        known = ", ".join(ds.quarters) or "none"
-        raise ValueError(f"quarter {q.label} has no objectives in the data; quarters with objectives: {known}.")
-    as_of_ts = _resolve_as_of(as_of, q)
-    tree = ds.team_tree
+    # A path or URL is loaded in a child process that also computes the shared analyses and then
+    # exits, so this process never holds the organisation's data and its memory does not grow with it.
+    src_path = (str(Path(os.fspath(source)).resolve())
+                if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source) else None)
+    data = _open_data(source, fiscal_year_start=fiscal_year_start)
+    source = None  # held through `data` only: a Dataset handed over is let go once the shared analyses are written
+    try:
+        return _build(data, src_path, quarter=quarter, teams=teams, as_of=as_of, fmts=fmts, out=out, jobs=jobs,
+                      org_overview=org_overview, force=force, min_group_size=min_group_size, progress=progress,
+                      continue_on_error=continue_on_error, extra=extra, nb_path=nb_path, org_nb_path=org_nb_path,
+                      template_dir=template_dir, cell_timeout=cell_timeout, executor=executor,
+                      scheduler=scheduler, t_start=t_start)
+    finally:
+        data.close()
+
+
+def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: Any, teams: Sequence[str] | None,
+           as_of: Any, fmts: tuple[str, ...], out: Any, jobs: int | None, org_overview: bool, force: bool,
+           min_group_size: int, progress: Any, continue_on_error: bool, extra: dict[str, Any], nb_path: Path, org_nb_path: Path,
+           template_dir: Path, cell_timeout: float | None, executor: str, scheduler: str | None,
+           t_start: float) -> BuildResult:
+    """:func:`build_reports` once its arguments are checked and its data is open."""
+    plan = data.plan(quarter=quarter, as_of=as_of)
+    q, as_of_ts, tree, roots, order = plan["quarter"], plan["as_of"], plan["tree"], plan["roots"], plan["order"]
     known_ids = tree["team_id"].tolist()
-    roots = tree.loc[tree["depth"] == 0, "team_id"].tolist()
-    order = {tid: i for i, tid in enumerate(t for r in roots for t in ds.subtree(r))}
     if teams is None:
         wanted = [t for t in known_ids if t not in roots]
     else:
         unknown = [t for t in teams if t not in set(known_ids)]
         if unknown:
-            raise ValueError(f"teams {', '.join(map(repr, unknown))} are not in the teams table; known teams "
-                             f"include {', '.join(map(repr, known_ids[:10]))}.")
+            raise UnknownTeamsError(unknown, known_ids)
         wanted = list(dict.fromkeys(teams))
     if org_overview:
         wanted = roots + [t for t in wanted if t not in roots]
@@ -1479,7 +1698,7 @@ def build_reports(
     want_pdf = chromium is not None
 
     # -- keys: what a report depends on -------------------------------------------------
-    input_hash = dataset_hash(ds)
+    input_hash = plan["input_hash"]
     nb_hash = _files_hash(sorted({nb_path, org_nb_path}))
     tpl_hash = _template_hash(template_dir)
     pkg_hash = _package_hash()
@@ -1490,12 +1709,7 @@ def build_reports(
     def key_of(tid: str) -> str:
         return _sha(base_key, tid, "org" if tid in roots else "team")
 
-    src_label = (str(Path(os.fspath(source)).resolve())
-                 if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source) else ds.source)
-    # The dataset is needed until the shared analyses are written; then _run_tasks drops it, so the batch
-    # does not hold the organisation's data while the reports render (when the caller does not hold it).
-    data, source = [ds], None
-    del ds
+    src_label = src_path if src_path is not None else plan["source"]
 
     folder = Path(out) / q.label
     folder.mkdir(parents=True, exist_ok=True)
@@ -1694,14 +1908,15 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _run_tasks(tasks: list[dict[str, Any]], *, data: list[Dataset], quarter: Quarter, as_of: pd.Timestamp,
-               min_group_size: int, folder: Path, input_hash: str, src_label: str, pkg_hash: str, nb_path: Path,
-               template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
+def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", quarter: Quarter,
+               as_of: pd.Timestamp, min_group_size: int, folder: Path, input_hash: str, src_label: str,
+               pkg_hash: str, nb_path: Path, template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
                continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
                executor: str = "local", scheduler: str | None = None) -> bool:
     """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early.
 
-    ``data`` holds the dataset; it is emptied once the shared analyses are written (see :func:`_release`)."""
+    ``data`` holds the dataset (here or in a child process); it is closed once the shared analyses are
+    written."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -1727,14 +1942,13 @@ def _run_tasks(tasks: list[dict[str, Any]], *, data: list[Dataset], quarter: Qua
         if not shared_dir.exists():
             tmp = cache_root / f".{cache_key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            _write_shared(data[0], tmp, quarter=quarter, as_of=as_of, min_group_size=min_group_size,
-                          input_hash=input_hash, source_label=src_label)
+            data.write_shared(tmp, quarter=quarter, as_of=as_of, min_group_size=min_group_size,
+                              input_hash=input_hash, source_label=src_label)
             try:
                 os.replace(tmp, shared_dir)
             except OSError:  # pragma: no cover - appeared meanwhile
                 shutil.rmtree(tmp, ignore_errors=True)
-        data.clear()  # the notebooks read the shared folder from now on
-        _release()
+        data.close()  # the notebooks read the shared folder from now on
         for old in cache_root.iterdir():
             if old.is_dir() and old.name not in (cache_key, "logs"):
                 shutil.rmtree(old, ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import tiny_tables
@@ -540,6 +541,53 @@ def test_the_batch_lets_go_of_the_data_once_the_shared_analyses_are_written(tmp_
         r = build_reports(data.pop(), quarter=QUARTER, teams=["t1", "t3"], org_overview=False, out=tmp_path,
                           jobs=1, formats="html", progress=progress)
     assert r.ok and held == [False, False]
+
+
+def test_a_batch_from_a_folder_never_holds_the_data_itself(tmp_path, data_dir, monkeypatch):
+    """A path is loaded in a child process that writes the shared analyses and exits before the reports
+    render: the batch process never loads the organisation's data, so its memory does not grow with the
+    organisation (benchmarks/results/scale.md). The child's warnings reach the caller."""
+    import multiprocessing
+
+    import okr_analysis.loaders as loaders
+
+    loaded_here = []
+    real_load = loaders.load
+    monkeypatch.setattr(loaders, "load", lambda *a, **k: loaded_here.append(a) or real_load(*a, **k))
+    children = []
+
+    def progress(outcome, done, total):
+        children.append(sorted(p.name for p in multiprocessing.active_children()))
+
+    with pytest.warns(UserWarning, match="have insufficient data"):  # from the shared driver screen
+        r = build_reports(data_dir, quarter=QUARTER, teams=["t1", "t2"], org_overview=False, out=tmp_path,
+                          jobs=1, formats="html", progress=progress)
+    assert r.ok and len(children) == 2
+    assert loaded_here == [] and all("okr-analysis data" not in names for names in children)
+    assert r.manifest["source"] == str(data_dir.resolve())
+
+
+def test_a_batch_from_a_folder_passes_on_the_loaders_errors(tmp_path, data_dir):
+    """Errors raised in the data process arrive as themselves: a ValidationError with its problems, the
+    unknown teams and the quarter without objectives; nothing is written."""
+    from okr_analysis import ValidationError
+    from okr_analysis.report import NoObjectivesError, UnknownTeamsError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(data_dir, bad)
+    kpis = pd.read_csv(bad / "kpis.csv", dtype=str)
+    kpis.loc[3, "value"] = "lots"
+    kpis.to_csv(bad / "kpis.csv", index=False)
+    with pytest.raises(ValidationError) as err:
+        build_reports(bad, quarter=QUARTER, out=tmp_path / "out", formats="html")
+    assert [(p.table, p.row, p.column) for p in err.value.problems] == [("kpis", 5, "value")]
+    with pytest.raises(UnknownTeamsError) as err:
+        build_reports(data_dir, quarter=QUARTER, teams=["t1", "nope"], out=tmp_path / "out", formats="html")
+    assert err.value.teams == ["nope"] and "t1" in err.value.known
+    with pytest.raises(NoObjectivesError, match="quarters with objectives: 2026Q3") as err:
+        build_reports(data_dir, quarter="2024Q1", out=tmp_path / "out", formats="html")
+    assert err.value.known == ["2026Q3"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
