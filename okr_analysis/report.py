@@ -1664,8 +1664,8 @@ def build_reports(
 
 def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: Any, teams: Sequence[str] | None,
            as_of: Any, fmts: tuple[str, ...], out: Any, jobs: int | None, org_overview: bool, force: bool,
-           min_group_size: int, progress: Any, continue_on_error: bool, extra: dict[str, Any], nb_path: Path, org_nb_path: Path,
-           template_dir: Path, cell_timeout: float | None, executor: str, scheduler: str | None,
+           min_group_size: int, progress: Any, continue_on_error: bool, extra: dict[str, Any], nb_path: Path,
+           org_nb_path: Path, template_dir: Path, cell_timeout: float | None, executor: str, scheduler: str | None,
            t_start: float) -> BuildResult:
     """:func:`build_reports` once its arguments are checked and its data is open."""
     plan = data.plan(quarter=quarter, as_of=as_of)
@@ -1910,8 +1910,8 @@ def _trim_heap() -> None:
 
 def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", quarter: Quarter,
                as_of: pd.Timestamp, min_group_size: int, folder: Path, input_hash: str, src_label: str,
-               pkg_hash: str, nb_path: Path, template_dir: Path, chromium: str | None, jobs: int | None, cell_timeout: float | None,
-               continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
+               pkg_hash: str, nb_path: Path, template_dir: Path, chromium: str | None, jobs: int | None,
+               cell_timeout: float | None, continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
                executor: str = "local", scheduler: str | None = None) -> bool:
     """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early.
 
