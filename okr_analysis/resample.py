@@ -174,7 +174,7 @@ def resample_kpis(
         if name == "last":  # the latest-dated observation of the period
             out_value[in_groups] = value[(np.append(starts[1:], len(team)) - 1)[in_groups]]
             continue
-        rows = np.repeat(in_groups, n_obs)  # pandas' grouped sum/mean (compensated summation)
+        rows = np.repeat(in_groups, n_obs)  # sum and mean: pandas' grouped ones, as before
         out_value[in_groups] = getattr(pd.Series(value[rows]).groupby(group[rows], sort=True), name)().to_numpy()
     return pd.DataFrame({
         "team_id": pd.array(team_names[team[starts]], dtype="str"),
