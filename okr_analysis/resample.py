@@ -6,7 +6,7 @@ months on the 1st, quarters on the first day of the fiscal quarter.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -137,6 +137,37 @@ def resample_kpis(
         Periods with no observation are absent (not filled).
     """
     freq = infer_freq(ds) if freq is None else check_freq(freq)
+    groups = _resample_coded(ds, freq, teams=teams, metrics=metrics, start=start, end=end)
+    if groups is None:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                             zip(["team_id", "metric", "period_start", "value", "n_obs"],
+                                 ["str", "str", "datetime64[ns]", "float64", "int64"])})
+    return pd.DataFrame({
+        "team_id": pd.array(groups.team_names[groups.team], dtype="str"),
+        "metric": pd.array(groups.metric_names[groups.metric], dtype="str"),
+        "period_start": groups.period.view("datetime64[ns]"),
+        "value": groups.value,
+        "n_obs": groups.n_obs,
+    })
+
+
+class _Groups(NamedTuple):
+    """Resampled KPIs as arrays, one entry per (team, metric, period), sorted by them: integer codes of
+    the team and metric (indexes into ``team_names`` / ``metric_names``), the period start (int64 ns),
+    the aggregated value and the number of observations."""
+
+    team: np.ndarray
+    team_names: np.ndarray
+    metric: np.ndarray
+    metric_names: np.ndarray
+    period: np.ndarray
+    value: np.ndarray
+    n_obs: np.ndarray
+
+
+def _resample_coded(ds: Dataset, freq: str, *, teams: Iterable[str] | None, metrics: Iterable[str] | None,
+                    start: object, end: object) -> _Groups | None:
+    """:func:`resample_kpis` before the strings are spread back (None: no observation kept)."""
     k = ds.kpis
     # One mask, one copy of the rows kept (a copy per filter would cost the table's size each)
     keep = (k["value"].notna().to_numpy() & k["date"].notna().to_numpy() & k["team_id"].notna().to_numpy()
@@ -149,10 +180,8 @@ def resample_kpis(
         keep &= (k["date"] >= pd.Timestamp(start)).to_numpy(dtype=bool)
     if end is not None:
         keep &= (k["date"] <= pd.Timestamp(end)).to_numpy(dtype=bool)
-    cols = ["team_id", "metric", "period_start", "value", "n_obs"]
     if not keep.any():
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                             zip(cols, ["str", "str", "datetime64[ns]", "float64", "int64"])})
+        return None
     k = k[keep]
     # Sort once by integer codes (team, metric, period, then date for 'last'); a group is a run of equal keys.
     team, team_names = _codes(k["team_id"])
@@ -176,13 +205,8 @@ def resample_kpis(
             continue
         rows = np.repeat(in_groups, n_obs)  # sum and mean: pandas' grouped ones, as before
         out_value[in_groups] = getattr(pd.Series(value[rows]).groupby(group[rows], sort=True), name)().to_numpy()
-    return pd.DataFrame({
-        "team_id": pd.array(team_names[team[starts]], dtype="str"),
-        "metric": pd.array(metric_names[metric[starts]], dtype="str"),
-        "period_start": period[starts].view("datetime64[ns]"),
-        "value": out_value,
-        "n_obs": n_obs.astype("int64"),
-    })
+    return _Groups(team[starts], team_names, metric[starts], metric_names, period[starts], out_value,
+                   n_obs.astype("int64"))
 
 
 def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | None = None,
@@ -193,16 +217,16 @@ def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | 
     periods with no observation hold NaN.
     """
     freq = infer_freq(ds) if freq is None else check_freq(freq)
-    long = resample_kpis(ds, freq, metrics=metrics, teams=teams)
-    if long.empty:
-        wide = long.pivot_table(index=["team_id", "period_start"], columns="metric", values="value")
+    groups = _resample_coded(ds, freq, metrics=metrics, teams=teams, start=None, end=None)
+    if groups is None:
+        wide = resample_kpis(ds, freq, metrics=metrics, teams=teams).pivot_table(
+            index=["team_id", "period_start"], columns="metric", values="value")
         wide.columns.name = None
         return wide
-    # long is sorted by team, metric and period: each team is one block of rows. Lay out every team's
+    # The groups are sorted by team, metric and period: each team is one block. Lay out every team's
     # regular range of periods one after another and drop each value into its (row, metric) cell.
-    team, team_names = _codes(long["team_id"])
-    metric, metric_names = _codes(long["metric"])
-    stamp = long["period_start"].to_numpy()
+    team, metric, team_names, metric_names = groups.team, groups.metric, groups.team_names, groups.metric_names
+    stamp = groups.period.view("datetime64[ns]")
     if freq == "W":  # periods are Mondays: count days, step 7
         pos, step = stamp.view("int64") // 86_400_000_000_000, 7
     else:  # periods are first days of months: count months, step 1 or 3
@@ -213,7 +237,7 @@ def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | 
     offset = np.r_[0, np.cumsum(length)[:-1]]
     block = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(team)]))
     values = np.full((int(length.sum()), len(metric_names)), np.nan)
-    values[offset[block] + (pos - first[block]) // step, metric] = long["value"].to_numpy(dtype="float64")
+    values[offset[block] + (pos - first[block]) // step, metric] = groups.value
     grid = np.repeat(first, length) + (np.arange(len(values)) - np.repeat(offset, length)) * step
     grid = ((grid * 86_400_000_000_000).view("datetime64[ns]") if freq == "W"
             else grid.astype("datetime64[M]").astype("datetime64[ns]"))
