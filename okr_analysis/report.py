@@ -1365,7 +1365,15 @@ def _plan_data(ds: Dataset, *, quarter: Any, as_of: Any) -> dict[str, Any]:
     roots = tree.loc[tree["depth"] == 0, "team_id"].tolist()
     return {"quarter": q, "as_of": _resolve_as_of(as_of, q), "tree": tree, "roots": roots,
             "order": {tid: i for i, tid in enumerate(t for r in roots for t in ds.subtree(r))},
-            "input_hash": dataset_hash(ds), "source": ds.source}
+            "input_hash": dataset_hash(ds), "source": ds.source, "kpi_rows": len(ds.kpis)}
+
+
+#: Up to this many KPI rows the workers warm up (kernels, exporters, browsers: ~2 GB for two) while the shared
+#: analyses are computed, which saves the warm-up time (~10 s). Above it they start once the data is let go:
+#: the data process's memory grows with the organisation (~0.35 GB and ~0.3 GB per million KPI rows; 1.2 GB at
+#: 2,000 teams of three years), and overlapping it with the warm-up would make the batch's peak grow with it too
+#: (benchmarks/results/scale.md).
+_WARM_EARLY_MAX_ROWS = 1_000_000
 
 
 class _LocalData:
@@ -1843,6 +1851,7 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
                     template_dir=template_dir, chromium=chromium, jobs=jobs, cell_timeout=cell_timeout,
                     continue_on_error=continue_on_error, finish=finish, messages=messages, header=header,
                     executor=executor, scheduler=scheduler,
+                    warm_early=plan["kpi_rows"] <= _WARM_EARLY_MAX_ROWS,
                 )
         finally:
             if bar is not None:
@@ -1912,11 +1921,12 @@ def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", 
                as_of: pd.Timestamp, min_group_size: int, folder: Path, input_hash: str, src_label: str,
                pkg_hash: str, nb_path: Path, template_dir: Path, chromium: str | None, jobs: int | None,
                cell_timeout: float | None, continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
-               executor: str = "local", scheduler: str | None = None) -> bool:
-    """Start the workers, write the shared analyses while they warm up, run the tasks. True if stopped early.
+               executor: str = "local", scheduler: str | None = None, warm_early: bool = True) -> bool:
+    """Start the workers, write the shared analyses, run the tasks. True if stopped early.
 
     ``data`` holds the dataset (here or in a child process); it is closed once the shared analyses are
-    written."""
+    written. With ``warm_early`` the workers warm up meanwhile; without it (large data), they start after it
+    is closed, so the batch's peak memory is the rendering's whatever the size of the data."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -1971,16 +1981,20 @@ def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", 
 
     if executor == "dask":
         return _run_tasks_dask(tasks, cfg=cfg, scheduler=scheduler, jobs=jobs, n_workers=n_workers,
-                               prepare_shared=prepare_shared, handle=handle)
+                               prepare_shared=prepare_shared, handle=handle, warm_early=warm_early)
 
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,))
     stopped = False
     try:
-        # Spawn every worker now: kernels, exporters and browsers warm up while the shared analyses are computed.
+        if not warm_early:
+            prepare_shared()
+        # Spawn every worker now: with small data, kernels, exporters and browsers warm up while the shared
+        # analyses are computed.
         for _ in range(n_workers):
             pool.submit(_worker_ready)
-        prepare_shared()
+        if warm_early:
+            prepare_shared()
         pending = {}
         for task in tasks:
             pending[pool.submit(_worker_run, task)] = task
@@ -2108,8 +2122,11 @@ def _dask_check_paths(client: Any, scheduler: str | None, paths: list[str]) -> N
 
 def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, scheduler: str | None, jobs: int | None,
                     n_workers: int, prepare_shared: Callable[[], None],
-                    handle: Callable[[Mapping[str, Any], Any, Any], bool]) -> bool:
+                    handle: Callable[[Mapping[str, Any], Any, Any], bool], warm_early: bool = True) -> bool:
     """Run the tasks on a Dask cluster (``scheduler``, or a local one); True if stopped early.
+
+    With ``warm_early`` the workers warm up while the shared analyses are computed; without it, the shared
+    analyses come first (and a local cluster starts after them).
 
     At most one task per worker thread is in flight (``jobs`` lowers that), so stopping after a
     failure lets the running teams finish and starts no other — as the local executor does.
@@ -2121,6 +2138,8 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
     from .executors import dask_client, n_threads
 
     token = uuid.uuid4().hex[:8]
+    if not warm_early:
+        prepare_shared()
     with dask_client(scheduler, n_workers=n_workers) as client:
         slots = n_threads(client)
         if jobs:
@@ -2129,10 +2148,11 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
         workers = list(client.scheduler_info().get("workers", {}))[:slots]
         in_flight: dict[Any, dict[str, Any]] = {}
         try:
-            # Warm each worker's kernel, exporter and browser while the shared analyses are computed here.
+            # Warm each worker's kernel, exporter and browser (while the shared analyses are computed here).
             warm = [client.submit(_dask_warm, cfg, pure=False, workers=[w], allow_other_workers=True,
                                   key=f"okr-report-warm-{token}-{i}") for i, w in enumerate(workers)]
-            prepare_shared()
+            if warm_early:
+                prepare_shared()
             _dask_check_paths(client, scheduler, [tasks[0]["folder"], tasks[0]["parameters"]["shared"]])
             queue = list(enumerate(tasks))
             stopped = False

@@ -182,6 +182,20 @@ def test_dask_rerun_skips_what_is_up_to_date(builds, cluster, data_dir, failing_
     assert {t.team_id: t.status for t in again.teams} == {"co": "skipped", "t1": "skipped", "t2": "failed"}
 
 
+def test_dask_batch_of_large_data_warms_the_workers_after_the_shared_analyses(builds, cluster, data_dir,
+                                                                             failing_notebook, tmp_path,
+                                                                             monkeypatch):
+    """Above ``_WARM_EARLY_MAX_ROWS`` KPI rows the shared analyses come first, then the workers warm up:
+    the same outcomes, entries and index as the batch that overlapped them."""
+    monkeypatch.setattr("okr_analysis.report._WARM_EARLY_MAX_ROWS", 10)
+    r, seen = _build(data_dir, tmp_path, failing_notebook, executor="dask", scheduler=cluster.scheduler_address)
+    assert _entries(r) == _entries(builds["dask"])
+    assert _index_rows(r) == _index_rows(builds["dask"])
+    assert sorted(t for t, _, _ in seen) == ["co", "t1", "t2"]
+    for tid in ("co", "t1"):
+        assert _outputs(r[tid].notebook, r.folder) == _outputs(builds["dask"][tid].notebook, builds["dask"].folder)
+
+
 def test_dask_stop_at_first_failure(cluster, data_dir, failing_notebook, tmp_path):
     from okr_analysis.report import BuildError
 

@@ -567,6 +567,43 @@ def test_a_batch_from_a_folder_never_holds_the_data_itself(tmp_path, data_dir, m
     assert r.manifest["source"] == str(data_dir.resolve())
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["small-data-overlaps", "large-data-waits"])
+def test_workers_warm_up_beside_the_data_process_only_when_the_data_is_small(tmp_path, data_dir, monkeypatch,
+                                                                             large):
+    """Small data: the workers warm up while the data process computes the shared analyses (saves the
+    warm-up time). Large data (more KPI rows than ``_WARM_EARLY_MAX_ROWS``): they start only once the data
+    process has exited, so the batch's peak memory does not grow with the data (benchmarks/results/scale.md)."""
+    import multiprocessing
+    import threading
+
+    import okr_analysis.report as report
+
+    if large:
+        monkeypatch.setattr(report, "_WARM_EARLY_MAX_ROWS", 10)  # the sample organisation has more KPI rows
+    seen: list[tuple[bool, bool]] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            names = [p.name for p in multiprocessing.active_children()]
+            seen.append(("okr-analysis data" in names, any(n.startswith("SpawnProcess") for n in names)))
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = build_reports(data_dir, quarter=QUARTER, teams=["t1"], org_overview=False, out=tmp_path,
+                              jobs=1, formats="html")
+    finally:
+        stop.set()
+        watcher.join()
+    assert r.ok
+    assert any(data for data, _ in seen) and any(worker for _, worker in seen)  # both were seen
+    assert any(data and worker for data, worker in seen) is not large
+
+
 def test_a_batch_from_a_folder_passes_on_the_loaders_errors(tmp_path, data_dir):
     """Errors raised in the data process arrive as themselves: a ValidationError with its problems, the
     unknown teams and the quarter without objectives; nothing is written."""
