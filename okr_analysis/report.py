@@ -2126,7 +2126,7 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
     """Run the tasks on a Dask cluster (``scheduler``, or a local one); True if stopped early.
 
     With ``warm_early`` the workers warm up while the shared analyses are computed; without it, the shared
-    analyses come first (and a local cluster starts after them).
+    analyses come first (the cluster is connected to, or a local one started, before them).
 
     At most one task per worker thread is in flight (``jobs`` lowers that), so stopping after a
     failure lets the running teams finish and starts no other — as the local executor does.
@@ -2138,9 +2138,7 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
     from .executors import dask_client, n_threads
 
     token = uuid.uuid4().hex[:8]
-    if not warm_early:
-        prepare_shared()
-    with dask_client(scheduler, n_workers=n_workers) as client:
+    with dask_client(scheduler, n_workers=n_workers) as client:  # first: an unreachable scheduler fails at once
         slots = n_threads(client)
         if jobs:
             slots = min(slots, jobs)
@@ -2148,6 +2146,8 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
         workers = list(client.scheduler_info().get("workers", {}))[:slots]
         in_flight: dict[Any, dict[str, Any]] = {}
         try:
+            if not warm_early:
+                prepare_shared()
             # Warm each worker's kernel, exporter and browser (while the shared analyses are computed here).
             warm = [client.submit(_dask_warm, cfg, pure=False, workers=[w], allow_other_workers=True,
                                   key=f"okr-report-warm-{token}-{i}") for i, w in enumerate(workers)]
