@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,18 +114,28 @@ def test_quarter_without_objectives_is_a_message(tiny_dir, tmp_path, command):
 
 @pytest.fixture
 def locked(tmp_path):
-    """A folder its owner may read but not write (restored afterwards so pytest can clean up)."""
+    """A folder its owner may read but not write (restored afterwards so pytest can clean up).
+
+    Mode 0o500 stops a user; root (as in CI) writes past modes, so there the folder is also made immutable
+    (``chattr +i``, which binds root too) where the file system and capabilities allow it."""
     path = tmp_path / "locked"
     path.mkdir()
     path.chmod(0o500)
-    yield path
-    path.chmod(0o700)
+    immutable = os.geteuid() == 0 and shutil.which("chattr") is not None and subprocess.run(
+        ["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    try:
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o700)
 
 
 def skip_if_writable(path):
-    """The rest of a test needs an unwritable folder; root can write anywhere (the cases before still ran)."""
+    """The rest of a test needs an unwritable folder: skip where even ``locked`` could not make one (the cases
+    before still ran)."""
     if os.access(path, os.W_OK):
-        pytest.skip("running as a user who can write anywhere (root)")
+        pytest.skip("cannot make an unwritable folder here (root, and chattr +i refused)")
 
 
 @pytest.mark.parametrize("command", [["score", "-q", "2026Q3"], ["lint", "-q", "2026Q3"], ["monitor"],
