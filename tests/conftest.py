@@ -1,4 +1,4 @@
-"""Shared fixtures: the sample organisation, tiny hand-built organisations, the reference folder."""
+"""Shared fixtures: the sample organisation, tiny hand-built organisations, the reference data folder."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """``../shared/reference`` beside the repository (published values); skip where absent."""
-    if not (REFERENCE / "README.md").exists():
-        pytest.skip(f"reference folder {REFERENCE} is absent: it sits beside the repository, not in it")
+    """``tests/data``: public reference data committed with its source and licence (see its README.md)."""
     return REFERENCE
 
 
