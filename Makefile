@@ -44,7 +44,9 @@ demo: setup $(DATA)/teams.csv
 	@echo "== quarterly review reports (HTML and PDF) for every team"
 	$(BIN)/okr-analysis report $(DATA) --quarter $(QUARTER) --out reports
 
+# The layer contract (.importlinter: io → analyses → plots → reports → cli) first, then the tests.
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # JupyterLab lives in its own environment: in the main one its dependencies would slow every

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from okr_analysis.forecasting import forecast_key_results
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
     from okr_analysis.sample import make_sample
 
     load_before = _load()

@@ -4,7 +4,7 @@ The naive way, per team: the ``papermill`` CLI, then ``jupyter nbconvert --to ht
 same ``okr_report`` template), then Chromium's own ``--headless --print-to-pdf`` (nbconvert's
 ``webpdf`` exporter cannot be used here: it has no browser-path option and ``playwright install``
 cannot download one). Measured once sequentially (a shell loop) and once with two teams at a
-time (``xargs -P 2``). Then :func:`okr_analysis.report.build_reports` with ``force=True`` (warm
+time (``xargs -P 2``). Then :func:`okr_analysis.reports.build_reports` with ``force=True`` (warm
 kernels, one exporter and one Chromium per worker), and a second ``build_reports`` run with
 nothing changed.
 
@@ -57,8 +57,8 @@ def _run(cmd: list[str], **kw) -> float:
 
 
 def _naive_team(team: str, *, source: Path, quarter: str, work: Path, chromium: str | None) -> dict[str, float]:
-    from okr_analysis.render import CHROMIUM_ARGS, TEMPLATE_DIR
-    from okr_analysis.report import NOTEBOOK, team_file_name
+    from okr_analysis.reports import CHROMIUM_ARGS, TEMPLATE_DIR
+    from okr_analysis.reports import NOTEBOOK, team_file_name
 
     stem = team_file_name(team)
     nb, html, pdf = work / f"{stem}.ipynb", work / f"{stem}.html", work / f"{stem}.pdf"
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.simplefilter("ignore")
     from okr_analysis import __version__, load
-    from okr_analysis.render import find_chromium
-    from okr_analysis.report import build_reports
+    from okr_analysis.reports import find_chromium
+    from okr_analysis.reports import build_reports
 
     chromium = find_chromium()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
@@ -188,7 +188,7 @@ def _versions(pkg_version: str) -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "absent"
     try:
-        from okr_analysis.render import find_chromium
+        from okr_analysis.reports import find_chromium
 
         path = find_chromium()
         out["chromium"] = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip() \

@@ -368,7 +368,7 @@ def check_index(path: Path, *, browser: bool) -> dict:
     text = path.read_text(encoding="utf-8")
     sys.path.insert(0, str(REPO))
     try:
-        from okr_analysis.render import iter_external_references
+        from okr_analysis.reports import iter_external_references
 
         external = sorted(set(iter_external_references(text)))
     except ImportError:
@@ -392,7 +392,7 @@ def time_index_in_browser(path: Path, rows: int) -> dict:
     try:
         from playwright.sync_api import sync_playwright
 
-        from okr_analysis.render import CHROMIUM_ARGS, find_chromium
+        from okr_analysis.reports import CHROMIUM_ARGS, find_chromium
 
         chromium = find_chromium()
         if not chromium:

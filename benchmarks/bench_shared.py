@@ -3,7 +3,7 @@
 Issue 9 asks the report batch to stream, its memory flat as the organisation grows. The per-team
 rendering is measured by ``bench_scale.py``; what grows with the organisation is the batch process's
 one-off *shared-analysis phase*: loading the data and computing the org-wide tables every report reads
-(``okr_analysis.review.SHARED_ANALYSES``: scores, monitoring, peer benchmarks, the driver screen,
+(``okr_analysis.reports.SHARED_ANALYSES``: scores, monitoring, peer benchmarks, the driver screen,
 lagged correlations, forecasts). This script measures that phase alone.
 
 For each size a synthetic organisation is written with ``okr-analysis sample DIR --teams N --format
@@ -67,8 +67,8 @@ def child(source: str, name: str) -> None:
 
     threading.Thread(target=sample, daemon=True).start()
     import okr_analysis
-    from okr_analysis.quarters import Quarter
-    from okr_analysis.review import SHARED_ANALYSES
+    from okr_analysis.io import Quarter
+    from okr_analysis.reports import SHARED_ANALYSES
 
     warnings.simplefilter("ignore")
     gc.collect()
@@ -145,7 +145,7 @@ def package_at(commit: str, into: Path) -> str:
 
 
 def names() -> list[str]:
-    out = subprocess.run([sys.executable, "-c", "from okr_analysis.review import SHARED_ANALYSES as S; "
+    out = subprocess.run([sys.executable, "-c", "from okr_analysis.reports import SHARED_ANALYSES as S; "
                           "print(' '.join(S))"], check=True, capture_output=True, text=True)
     return ["load"] + out.stdout.split() + ["kpi_panel", "kpi_panel (plain pandas)"]
 

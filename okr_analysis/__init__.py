@@ -13,19 +13,36 @@ The public API, by topic (each module documents every output column):
 - reports: :func:`build_reports`
 """
 
-from .dataset import Dataset
-from .forecasting import backtest, forecast_key_result, forecast_key_results, forecast_kpis
+from ._version import __version__
+from .exceptions import DataWarning, Problem, ValidationError
+from .forecasting import (
+    backtest,
+    forecast_key_result,
+    forecast_key_results,
+    forecast_kpis,
+)
 from .hygiene import LINT_CODES, lint
-from .leadlag import LeadLagResult, granger_test, lagged_correlations, lead_lag, lead_lag_frame
-from .loaders import DataWarning, Problem, ValidationError, from_frames, load
-from .monitoring import benchmark, candidate_key_results, control_chart, kpi_trends, monitor
-from .quarters import Quarter, parse_quarter
+from .io.dataset import Dataset
+from .io.loading import from_frames, load
+from .io.quarters import Quarter, parse_quarter
+from .leadlag import (
+    LeadLagResult,
+    granger_test,
+    lagged_correlations,
+    lead_lag,
+    lead_lag_frame,
+)
+from .monitoring import (
+    benchmark,
+    candidate_key_results,
+    control_chart,
+    kpi_trends,
+    monitor,
+)
+from .reports.build import build_reports
 from .resample import resample_kpis
 from .sample import make_sample, write_sample
-from .report import build_reports
 from .scoring import score, score_key_results, score_objectives, score_teams
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Dataset",

@@ -9,9 +9,11 @@ says what to fix), 2 a usage error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -20,8 +22,28 @@ from typing import Any, Callable
 
 import click
 import pandas as pd
+import pyarrow as pa
 
-from . import __version__
+from ._version import __version__
+from .config import arrow_pool_set_by_user
+from .exceptions import NoObjectivesError, UnknownTeamsError, ValidationError
+from .forecasting import backtest as backtest_fn
+from .forecasting import forecast_key_results
+from .hygiene import lint as lint_fn
+from .io.loading import load
+from .leadlag import lead_lag
+from .monitoring import monitor as monitor_fn
+from .privacy import (
+    suppress_drivers,
+    suppress_forecasts,
+    suppress_kpis,
+    suppress_lint,
+    suppress_scores,
+)
+from .reports.build import build_reports
+from .sample import write_sample
+from .scoring import score as score_fn
+from .scoring import score_key_results
 
 log = logging.getLogger("okr_analysis")
 
@@ -53,8 +75,6 @@ def handle_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .loaders import ValidationError
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -79,8 +99,6 @@ def handle_errors(func: Callable) -> Callable:
 
 
 def load_source(source: str, fiscal_year_start: int):
-    from .loaders import load
-
     return load(source, fiscal_year_start=fiscal_year_start)
 
 
@@ -229,7 +247,6 @@ def validate(source: str, fiscal_year_start: int) -> None:
 @handle_errors
 def sample(directory: str, seed: int, n_teams: int | None, weeks: int, fmt: str) -> None:
     """Write the sample organisation (or a synthetic one of any size) to DIR."""
-    from .sample import write_sample
 
     path = write_sample(directory, seed=seed, n_teams=n_teams, weeks=weeks, fmt=fmt)
     click.echo(f"wrote the sample organisation to {path}")
@@ -274,8 +291,6 @@ def _readable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def score(source: str, quarter: str, as_of: str | None, level: str, out: str | None, min_group_size: int,
           fiscal_year_start: int) -> None:
     """Score key results, objectives or teams for a quarter (as of a date)."""
-    from .privacy import suppress_scores
-    from .scoring import score as score_fn, score_key_results
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
@@ -299,9 +314,6 @@ def score(source: str, quarter: str, as_of: str | None, level: str, out: str | N
 def lint(source: str, quarter: str, as_of: str | None, out: str | None, min_group_size: int,
          fiscal_year_start: int) -> None:
     """Check OKR hygiene for a quarter; findings are advice, so the exit code is 0."""
-    from .hygiene import lint as lint_fn
-    from .privacy import suppress_lint
-    from .scoring import score_key_results
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
@@ -344,8 +356,6 @@ def _window(value: str) -> int | str:
 def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: str | None, min_group_size: int,
             fiscal_year_start: int) -> None:
     """KPI monitoring: trend, peers and control-chart signals for every team and metric."""
-    from .monitoring import monitor as monitor_fn
-    from .privacy import suppress_kpis
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
@@ -378,7 +388,6 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
             out: str | None, min_group_size: int, fiscal_year_start: int, executor: str | None,
             scheduler: str | None) -> None:
     """Which leading KPIs predict which lagging KPIs, at what lag, for which teams."""
-    from .leadlag import lead_lag
 
     parsed = []
     for p in pairs:
@@ -392,7 +401,6 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
     result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
                       by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
                       scheduler=scheduler)
-    from .privacy import suppress_drivers
 
     table = suppress_drivers(result.table, ds, min_group_size=min_group_size)
     if out is None:
@@ -418,9 +426,6 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
 def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str | None, min_group_size: int,
              fiscal_year_start: int) -> None:
     """Where each key result will land at quarter end, and the probability of reaching its target."""
-    from .forecasting import forecast_key_results
-    from .privacy import suppress_forecasts
-    from .scoring import score_key_results
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
@@ -449,11 +454,7 @@ def backtest(source: str, out: str | None, with_drivers: bool, min_group_size: i
     The summary and calibration pool every key result; the per-key-result predictions written with --out
     have the values of key results that suppression hides replaced by the suppression label.
     """
-    import dataclasses
 
-    from .forecasting import backtest as backtest_fn
-    from .privacy import suppress_forecasts
-    from .scoring import score_key_results
 
     if out is not None:
         check_out_folder(out)
@@ -495,7 +496,6 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
            jobs: int | None, org_overview: bool, force: bool, min_group_size: int, fiscal_year_start: int,
            executor: str | None, scheduler: str | None) -> None:
     """Render the quarterly review report of every team (HTML and PDF) with an index page."""
-    from .report import NoObjectivesError, UnknownTeamsError, build_reports
 
     executor = resolve_executor(executor, scheduler)
     check_out_folder(out)
@@ -532,9 +532,8 @@ def _system_allocator_for_arrow() -> None:
     them back in while the reports render: the process grew by ~0.1 MB a report. glibc's heap is
     handed back (``malloc_trim``) and stays flat. ``ARROW_DEFAULT_MEMORY_POOL``, when set, wins.
     """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if arrow_pool_set_by_user():
         return
-    import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
 
@@ -542,7 +541,6 @@ def _system_allocator_for_arrow() -> None:
 def _stop_on_sigterm() -> None:
     """Make SIGTERM (``kill``, a scheduler's timeout) stop a command the way Ctrl-C does: a report batch
     then stops its workers, kernels and browsers and leaves no half-written file."""
-    import signal
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -52,9 +52,11 @@ from typing import Any, Iterable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .quarters import Quarter
+from .io.dataset import Dataset
+from .io.quarters import Quarter
+from .leadlag import lead_lag
 from .resample import infer_freq, resample_kpis
+from .scoring import EXPECTATION, score_key_results
 
 __all__ = [
     "forecast_key_results",
@@ -260,6 +262,7 @@ def _candidates_fast(y: np.ndarray, P: int, levels: bool, exog: np.ndarray | Non
 def _candidates_statsmodels(y: np.ndarray, P: int, levels: bool, exog: np.ndarray | None,
                             exog_names: tuple[str, ...]) -> list[ModelFit]:
     """The same candidates fitted one by one by statsmodels ``AutoReg`` (the reference; slower)."""
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.ar_model import AutoReg
 
     z = np.diff(y)
@@ -302,7 +305,9 @@ def is_integrated(y: Any, *, level: float = UNIT_ROOT_LEVEL) -> bool:
     (KPSS alone, as in ``auto.arima``, takes about one 2-year random walk in seven for stationary,
     and the 8-week 80% intervals of random walks then cover about 76% instead of 80%.)
     KPSS p-values come from a table that stops at 0.01 and 0.10; beyond them the bound is used.
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     """
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.stattools import adfuller, kpss
 
     y = np.asarray(y, dtype="float64")
@@ -667,7 +672,6 @@ def _drivers_from_table(table: pd.DataFrame | None) -> _Drivers:
 
 def _find_drivers(ds_cut: Dataset) -> _Drivers:
     """The lead-lag analysis on the data up to as_of (pooled over teams): pairs with verdict ``leads``."""
-    from .leadlag import lead_lag
 
     try:
         with warnings.catch_warnings():
@@ -722,8 +726,6 @@ def _p_hit(row: dict, paths: np.ndarray, fut: pd.DatetimeIndex, past: np.ndarray
 
 
 def _kr_frame(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
-    from .scoring import EXPECTATION, score_key_results
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sc = score_key_results(ds, q, as_of=as_of)
@@ -1085,10 +1087,14 @@ class KRForecast:
         """History, forecast cone (80% and 95%), target line, expected-pace line and the as-of date.
 
         The expected-pace line runs from the baseline at the quarter's start to the target at its
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         end (increase/decrease KRs). Returns the axes; never shows or saves the figure.
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
-        import matplotlib.pyplot as plt
         import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax
         q = self.quarter
@@ -1408,7 +1414,9 @@ class BacktestResult:
             return "<BacktestResult: no key results to score>"
         a = s.loc[s["at"] == "all"].iloc[0]
         return (f"<BacktestResult {len(self.predictions)} predictions, n={int(a['n'])}: Brier p_hit "
+                # lazy import: pyplot adds ~0.5 s to every command that draws nothing
                 f"{a['brier_p_hit']:.3f}, pace rule {a['brier_pace_rule']:.3f}, base rate {a['brier_base_rate']:.3f}>")
+# lazy import: pyplot adds ~0.5 s to every command that draws nothing
 
     def plot(self, ax=None):
         """Calibration (reliability) diagram of ``p_hit`` over all as-of points; returns the axes."""

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .quarters import Quarter
+from .io.dataset import Dataset
+from .io.quarters import Quarter
 from .scoring import _quarter_checkins, _resolve, _unmeasurable
 
 __all__ = ["lint", "LINT_CODES", "LINT_COLUMNS"]

@@ -34,9 +34,11 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm.auto import tqdm
 
 from . import _screen as S
-from .dataset import Dataset
+from .io.dataset import Dataset
+from .parallel import check_executor, map_ordered
 from .resample import check_freq, infer_freq, kpi_panel
 
 __all__ = [
@@ -172,6 +174,7 @@ def select_order(y: Any, x: Any, *, max_lag: int = 8, ic: str = "bic") -> int:
 
 def benjamini_hochberg(pvalues: Any) -> np.ndarray:
     """Benjamini–Hochberg (1995) q-values (statsmodels ``multipletests(method="fdr_bh")``); NaN stays NaN."""
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.stats.multitest import multipletests
 
     p = np.asarray(pvalues, dtype="float64")
@@ -192,7 +195,9 @@ def _check_ic(ic: str) -> str:
 # Stationarity: ADF and KPSS together
 # =============================================================================================
 def _vote(x: np.ndarray, level: float = 0.05) -> str:
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.stattools import adfuller, kpss
 
     with warnings.catch_warnings():
@@ -994,7 +999,9 @@ class LeadLagResult:
         """Bars of the prewhitened cross-correlation by lag, with the (1 - alpha) significance band.
 
         The band is the interval a correlation of 0 would fall in (±z/√(n-3) for one team, the pooled
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         standard error for ``*``); the chosen lag is highlighted. Returns the axes.
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
         import matplotlib.pyplot as plt
 
@@ -1018,7 +1025,9 @@ class LeadLagResult:
         who = "all teams (pooled)" if team_id == POOLED else team_id
         ax.set_title(f"{leading} → {lagging}, {who}: {d.row['verdict']}")
         return ax
+# lazy import: pyplot adds ~0.5 s to every command that draws nothing
 
+    # lazy import: pyplot adds ~0.5 s to every command that draws nothing
     def plot(self, *, ax=None):
         """Pooled prewhitened correlation at the best lag of each pair, with its interval, by verdict."""
         import matplotlib.pyplot as plt
@@ -1067,8 +1076,6 @@ def _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min
 
 
 def _check_executor(executor: Any, scheduler: Any) -> tuple[str, str | None]:
-    from .executors import check_executor
-
     return check_executor(executor, scheduler)
 
 
@@ -1131,8 +1138,6 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
 
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
          drop_empty: bool, executor: str = "local", scheduler: str | None = None) -> LeadLagResult:
-    from tqdm.auto import tqdm
-
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
     transforms = _resolve_transforms(frame, metrics, transform)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
@@ -1161,8 +1166,6 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
         else:
             slots.append(_analyse_pair(*args))
     if jobs:
-        from .executors import map_ordered
-
         bar = tqdm(total=len(jobs), desc="lead/lag pairs", unit="pair", disable=not progress)
         try:
             done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .dataset import Dataset
-from .quarters import Quarter
+from .io.dataset import Dataset
+from .io.quarters import Quarter
 from .resample import check_freq, infer_freq, period_start, resample_kpis
 
 __all__ = [
@@ -303,6 +303,7 @@ def _mk_fast(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str, np.
 
 def _mk_reference(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str, np.ndarray]:
     """Row by row with pymannkendall and scipy: the reference that :func:`_mk_fast` reproduces."""
+    # lazy import: pymannkendall adds ~0.5 s to every command that does not test a trend
     import pymannkendall as mk
 
     m, _ = Y.shape
@@ -754,7 +755,9 @@ class ControlChartResult:
         Returns
         -------
         matplotlib Axes
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax
@@ -794,7 +797,9 @@ class ControlChartResult:
 
         Returns
         -------
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         matplotlib Axes
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
         import matplotlib.pyplot as plt
 

@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
+from .io.dataset import Dataset
 
 __all__ = [
     "suppressed_label",

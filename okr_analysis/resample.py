@@ -11,8 +11,8 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .quarters import Quarter, _check_fiscal_year_start
+from .io.dataset import Dataset
+from .io.quarters import _check_fiscal_year_start
 
 __all__ = ["FREQS", "infer_freq", "period_start", "resample_kpis", "kpi_panel"]
 

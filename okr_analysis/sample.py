@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from .quarters import Quarter
-from .schemas import TABLES
+from .io.quarters import Quarter
+from .io.schemas import TABLES
 
 __all__ = [
     "make_sample",

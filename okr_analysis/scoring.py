@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .loaders import DataWarning
-from .quarters import Quarter
+from .exceptions import DataWarning
+from .io.dataset import Dataset
+from .io.quarters import Quarter
 
 __all__ = [
     "score",

@@ -29,7 +29,7 @@ def sample_tables() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="session")
 def sample_ds(sample_tables):
     """The sample organisation as a validated Dataset."""
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,6 +106,6 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def tiny_ds():
     """``tiny_tables()`` as a Dataset."""
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
 
     return from_frames(tiny_tables(), source="tiny")

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from conftest import tiny_tables
 from test_loaders import write_csv_folder
-from okr_analysis.render import find_chromium
-from okr_analysis.report import NOTEBOOK, build_reports
+from okr_analysis.reports import find_chromium
+from okr_analysis.reports import NOTEBOOK, build_reports
 
 distributed = pytest.importorskip("distributed")
 
@@ -67,7 +67,7 @@ def _build(data_dir, out, nb, **kw):
         warnings.simplefilter("ignore")
         # The skip key hashes the package's source: pin it so that edits to other modules in a shared
         # working tree between the two builds cannot change the keys being compared.
-        mp.setattr("okr_analysis.report._package_hash", lambda: "pinned-for-the-test")
+        mp.setattr("okr_analysis.reports.build._package_hash", lambda: "pinned-for-the-test")
         seen = []
         kw.setdefault("jobs", 2)
         result = build_reports(data_dir, quarter=QUARTER, teams=TEAMS, formats=FORMATS, out=out,
@@ -187,7 +187,7 @@ def test_dask_batch_of_large_data_warms_the_workers_after_the_shared_analyses(bu
                                                                              monkeypatch):
     """Above ``_WARM_EARLY_MAX_ROWS`` KPI rows the shared analyses come first, then the workers warm up:
     the same outcomes, entries and index as the batch that overlapped them."""
-    monkeypatch.setattr("okr_analysis.report._WARM_EARLY_MAX_ROWS", 10)
+    monkeypatch.setattr("okr_analysis.reports.build._WARM_EARLY_MAX_ROWS", 10)
     r, seen = _build(data_dir, tmp_path, failing_notebook, executor="dask", scheduler=cluster.scheduler_address)
     assert _entries(r) == _entries(builds["dask"])
     assert _index_rows(r) == _index_rows(builds["dask"])
@@ -197,7 +197,7 @@ def test_dask_batch_of_large_data_warms_the_workers_after_the_shared_analyses(bu
 
 
 def test_dask_stop_at_first_failure(cluster, data_dir, failing_notebook, tmp_path):
-    from okr_analysis.report import BuildError
+    from okr_analysis.reports import BuildError
 
     with pytest.raises(BuildError) as info:
         _build(data_dir, tmp_path, failing_notebook, executor="dask", scheduler=cluster.scheduler_address,
@@ -226,10 +226,10 @@ def test_bad_executor_arguments(tmp_path, data_dir, kwargs, match):
 
 
 def test_unreachable_scheduler_is_a_clear_cli_error(tmp_path, data_dir, monkeypatch):
-    from okr_analysis import executors
+    from okr_analysis import parallel
     from okr_analysis.cli import cli
 
-    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1)
     addr = f"tcp://127.0.0.1:{_free_port()}"
     for args in (["report", str(data_dir), "-q", QUARTER, "--format", "html", "--out", str(tmp_path / "r")],
                  ["drivers", str(data_dir)]):
@@ -315,7 +315,7 @@ def test_ctrl_c_stops_a_dask_batch_cleanly(data_dir, tmp_path):
 
 
 def test_workers_that_cannot_see_the_folders_are_a_clear_error(tmp_path):
-    from okr_analysis.report import _dask_check_paths, _dask_missing
+    from okr_analysis.reports.executors import _dask_check_paths, _dask_missing
 
     class FakeClient:  # client.run(f, paths) on two workers, one of them on another machine
         def run(self, func, paths):

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_tables
-from okr_analysis.loaders import from_frames
+from okr_analysis.io import from_frames
 
 
 def test_team_tree_depths_and_departments(tiny_ds):

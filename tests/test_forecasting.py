@@ -23,7 +23,7 @@ from scipy.signal import lfilter  # noqa: E402
 from statsmodels.tsa.ar_model import AutoReg  # noqa: E402
 
 from conftest import tiny_tables  # noqa: E402
-from okr_analysis.loaders import from_frames  # noqa: E402
+from okr_analysis.io import from_frames# noqa: E402
 from okr_analysis.forecasting import (  # noqa: E402
     CALIBRATION_COLUMNS,
     KPI_FORECAST_COLUMNS,

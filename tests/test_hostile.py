@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_tables
-from okr_analysis.render import CHROMIUM_ARGS, find_chromium
-from okr_analysis.report import build_reports
+from okr_analysis.reports import CHROMIUM_ARGS, find_chromium
+from okr_analysis.reports import build_reports
 
 pytestmark = pytest.mark.timeout(300)
 

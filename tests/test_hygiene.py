@@ -18,7 +18,7 @@ import pytest
 from conftest import tiny_tables
 from okr_analysis import DataWarning
 from okr_analysis.hygiene import LINT_CODES, LINT_COLUMNS, lint
-from okr_analysis.loaders import from_frames
+from okr_analysis.io import from_frames
 
 Q = "2026Q3"
 

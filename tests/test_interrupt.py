@@ -61,12 +61,14 @@ def first(data_dir, tmp_path_factory):
 def interrupt(data_dir, out, folder, sig, *, group=True):
     """Start a forced re-render and send ``sig`` to its process group (``group``) or to the batch process
     alone once a worker is executing a notebook."""
+    # a killed run before this one leaves its temporaries behind: only a new one means a worker started
+    left_over = set(folder.glob(".*.tmp-*.ipynb"))
     proc = subprocess.Popen(command(data_dir, out, "--force"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=ENV, start_new_session=True)
     deadline = time.monotonic() + 120
     started = False
     while time.monotonic() < deadline and proc.poll() is None:
-        if list(folder.glob(".*.tmp-*.ipynb")):
+        if set(folder.glob(".*.tmp-*.ipynb")) - left_over:
             started = True
             break
         time.sleep(0.05)

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import tiny_tables
 from okr_analysis import Dataset, DataWarning, ValidationError, load
-from okr_analysis.loaders import from_frames
-from okr_analysis.schemas import TABLES
+from okr_analysis.io import from_frames
+from okr_analysis.io import TABLES
 
 
 # ----------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_semicolon_delimiter_and_bom_and_latin1(tmp_path):
 
 
 def test_sql_password_is_not_shown(tmp_path):
-    from okr_analysis.loaders import _redact_url
+    from okr_analysis.io.readers import _redact_url
 
     assert _redact_url("postgresql://ana:s3cret@db:5432/hr") == "postgresql://ana:***@db:5432/hr"
 
@@ -354,7 +354,7 @@ def filtered_in_memory(full: Dataset, *, teams=None, start=None, end=None, quart
     """What a filtered load must give: the whole dataset filtered with pandas."""
     roots = [teams] if isinstance(teams, str) else teams
     ds = full.filter_teams([t for r in roots for t in full.subtree(r)]) if teams else full
-    from okr_analysis.quarters import parse_quarter
+    from okr_analysis.io import parse_quarter
 
     obj = ds.objectives if quarter is None else ds.objectives[ds.objectives["quarter"] == parse_quarter(quarter).label]
     krs = ds.key_results[ds.key_results["objective_id"].isin(obj["objective_id"])]
@@ -450,18 +450,18 @@ def test_sql_filters_are_where_clauses_with_bound_parameters(sample_sources):
 
 
 def test_duckdb_filters_are_parameterised_queries(sample_sources, monkeypatch):
-    from okr_analysis import loaders
+    from okr_analysis.io import readers
 
     _, sources = sample_sources
     calls: list[tuple[str, list, int]] = []
-    real = loaders._duckdb_fetch
+    real = readers._duckdb_fetch
 
     def spy(con, sql, params):
         frame = real(con, sql, params)
         calls.append((sql, params, len(frame)))
         return frame
 
-    monkeypatch.setattr(loaders, "_duckdb_fetch", spy)
+    monkeypatch.setattr(readers, "_duckdb_fetch", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = load(sources["duckdb"])

@@ -25,7 +25,7 @@ from statsmodels.tsa.stattools import acf  # noqa: E402
 
 from conftest import tiny_tables  # noqa: E402
 from okr_analysis import DataWarning  # noqa: E402
-from okr_analysis.loaders import from_frames  # noqa: E402
+from okr_analysis.io import from_frames# noqa: E402
 from okr_analysis.monitoring import (  # noqa: E402
     ADJUSTED_RULES,
     RULES,
@@ -701,7 +701,7 @@ def test_candidates_need_data_in_the_quarter(tiny_ds):
 
 def test_sample_built_in_declines_are_candidates(sample_ds):
     """Every decline planted in the sample organisation's final quarter is a 'declining' candidate."""
-    from okr_analysis.quarters import Quarter
+    from okr_analysis.io import Quarter
     from okr_analysis.sample import BUILT_IN_DECLINES
 
     assert BUILT_IN_DECLINES

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from okr_analysis import ValidationError, load
-from okr_analysis.schemas import TABLES
+from okr_analysis.io import TABLES
 
 pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')")
 

@@ -200,7 +200,7 @@ def test_lint_does_not_quote_check_in_dates_or_confidences_of_hidden_key_results
     import warnings
 
     from okr_analysis import lint, score_key_results
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
     from okr_analysis.privacy import score_suppression, suppress_lint
 
     q = "2026Q3"

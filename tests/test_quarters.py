@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from okr_analysis.quarters import Quarter, parse_quarter, quarter_of
+from okr_analysis.io import Quarter, parse_quarter, quarter_of
 
 
 @pytest.mark.parametrize("label", ["2026Q3", "2026-Q3", "Q3 2026", "q3 2026", " 2026 q3 ", "FY2026Q3", "Q3-2026"])
@@ -85,7 +85,7 @@ def test_bad_fiscal_year_start_names_the_argument():
 
 
 def test_to_day_gives_naive_midnight_or_none():
-    from okr_analysis.quarters import to_day
+    from okr_analysis.io import to_day
 
     assert to_day("2026-08-15 13:45") == pd.Timestamp("2026-08-15")
     assert to_day(pd.Timestamp("2026-08-15 23:30", tz="Europe/Berlin")) == pd.Timestamp("2026-08-15")

@@ -23,18 +23,8 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_tables
-from okr_analysis.render import CHROMIUM_ARGS, HtmlRenderer, find_chromium, iter_external_references
-from okr_analysis.report import (
-    NOTEBOOK,
-    RUNNER_PARAMETERS,
-    BuildError,
-    ReportWarning,
-    build_reports,
-    open_report,
-    shared_analyses,
-    table_html,
-    team_file_name,
-)
+from okr_analysis.reports import CHROMIUM_ARGS, HtmlRenderer, find_chromium, iter_external_references
+from okr_analysis.reports import NOTEBOOK, RUNNER_PARAMETERS, BuildError, ReportWarning, build_reports, open_report, shared_analyses, table_html, team_file_name
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -98,7 +88,7 @@ def _build(data_dir, out, nb, *, fail: str, **kw):
             warnings.simplefilter("ignore")
             # The skip key hashes the package's source; pin it so that edits to other modules made while
             # this module runs (a shared working tree) cannot force a re-render between the runs.
-            mp.setattr("okr_analysis.report._package_hash", lambda: "pinned-for-the-test")
+            mp.setattr("okr_analysis.reports.build._package_hash", lambda: "pinned-for-the-test")
             kw.setdefault("quarter", QUARTER)
             return build_reports(data_dir, out=out, jobs=2, notebook=nb, **kw)
     finally:
@@ -165,7 +155,7 @@ def test_team_file_names_are_unique_and_stable():
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    from okr_analysis import render
+    from okr_analysis.reports import render
 
     target = tmp_path / "t1.html"
     render.atomic_write(target, "old report")
@@ -385,16 +375,16 @@ def test_index_page(batch):
 def test_the_manifest_files_are_rewritten_from_each_teams_kept_text(batch, tmp_path, monkeypatch):
     """build.json and index.html are what json.dumps and render_index make of the manifest, yet a
     rewrite renders only the teams whose entry changed (rewrites stay cheap at thousands of teams)."""
-    import okr_analysis.render as render
-    from okr_analysis.render import render_index
-    from okr_analysis.report import _Manifest
+    import okr_analysis.reports.manifest as manifest_module
+    from okr_analysis.reports import render_index
+    from okr_analysis.reports.manifest import _Manifest
 
     m = json.loads((batch["folder"] / "build.json").read_text())
     header = {k: v for k, v in m.items() if k not in ("teams", "counts", "ok")}
     entries = {t["team_id"]: t for t in m["teams"]}
     rendered: list[str] = []
-    real_row = render.render_index_row
-    monkeypatch.setattr(render, "render_index_row",
+    real_row = manifest_module.render_index_row
+    monkeypatch.setattr(manifest_module, "render_index_row",
                         lambda team, **kw: rendered.append(team["team_id"]) or real_row(team, **kw))
     manifest = _Manifest(tmp_path, header, entries, [t["team_id"] for t in m["teams"]])
 
@@ -524,7 +514,7 @@ def test_the_batch_lets_go_of_the_data_once_the_shared_analyses_are_written(tmp_
     import gc
     import weakref
 
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
 
     ds = from_frames(tiny_tables(), source="tiny")
     ref = weakref.ref(ds)
@@ -549,11 +539,13 @@ def test_a_batch_from_a_folder_never_holds_the_data_itself(tmp_path, data_dir, m
     organisation (benchmarks/results/scale.md). The child's warnings reach the caller."""
     import multiprocessing
 
-    import okr_analysis.loaders as loaders
+    import okr_analysis.io.loading
+    import okr_analysis.reports.data
 
     loaded_here = []
-    real_load = loaders.load
-    monkeypatch.setattr(loaders, "load", lambda *a, **k: loaded_here.append(a) or real_load(*a, **k))
+    real_load = okr_analysis.io.loading.load
+    for module in (okr_analysis.io.loading, okr_analysis.reports.data):  # the function and the batch's name for it
+        monkeypatch.setattr(module, "load", lambda *a, **k: loaded_here.append(a) or real_load(*a, **k))
     children = []
 
     def progress(outcome, done, total):
@@ -576,10 +568,10 @@ def test_workers_warm_up_beside_the_data_process_only_when_the_data_is_small(tmp
     import multiprocessing
     import threading
 
-    import okr_analysis.report as report
+    import okr_analysis.reports.build as build
 
     if large:
-        monkeypatch.setattr(report, "_WARM_EARLY_MAX_ROWS", 10)  # the sample organisation has more KPI rows
+        monkeypatch.setattr(build, "_WARM_EARLY_MAX_ROWS", 10)  # the sample organisation has more KPI rows
     seen: list[tuple[bool, bool]] = []
     stop = threading.Event()
 
@@ -608,7 +600,7 @@ def test_a_batch_from_a_folder_passes_on_the_loaders_errors(tmp_path, data_dir):
     """Errors raised in the data process arrive as themselves: a ValidationError with its problems, the
     unknown teams and the quarter without objectives; nothing is written."""
     from okr_analysis import ValidationError
-    from okr_analysis.report import NoObjectivesError, UnknownTeamsError
+    from okr_analysis.reports import NoObjectivesError, UnknownTeamsError
 
     bad = tmp_path / "bad"
     shutil.copytree(data_dir, bad)
@@ -656,7 +648,7 @@ def _section_outputs(ctx, sections) -> list:
     from IPython.core.pylabtools import select_figure_formats
     from IPython.utils.capture import capture_output
 
-    from okr_analysis import review
+    from okr_analysis.reports import org, team
 
     matplotlib.use("Agg")
     shell = InteractiveShell.instance()
@@ -665,7 +657,7 @@ def _section_outputs(ctx, sections) -> list:
     for name in sections:
         with warnings.catch_warnings(), capture_output() as cap:
             warnings.simplefilter("ignore")
-            returned = getattr(review, name)(ctx)
+            returned = getattr(org if ctx.is_org else team, name)(ctx)
         out.append((name, [o.data for o in cap.outputs], repr(returned)))
     return out
 
@@ -675,7 +667,7 @@ def sample_shared(sample_ds, tmp_path_factory) -> Path:
     """A batch's shared folder (dataset copy and shared analyses) for the sample organisation."""
     import pandas as pd
 
-    from okr_analysis.report import _write_shared
+    from okr_analysis.reports.cache import _write_shared
 
     shared = tmp_path_factory.mktemp("cache") / "shared"
     _write_shared(sample_ds, shared, quarter=sample_ds.quarter(QUARTER), as_of=pd.Timestamp("2026-09-30"),
@@ -689,7 +681,7 @@ def test_shared_tables_are_read_for_some_teams_in_their_order(tmp_path):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from okr_analysis.report import _read_by_team, _write_by_team
+    from okr_analysis.reports.cache import _read_by_team, _write_by_team
 
     rng = np.random.default_rng(3)
     teams = np.array(["t3", "*", "t1", "t2", None], dtype=object)
@@ -719,7 +711,7 @@ def test_a_batch_notebook_reads_its_slice_and_shows_the_same_report(sample_ds, s
     whole dataset (charts included)."""
     import pandas as pd
 
-    from okr_analysis.report import ReportContext
+    from okr_analysis.reports import ReportContext
 
     q = sample_ds.quarter(QUARTER)
     as_of = pd.Timestamp("2026-09-30")
@@ -746,3 +738,23 @@ def test_a_batch_notebook_reads_its_slice_and_shows_the_same_report(sample_ds, s
         assert shown_s == shown_w, f"section {name} displays something else from the slice"
         assert ret_s == ret_w, f"section {name} returns something else from the slice"
     assert any("image/png" in d for _, shown, _ in sliced_out for d in shown), "the charts were compared"
+
+
+def test_the_package_hash_covers_every_module_subpackages_included(tmp_path, monkeypatch):
+    """Changing any module of the package, in a subpackage too, marks existing reports out of date."""
+    import shutil
+
+    import okr_analysis.config
+    import okr_analysis.reports.manifest as manifest
+
+    copy = tmp_path / "okr_analysis"
+    shutil.copytree(okr_analysis.config.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(manifest, "PACKAGE_DIR", copy)
+    before = manifest._package_hash()
+    for module in ("reports/build.py", "io/readers.py", "scoring.py"):
+        path = copy / module
+        original = path.read_text()
+        path.write_text(original + "\n# changed\n")
+        assert manifest._package_hash() != before, module
+        path.write_text(original)
+        assert manifest._package_hash() == before

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import tiny_tables
 from okr_analysis import DataWarning
-from okr_analysis.loaders import from_frames
+from okr_analysis.io import from_frames
 from okr_analysis.resample import FREQS, check_freq, infer_freq, kpi_panel, period_start, resample_kpis
 
 COLUMNS = ["team_id", "metric", "period_start", "value", "n_obs"]
@@ -85,7 +85,7 @@ def test_period_start_fiscal_quarters(fys, date, expected):
 
 
 def test_period_start_quarters_agree_with_the_quarter_class():
-    from okr_analysis.quarters import Quarter
+    from okr_analysis.io import Quarter
 
     days = pd.Series(pd.date_range("2024-11-01", "2027-02-28", freq="D"))
     for fys in (1, 2, 4, 7, 11, 12):

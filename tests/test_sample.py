@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from okr_analysis.quarters import Quarter, quarter_of
+from okr_analysis.io import Quarter, quarter_of
 from okr_analysis.sample import (
     BUILT_IN_DECLINES,
     BUILT_IN_DRIVERS,
@@ -25,7 +25,8 @@ from okr_analysis.sample import (
     make_sample,
     write_sample,
 )
-from okr_analysis.schemas import AGGREGATIONS, DIRECTIONS, METRIC_KINDS, OBJECTIVE_KINDS, TABLES
+from okr_analysis.io.schemas import AGGREGATIONS, DIRECTIONS, METRIC_KINDS, OBJECTIVE_KINDS
+from okr_analysis.io import TABLES
 
 QUARTERS = ["2025Q4", "2026Q1", "2026Q2", "2026Q3"]
 LAST_DATE = pd.Timestamp("2026-09-21")  # the last Monday on or before the default end, 2026-09-27
@@ -373,7 +374,7 @@ def test_sample_readme_describes_the_answers():
 # Validation, files, sizes, arguments
 # ----------------------------------------------------------------------------------
 def test_the_loader_validates_the_sample_without_problems(tables):
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not even a warning (gaps, check-ins outside their quarter)
@@ -423,7 +424,7 @@ def test_write_sample_round_trip(tmp_path, fmt):
 
 
 def test_write_sample_loads_back(tmp_path):
-    from okr_analysis.loaders import load
+    from okr_analysis.io import load
 
     ds = load(write_sample(tmp_path / "org", seed=0))
     assert ds.quarters == QUARTERS and len(ds.teams) == 17
@@ -481,7 +482,7 @@ def test_other_end_dates_and_short_histories():
     assert sorted(t["objectives"]["quarter"].unique()) == ["2026Q3"]
     _check_references(t)
     # a tiny organisation still validates
-    from okr_analysis.loaders import from_frames
+    from okr_analysis.io import from_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

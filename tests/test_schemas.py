@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from okr_analysis.schemas import REQUIRED_TABLES, TABLES
+from okr_analysis.io import REQUIRED_TABLES, TABLES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import tiny_tables
 from okr_analysis import DataWarning
-from okr_analysis.loaders import from_frames
+from okr_analysis.io import from_frames
 from okr_analysis.scoring import (
     KR_COLUMNS,
     OBJECTIVE_COLUMNS,

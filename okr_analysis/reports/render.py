@@ -1,24 +1,10 @@
-"""Rendering executed report notebooks to HTML and PDF, and the batch index page.
-
-* :class:`HtmlRenderer` builds nbconvert's ``HTMLExporter`` **once** with the
-  ``templates/okr_report`` template (no code, no prompts, no parameter cells,
-  no stderr, no tracebacks in a successful report, a table of contents, print CSS,
-  no external scripts or styles) and renders notebooks in a few tens of milliseconds.
-* :class:`PdfPrinter` prints HTML files to PDF with **one** persistent headless
-  Chromium driven by Playwright (about 0.3 s a page instead of 2.4 s for a browser
-  per file). It needs a Chromium executable on the machine — :func:`find_chromium`.
-* :func:`render_index` renders the ``index.html`` of a batch from its manifest with Jinja2
-  (autoescaped: every team name and error message is escaped); :func:`render_index_row` and
-  :func:`render_index_page` are its two halves, for a runner that keeps each team's row.
-* :func:`atomic_write` / :func:`temp_path_for`: every output file is written to a
-  temporary name beside its final place and moved into place with :func:`os.replace`.
-
-The heavy imports (nbconvert, playwright) happen when a renderer or printer is built,
-never at import time of this module.
+"""Rendering executed notebooks: HTML with the okr_report template, PDF with headless Chromium,
+and the index page.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 import json
@@ -29,36 +15,30 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = [
-    "TEMPLATE_DIR",
-    "TEMPLATE_NAME",
-    "SUMMARY_MIMETYPE",
-    "CHROMIUM_ARGS",
-    "PDF_INSTALL_HINT",
-    "HtmlRenderer",
-    "PdfPrinter",
-    "ReportPreprocessor",
-    "find_chromium",
-    "pdf_support",
-    "render_index",
-    "render_index_row",
-    "render_index_page",
-    "atomic_write",
-    "temp_path_for",
-]
+import jinja2
+from markupsafe import Markup
+from traitlets import Bool
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-TEMPLATE_NAME = "okr_report"
-TEMPLATE_DIR = REPO_DIR / "templates" / TEMPLATE_NAME
+from ..config import TEMPLATE_DIR, chromium_override
+
+__all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
+
+
 
 #: Mimetype of the hidden output through which a report notebook hands its summary
 #: (team, score, band, status counts …) to the runner; never shown in a report.
 SUMMARY_MIMETYPE = "application/vnd.okr-analysis.summary+json"
 
+
 #: Cell tags removed from every rendered report.
 REMOVED_CELL_TAGS = frozenset({"parameters", "injected-parameters", "remove-cell", "remove_cell"})
+
+
 REMOVED_OUTPUT_TAGS = frozenset({"remove-output", "remove_output"})
+
+
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
 
 #: Flags for a headless Chromium that must not reach the network or need a GPU.
 CHROMIUM_ARGS = (
@@ -72,13 +52,17 @@ CHROMIUM_ARGS = (
     "--disable-dev-shm-usage",  # containers often have a small /dev/shm
 )
 
+
 PDF_INSTALL_HINT = (
     "PDF reports need Chromium: install it with `apt-get install chromium` (Debian/Ubuntu; "
     "`make setup` does it), or set OKR_ANALYSIS_CHROMIUM to a Chrome/Chromium executable. "
     "HTML reports were written; print them to PDF from a browser if needed."
 )
 
+
 _CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
 _CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium",
                    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
                    "/Applications/Chromium.app/Contents/MacOS/Chromium")
@@ -117,9 +101,10 @@ def atomic_write(path: "str | os.PathLike[str]", data: "str | bytes") -> Path:
 # HTML
 # ----------------------------------------------------------------------------------
 def _make_preprocessor_class():
+    # lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
+    # lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
     from nbconvert.filters.markdown import markdown2html
     from nbconvert.preprocessors import Preprocessor
-    from traitlets import Bool
 
     heading = re.compile(r"<h([1-3])\s+id=\"([^\"]*)\"[^>]*>(.*?)</h\1>", re.S)
     anchor = re.compile(r"<a class=\"anchor-link\".*?</a>", re.S)
@@ -203,6 +188,7 @@ class HtmlRenderer:
     template_dir : path, optional
         The template folder (default: the repository's ``templates/okr_report``).
     """
+# lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
 
     def __init__(self, template_dir: "str | os.PathLike[str] | None" = None):
         from nbconvert import HTMLExporter
@@ -229,7 +215,6 @@ class HtmlRenderer:
         ``resources['okr_summary']`` holds the summary the notebook recorded (if any).
         With ``show_errors=True`` (a failed run) the traceback and papermill's banner are kept.
         """
-        import copy
 
         res = {"okr_show_errors": show_errors, **(dict(resources) if resources else {})}
         body, out_resources = self.exporter.from_notebook_node(copy.deepcopy(nb), resources=res)
@@ -245,7 +230,7 @@ def find_chromium() -> str | None:
     Looks at ``$OKR_ANALYSIS_CHROMIUM``, then ``chromium``/``google-chrome`` on PATH,
     then the usual install locations.
     """
-    env = os.environ.get("OKR_ANALYSIS_CHROMIUM")
+    env = chromium_override()
     if env:
         return env if Path(env).exists() else None
     for name in _CHROMIUM_CANDIDATES:
@@ -300,6 +285,7 @@ class PdfPrinter:
         self._page = None
 
     def start(self) -> "PdfPrinter":
+        # lazy import: Chromium driver, needed only to print PDFs
         """Launch the browser (done automatically on first print)."""
         if self._browser is not None:
             return self
@@ -416,7 +402,6 @@ def render_index_row(team: Mapping[str, Any], *, template_dir: "str | os.PathLik
     The batch runner renders a row once per team result and keeps it: rewriting the index as the
     batch goes on then only joins strings (see :func:`render_index_page`).
     """
-    from markupsafe import Markup
 
     _, row, _ = _index_template(str(template_dir if template_dir is not None else TEMPLATE_DIR))
     return Markup(row.render(t=team))
@@ -434,8 +419,6 @@ def render_index_page(manifest: Mapping[str, Any], rows: "Iterable[str]", *,
 
 @functools.lru_cache(maxsize=4)
 def _index_template(template_dir: str):
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir),
         autoescape=True,

@@ -7,13 +7,14 @@ present, defaults filled, dtypes fixed), so analyses never re-check types.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
 from .quarters import Quarter, to_day
+from .validation import tables_from_frames
 
 __all__ = ["Dataset"]
 
@@ -66,9 +67,8 @@ class Dataset:
         okr_analysis.ValidationError
             Listing every problem found.
         """
-        from .loaders import from_frames
-
-        return from_frames(tables, fiscal_year_start=fiscal_year_start, source=source)
+        typed, notes = tables_from_frames(tables, fiscal_year_start=fiscal_year_start, source=source)
+        return cls(**typed, fiscal_year_start=fiscal_year_start, source=source, warnings=tuple(notes))
 
     # -- quarters ---------------------------------------------------------------
     def quarter(self, label: "str | Quarter") -> Quarter:
@@ -253,7 +253,6 @@ class Dataset:
 
     def known_on(self, as_of: Any) -> "Dataset":
         """The dataset as it was known at the end of ``as_of``: KPI values and check-ins dated after it removed."""
-        from dataclasses import replace
 
         ts = pd.Timestamp(as_of)
         return replace(self, kpis=self.kpis.loc[self.kpis["date"] <= ts].reset_index(drop=True),

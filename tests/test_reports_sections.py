@@ -13,7 +13,12 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from okr_analysis import report, review, score_key_results
+from okr_analysis import score_key_results
+from okr_analysis.privacy import suppressed_label
+from okr_analysis.reports import open_report
+from okr_analysis.reports import org as org_sections
+from okr_analysis.reports import team as team_sections
+from okr_analysis.reports.common import _fmt, _scored_teams
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,7 +30,7 @@ def shell():
 def _ctx(sample_dir, team_id, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return report.open_report(str(sample_dir), team_id=team_id, quarter="2026Q3", **kw)
+        return open_report(str(sample_dir), team_id=team_id, quarter="2026Q3", **kw)
 
 
 def _run(func, ctx):
@@ -53,7 +58,7 @@ def org(sample_dir):
 
 
 def test_summary_sentences_follow_the_scores(tier2):
-    sentences = review.summary_sentences(tier2)
+    sentences = team_sections.summary_sentences(tier2)
     krs = tier2.team_table("kr_scores")
     on = int((krs["status"] == "on track").sum())
     assert any(s.startswith(f"{on} of {len(krs)} key results") for s in sentences), sentences
@@ -70,7 +75,7 @@ def test_summary_sentences_follow_the_scores(tier2):
 
 
 def test_scorecard_rows_and_band_colours(tier2):
-    table, html = _run(review.scorecard, tier2)
+    table, html = _run(team_sections.scorecard, tier2)
     krs = score_key_results(tier2.ds, "2026Q3", as_of="2026-08-20")
     krs = krs[krs["team_id"] == "support-tier2"]
     assert sorted(table["kr_id"]) == sorted(krs["kr_id"])
@@ -82,29 +87,29 @@ def test_scorecard_rows_and_band_colours(tier2):
 
 
 def test_small_team_people_metrics_are_suppressed_everywhere(partners):
-    label = review.suppressed_label(5)
+    label = suppressed_label(5)
     assert label == "suppressed (minimum group size 5)"
     people = set(partners.ds.metrics.loc[partners.ds.metrics["people_metric"], "metric"])
-    table, html = _run(review.scorecard, partners)
+    table, html = _run(team_sections.scorecard, partners)
     hidden = table["metric"].isin(people)
     assert hidden.any()
     assert table.loc[hidden, "score"].isna().all() and (table.loc[hidden, "status"] == label).all()
     assert label in html
     for r in table[hidden].itertuples():  # the suppressed current values are not in the page
         raw = partners.team_table("kr_scores").set_index("kr_id").loc[r.kr_id, "current"]
-        assert f">{review._fmt(raw, r.unit)}<" not in html
-    sentences = review.summary_sentences(partners)
+        assert f">{_fmt(raw, r.unit)}<" not in html
+    sentences = team_sections.summary_sentences(partners)
     assert not any("scores" in s and "as of" in s for s in sentences), "a team score would reveal them"
     assert any("not shown" in s for s in sentences)
-    panel, panel_html = _run(review.kpi_panel, partners)
+    panel, panel_html = _run(team_sections.kpi_panel, partners)
     assert (panel.loc[panel["metric"].isin(people), "latest"] == label).all()
     assert not (panel.loc[~panel["metric"].isin(people), "latest"] == label).any()
 
 
 def test_key_result_charts_skip_suppressed_and_draw_the_rest(partners, tier2):
-    n, _ = _run(review.key_result_charts, tier2)
+    n, _ = _run(team_sections.key_result_charts, tier2)
     assert n == len(tier2.team_table("kr_scores"))
-    n_small, html = _run(review.key_result_charts, partners)
+    n_small, html = _run(team_sections.key_result_charts, partners)
     krs = partners.team_table("kr_scores")
     people = set(partners.ds.metrics.loc[partners.ds.metrics["people_metric"], "metric"])
     assert n_small == int((~krs["metric"].isin(people)).sum())
@@ -112,7 +117,7 @@ def test_key_result_charts_skip_suppressed_and_draw_the_rest(partners, tier2):
 
 
 def test_leading_indicators_show_the_planted_driver(tier2):
-    view, html = _run(review.leading_indicators, tier2)
+    view, html = _run(team_sections.leading_indicators, tier2)
     found = view[(view["verdict"] == "leads") & (view["scope"] == "all teams (pooled)")]
     assert {("first_response_time", "csat")} <= set(zip(found["leading"], found["lagging"]))
     assert int(found.set_index("leading").loc["first_response_time", "lag"]) == 2
@@ -120,27 +125,27 @@ def test_leading_indicators_show_the_planted_driver(tier2):
 
 
 def test_hygiene_lists_this_teams_findings_only(tier2):
-    (findings, cands), html = _run(review.hygiene, tier2)
+    (findings, cands), html = _run(team_sections.hygiene, tier2)
     assert set(findings["team_id"]) <= {"support-tier2"}
     assert set(cands["team_id"]) <= {"support-tier2"}
     assert "Candidate key results for 2026Q4" in html
 
 
 def test_org_overview_sections(org):
-    sentences = review.org_summary(org)
+    sentences = org_sections.org_summary(org)
     assert sentences[0].startswith("Acme Corp scores")
-    depts, _ = _run(review.department_scores, org)
+    depts, _ = _run(org_sections.department_scores, org)
     assert sorted(depts["department"]) == sorted(["People & HR", "Customer Support", "Sales", "Engineering"])
-    heat, _ = _run(review.team_kr_heatmap, org)
+    heat, _ = _run(org_sections.team_kr_heatmap, org)
     assert "hr-partners" in set(heat["team_id"])
     people = set(org.ds.metrics.loc[org.ds.metrics["people_metric"], "metric"])
     small = heat[(heat["team_id"] == "hr-partners") & heat["metric"].isin(people)]
     assert small["score"].isna().all()
-    risky, html = _run(review.teams_at_risk, org)
+    risky, html = _run(org_sections.teams_at_risk, org)
     if "HR Business Partners" in set(risky["team_name"]):  # listed: then only with its score suppressed
         row = risky[risky["team_name"] == "HR Business Partners"].iloc[0]
         assert row["score"] == "suppressed (minimum group size 5)"
-    drivers, _ = _run(review.org_drivers, org)
+    drivers, _ = _run(org_sections.org_drivers, org)
     leads = drivers[drivers["verdict"] == "leads"]
     assert {("training_attendance", "engagement"), ("first_response_time", "csat"),
             ("qualified_leads", "revenue")} <= set(zip(leads["leading"], leads["lagging"]))
@@ -156,46 +161,46 @@ def test_hostile_titles_are_escaped(sample_dir):
     krs = ctx.ds.key_results.copy()
     krs.loc[krs["kr_id"] == kr_id, "title"] = evil
     ctx = dataclasses.replace(ctx, ds=dataclasses.replace(ctx.ds, key_results=krs), _tables={})
-    _, html = _run(review.scorecard, ctx)
+    _, html = _run(team_sections.scorecard, ctx)
     assert "<script>window.pwned" not in html and "<img src=x" not in html
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
 
 
 def test_methods_note(tier2):
-    _, html = _run(review.methods, tier2)
+    _, html = _run(team_sections.methods, tier2)
     for word in ("Scores", "Status", "Forecasts", "Drivers", "Privacy"):
         assert f"<dt>{word}</dt>" in html
 
 
 def test_department_rollups_use_complementary_suppression(org):
-    label = review.suppressed_label(5)
-    teams = review._scored_teams(org).set_index("team_id")
+    label = suppressed_label(5)
+    teams = _scored_teams(org).set_index("team_id")
     # hr-partners (4 people) is suppressed; so is its next-smallest sibling, or People & HR's roll-up
     # minus the others would give hr-partners' score away
     assert teams.loc["hr-partners", "suppressed"] and teams.loc["hr-learning", "suppressed"]
     assert pd.isna(teams.loc["hr-learning", "score"]) and pd.isna(teams.loc["hr-learning", "rollup_score"])
     assert not teams.loc["hr-recruiting", "suppressed"] and pd.notna(teams.loc["hr", "rollup_score"])
     # a team report reads its own rows only (record_summary) and gets the same figures
-    some = review._scored_teams(org, teams=["hr-learning", "hr", "hr-recruiting"]).set_index("team_id")
+    some = _scored_teams(org, teams=["hr-learning", "hr", "hr-recruiting"]).set_index("team_id")
     pd.testing.assert_frame_equal(some, teams.loc[some.index])
-    depts, html = _run(review.department_scores, org)
+    depts, html = _run(org_sections.department_scores, org)
     assert "next-smallest team" in html and label not in set(depts["rollup_score"].astype(str))
-    heat, _ = _run(review.team_kr_heatmap, org)
+    heat, _ = _run(org_sections.team_kr_heatmap, org)
     people = set(org.ds.metrics.loc[org.ds.metrics["people_metric"], "metric"])
     hidden = heat[heat["team_id"].isin(["hr-partners", "hr-learning"]) & heat["metric"].isin(people)]
     assert len(hidden) and hidden["score"].isna().all()
-    risky, _ = _run(review.teams_at_risk, org)
+    risky, _ = _run(org_sections.teams_at_risk, org)
     hr = risky[risky["team_name"].isin(["HR Business Partners", "Learning & Development"])]
     assert (hr["score"] == label).all()
 
 
 def test_complement_teams_report_hides_its_people_krs(sample_dir):
     ctx = _ctx(sample_dir, "hr-learning")  # 6 people: the complement of hr-partners
-    table, html = _run(review.scorecard, ctx)
+    table, html = _run(team_sections.scorecard, ctx)
     people = set(ctx.ds.metrics.loc[ctx.ds.metrics["people_metric"], "metric"])
     rows = table[table["metric"].isin(people)]
-    assert len(rows) and rows["score"].isna().all() and (rows["status"] == review.suppressed_label(5)).all()
-    sentences = review.summary_sentences(ctx)
+    assert len(rows) and rows["score"].isna().all() and (rows["status"] == suppressed_label(5)).all()
+    sentences = team_sections.summary_sentences(ctx)
     assert any("smaller team in the same department" in s for s in sentences)
     team = ctx.team_table("team_scores").iloc[0]
     assert not any(f"{team['score']:.2f}" in s for s in sentences)
@@ -216,11 +221,11 @@ def test_index_summary_withholds_rollups_that_suppression_hides(tmp_path):
         ctx = _ctx(folder, team)
         with warnings.catch_warnings(), capture_output() as cap:
             warnings.simplefilter("ignore")
-            review.record_summary(ctx)
+            team_sections.record_summary(ctx)
         return [o.data for o in cap.outputs if "application/vnd.okr-analysis.summary+json" in o.data][0][
             "application/vnd.okr-analysis.summary+json"]
 
-    scored = review._scored_teams(_ctx(folder, "co")).set_index("team_id")
+    scored = _scored_teams(_ctx(folder, "co")).set_index("team_id")
     assert bool(scored.loc["t3", "suppressed"]) and bool(scored.loc["d2", "suppressed"])
     assert payload("t3")["score"] is None
     assert payload("d2")["score"] is None
@@ -230,15 +235,15 @@ def test_index_summary_withholds_rollups_that_suppression_hides(tmp_path):
 def test_org_overview_keeps_to_the_teams_that_need_attention_in_a_large_organisation(org):
     """With thousands of teams the heat map and the at-risk list show the worst teams and say how many
     there are (the full lists would be dozens of pages)."""
-    every, _ = _run(review.team_kr_heatmap, org)
-    heat, html = _run(lambda c: review.team_kr_heatmap(c, max_teams=5), org)
+    every, _ = _run(org_sections.team_kr_heatmap, org)
+    heat, html = _run(lambda c: org_sections.team_kr_heatmap(c, max_teams=5), org)
     assert heat["team_id"].nunique() == 5
     means = every.groupby("team_id")["score"].mean().rename("mean").reset_index()
     worst = means.sort_values(["mean", "team_id"], na_position="last")["team_id"].head(5)
     assert set(heat["team_id"]) == set(worst)
     assert f"The 5 teams with the lowest mean key-result score, of {every['team_id'].nunique()} teams" in html
-    full, _ = _run(review.teams_at_risk, org)
+    full, _ = _run(org_sections.teams_at_risk, org)
     assert len(full) > 3
-    top, html = _run(lambda c: review.teams_at_risk(c, max_rows=3), org)
+    top, html = _run(lambda c: org_sections.teams_at_risk(c, max_rows=3), org)
     assert top["team_name"].tolist() == full["team_name"].head(3).tolist()
     assert f"and {len(full) - 3} more teams" in html and "(the 3 worst)" in html

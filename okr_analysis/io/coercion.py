@@ -1,0 +1,218 @@
+"""Typing raw tables: text, numbers, dates and booleans as the data format defines them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import Problem
+from .quarters import Quarter
+from .raw import _MAX_PROBLEMS_PER_RULE, _Raw
+from .schemas import ColumnSpec, TableSpec
+
+# ----------------------------------------------------------------------------------
+# Typing
+# ----------------------------------------------------------------------------------
+_MISSING_STRINGS = {"", "na", "n/a", "nan", "none", "null", "<na>", "nat"}
+
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+
+
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _as_text_each(s: pd.Series) -> pd.Series:
+    """:func:`_as_text` cell by cell (the reference path; used for mixed-type columns)."""
+    if pd.api.types.is_float_dtype(s):
+        # ids stored as numbers (Parquet, Excel): 7.0 -> "7"
+        txt = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+    else:
+        txt = s.map(lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
+    txt = txt.astype("str").str.strip()
+    return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed; empty and NA-like cells become missing.
+
+    Large columns of one type (text, or numbers) are converted once per distinct value and
+    spread back by position (ids, metrics and dates repeat a lot); mixed-type columns
+    (Excel) go cell by cell. Both give the same result.
+    """
+    if len(s) < 1_000:
+        return _as_text_each(s)
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        return _as_text_each(s)
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s) or pd.api.types.is_float_dtype(s)):
+        return _as_text_each(s)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    if len(uniques) > len(s) // 2:
+        return _as_text_each(s)
+    text = _as_text_each(pd.Series(uniques, dtype=s.dtype if s.dtype != object else object))
+    out = text.array.take(codes, allow_fill=True)
+    return pd.Series(out, index=s.index, dtype=text.dtype)
+
+
+_MAX_TEXT = 2_000  # characters kept of a text cell (titles, comments, names)
+
+
+_MAX_ID = 200  # characters allowed in an id
+
+
+class _Typer:
+    """Converts raw columns to their documented types, collecting problems."""
+
+    def __init__(self, raw: _Raw, problems: list[Problem], notes: list[str]):
+        self.raw = raw
+        self.problems = problems
+        self.notes = notes
+
+    def bad(self, mask: pd.Series, column: str, message: Callable[[Any], str], fix: str, values: pd.Series) -> None:
+        idx = np.flatnonzero(mask.to_numpy())
+        for i in idx[:_MAX_PROBLEMS_PER_RULE]:
+            self.problems.append(
+                Problem(self.raw.name, self.raw.file, int(i) + self.raw.row_offset, column, message(values.iloc[i]), fix)
+            )
+        if len(idx) > _MAX_PROBLEMS_PER_RULE:
+            self.problems.append(Problem(self.raw.name, self.raw.file, None, column,
+                                         f"… and {len(idx) - _MAX_PROBLEMS_PER_RULE} more rows like these", ""))
+
+    def convert(self, spec: ColumnSpec, s: pd.Series, fiscal_year_start: int) -> pd.Series:
+        kind = spec.kind
+        if kind == "id":
+            text = _as_text(s)
+            long = text.str.len() > _MAX_ID
+            if long.any():
+                self.bad(long.fillna(False), spec.name,
+                         lambda v: f"id is {len(v):,} characters long", f"use ids of at most {_MAX_ID} characters",
+                         text)
+            return text
+        if kind == "text":
+            text = _as_text(s)
+            long = (text.str.len() > _MAX_TEXT).fillna(False)
+            if long.any():
+                rows = ", ".join(str(int(i) + self.raw.row_offset) for i in np.flatnonzero(long.to_numpy())[:5])
+                self.notes.append(f"{self.raw.name}({self.raw.file}): {spec.name}: {int(long.sum())} cell(s) longer "
+                                  f"than {_MAX_TEXT:,} characters (rows {rows}) were cut to {_MAX_TEXT:,} characters.")
+                text = text.where(~long, text.str.slice(0, _MAX_TEXT - 1) + "…")
+            return text
+        if kind == "enum":
+            return _as_text(s).str.lower()
+        if kind in ("float", "int"):
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                num = s.astype("float64")
+            else:
+                text = _as_text(s)
+                if self.raw.decimal_comma:
+                    text = text.str.replace(r"^([-+]?\d+),(\d+)$", r"\1.\2", regex=True)
+                num = pd.to_numeric(text, errors="coerce").astype("float64")
+                unparsed = text.notna() & num.isna()
+                if unparsed.any():
+                    self.bad(unparsed, spec.name, lambda v: f"{v!r} is not a number",
+                             "write plain numbers with a dot for decimals and no thousands separators (1234.5)",
+                             text)
+            nonfinite = num.notna() & ~np.isfinite(num.to_numpy(dtype="float64", na_value=np.nan))
+            if nonfinite.any():
+                self.bad(nonfinite, spec.name, lambda v: f"{v} is not a finite number",
+                         "replace infinite values with a real measurement or leave the cell empty", num)
+                num = num.mask(nonfinite)
+            if kind == "int":
+                frac = num.notna() & (num != np.floor(num.fillna(0)))
+                if frac.any():
+                    self.bad(frac, spec.name, lambda v: f"{v} is not a whole number", "use a whole number", num)
+                return num.where(~frac).round().astype("Int64")
+            return num
+        if kind == "date":
+            if pd.api.types.is_datetime64_any_dtype(s):
+                d = s
+                if getattr(d.dt, "tz", None) is not None:
+                    d = d.dt.tz_localize(None)
+                return d.dt.normalize().astype("datetime64[ns]")
+            text = _as_text(s)
+            d = pd.to_datetime(text, format="ISO8601", errors="coerce")
+            unparsed = text.notna() & d.isna()
+            if unparsed.any():
+                self.bad(unparsed, spec.name, lambda v: f"{v!r} is not a date",
+                         "write dates as YYYY-MM-DD (e.g. 2026-07-15)", text)
+            return d.dt.normalize().astype("datetime64[ns]")
+        if kind == "bool":
+            if pd.api.types.is_bool_dtype(s):
+                return s.astype("boolean")
+            text = _as_text(s).str.lower()
+            out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+            out[text.isin(_TRUE)] = True
+            out[text.isin(_FALSE)] = False
+            unparsed = text.notna() & out.isna()
+            if unparsed.any():
+                self.bad(unparsed, spec.name, lambda v: f"{v!r} is not true or false", "write true or false", text)
+            return out
+        if kind == "quarter":
+            text = _as_text(s)
+            labels: dict[str, str | None] = {}
+            for v in text.dropna().unique():
+                try:
+                    labels[v] = Quarter.parse(v, fiscal_year_start=fiscal_year_start).label
+                except ValueError:
+                    labels[v] = None
+            q = text.map(labels).astype("str")
+            unparsed = text.notna() & q.isna()
+            if unparsed.any():
+                self.bad(unparsed, spec.name, lambda v: f"{v!r} is not a quarter",
+                         "write quarters as 2026Q3, 2026-Q3 or Q3 2026", text)
+            return q
+        raise AssertionError(f"unknown column kind {kind}")  # pragma: no cover
+
+
+def _type_table(raw: _Raw, spec: TableSpec, problems: list[Problem], notes: list[str],
+                fiscal_year_start: int) -> pd.DataFrame:
+    frame = raw.frame
+    frame = frame.rename(columns=lambda c: str(c).strip().lower().lstrip("\ufeff"))
+    if frame.columns.duplicated().any():
+        dups = sorted(set(frame.columns[frame.columns.duplicated()]))
+        problems.append(Problem(raw.name, raw.file, 1 if raw.row_offset == 2 else None, ", ".join(dups),
+                                "column appears more than once", "keep one column of each name"))
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+    names = (frame.columns if raw.all_columns is None
+             else [str(c).strip().lower().lstrip("\ufeff") for c in raw.all_columns])
+    unknown = [c for c in names if c not in spec.column_names]
+    if unknown:
+        notes.append(
+            f"{raw.name}({raw.file}): unknown column{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)} ignored (expected: {', '.join(spec.column_names)})."
+        )
+    missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
+    merged = any(str(c).startswith("unnamed:") for c in frame.columns)
+    for c in missing:
+        fix = (f"add a column named {c} (the table needs: "
+               f"{', '.join(x.name for x in spec.columns if x.required)})")
+        if merged:
+            fix += "; some header cells are empty or merged: unmerge them so every column has its own name in row 1"
+        problems.append(Problem(raw.name, raw.file, 1 if raw.row_offset == 2 else None, c,
+                                "required column is missing", fix))
+    if missing:
+        return pd.DataFrame(columns=spec.column_names)
+    frame = frame.reset_index(drop=True)
+    typer = _Typer(raw, problems, notes)
+    out = {}
+    for col in spec.columns:
+        if col.name in frame.columns:
+            out[col.name] = typer.convert(col, frame[col.name], fiscal_year_start)
+        else:
+            out[col.name] = typer.convert(col, pd.Series([None] * len(frame), dtype=object), fiscal_year_start)
+        if col.default is not None:
+            out[col.name] = out[col.name].fillna(col.default)
+    typed = pd.DataFrame(out, index=frame.index)
+    for col in spec.columns:
+        if col.kind == "bool":
+            typed[col.name] = typed[col.name].fillna(bool(col.default)).astype("bool")
+    return typed
+
+
+def _empty_table(spec: TableSpec) -> pd.DataFrame:
+    dtypes = {"id": "str", "text": "str", "enum": "str", "quarter": "str", "float": "float64",
+              "int": "Int64", "date": "datetime64[ns]", "bool": "bool"}
+    return pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})

@@ -1,0 +1,163 @@
+"""Helpers the team and organisation sections share (suppression lookups, the methods note, the
+summary the index lists).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+from ..privacy import small_teams
+from .display import _display_html, _show
+from .shared import SHARED_ANALYSES
+
+__all__ = ["methods", "record_summary"]
+
+
+
+_ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "stable": "► stable"}
+
+
+_STATUS_ORDER = {"off track": 0, "at risk": 1, "on track": 2, "no data": 3, "unmeasurable": 4}
+
+
+def _fmt(value: Any, unit: Any = "") -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, (float, np.floating)) else str(value)
+    unit = "" if not isinstance(unit, str) else unit.strip()
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def _small_team(ctx: Any) -> bool:
+    """Whether the report's team has fewer people than the minimum group size."""
+    return ctx.team_id in small_teams(ctx.ds, min_group_size=ctx.min_group_size)
+
+
+def _hidden_krs(ctx: Any, krs: pd.DataFrame) -> pd.Series:
+    """Key results whose values describe people of a team below the minimum group size, or would let a
+    reader work such values out from a roll-up (complementary suppression: the shared ``kr_suppression``
+    table, computed over the whole organisation; only the rows of ``krs``' teams are read)."""
+    if krs.empty:
+        return pd.Series(False, index=krs.index)
+    supp = ctx.team_table("kr_suppression", teams=sorted(set(krs["team_id"].dropna())))
+    return krs["kr_id"].isin(set(supp.loc[supp["hidden"], "kr_id"]))
+
+
+def _hidden_reason(ctx: Any) -> str:
+    if _small_team(ctx):
+        return f"the team has fewer than {ctx.min_group_size} people"
+    return "they would let a reader work out the figures of a smaller team in the same department"
+
+
+def _forecasts(ctx: Any) -> pd.DataFrame | None:
+    """This team's KR forecasts when the forecasting analysis is part of the shared set."""
+    if "forecasts" not in SHARED_ANALYSES:
+        return None
+    return ctx.team_table("forecasts")
+
+
+def _band_cell(band: Any) -> str:
+    if not isinstance(band, str):
+        return '<span class="okr-band okr-band-none">—</span>'
+    return f'<span class="okr-band okr-band-{html.escape(band)}">{html.escape(band)}</span>'
+
+
+_METHODS = [
+    ("Scores", "Increase/decrease key results: progress = (current − baseline) / (target − baseline), score = "
+               "progress clipped to [0, 1]. Maintain key results: the share of the quarter's check-ins that meet "
+               "the line. Milestones: the latest check-in (1 = done). Objective score = weighted mean of its key "
+               "results; team score = mean of its objectives. Bands: red < 0.4 ≤ yellow < 0.7 ≤ green; committed "
+               "objectives need 1.0, aspirational ones 0.7."),
+    ("Status", "Pace = progress / elapsed share of the quarter: on track from 0.9 (or target reached), at risk "
+               "from 0.7, off track below. Maintain key results are on track while the latest check-in meets "
+               "the line. An objective's status is its weakest key result's."),
+    ("KPI trends", "Mann–Kendall test with the Yue–Wang correction for autocorrelation, Theil–Sen slope; "
+                   "assessment uses whether higher is better."),
+    ("Control charts", "Individuals (XmR) chart: centre and limits from a baseline window; signals by the "
+                       "Western Electric rules."),
+    ("Forecasts", "Where each key result will land: a model chosen by information criterion, simulated future "
+                  "paths, P(hit) = share of paths that reach the target."),
+    ("Drivers", "Prewhitened cross-correlation, Granger tests in both directions, Benjamini–Hochberg false-"
+                "discovery control, and out-of-sample skill; a driver 'leads' only when all agree."),
+    ("Privacy", "People metrics (engagement, turnover …) are not shown for groups smaller than the minimum group "
+                "size; individual-level rows never reach a report."),
+]
+
+
+def methods(ctx: Any) -> None:
+    """The methods note and data-quality warnings."""
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _METHODS)
+    _display_html(f'<dl class="okr-methods">{items}</dl>')
+    _show(ctx.provenance(), caption="Data and method")
+
+
+def record_summary(ctx: Any) -> None:
+    """Hand the index page this report's headline numbers (score, band, status counts); not shown.
+
+    Numbers that suppression hides in the report (a small team's key results on people metrics) are
+    not handed on either, so the index cannot reveal them.
+    """
+    krs = ctx.team_table("kr_scores")
+    hidden = _hidden_krs(ctx, krs)
+    teams = _scored_teams(ctx, teams=[ctx.team_id])  # roll-ups that complementary suppression hides are None
+    score = band = None
+    if len(teams) and not hidden.any() and not bool(teams["suppressed"].iloc[0]):
+        row = teams.iloc[0]
+        col = "score" if bool(row["is_leaf"]) else "rollup_score"  # departments and the company: their subtree
+        if pd.notna(row[col]):
+            score, band = float(row[col]), str(row["band" if col == "score" else "rollup_band"])
+    counts = krs.loc[~hidden, "status"].value_counts()
+    status_counts = {s: int(counts.get(s, 0)) for s in ("on track", "at risk", "off track", "no data")}
+    if hidden.any():
+        status_counts["suppressed"] = int(hidden.sum())
+    ctx.record_summary(score=score, band=band, status_counts=status_counts)
+
+
+# ==================================================================================
+# The organisation overview
+# ==================================================================================
+def _scored_teams(ctx: Any, *, teams: list[str] | None = None) -> pd.DataFrame:
+    """Every team's scores (or those of ``teams``: only their rows are read) with its department name;
+    a score that would reveal a small team's people key results is suppressed (NaN) with ``suppressed``
+    True (the shared ``team_suppression`` table)."""
+    wanted = teams
+
+    def rows(name: str) -> pd.DataFrame:
+        return ctx.table(name) if wanted is None else ctx.team_table(name, teams=wanted)
+
+    krs, supp = rows("kr_scores"), rows("team_suppression")
+    hidden_kr = _hidden_krs(ctx, krs)
+    tree = ctx.ds.team_tree.set_index("team_id")
+    names = tree["team_name"]
+    teams = rows("team_scores").copy()
+    teams["department"] = teams["team_id"].map(tree["department_id"]).map(names).fillna("(company)")
+    teams["suppressed"] = teams["team_id"].isin(set(supp.loc[supp["suppressed"], "team_id"]))
+    mask = teams["suppressed"]
+    for col in ("score", "band", "rollup_score", "rollup_band"):
+        teams[col] = teams[col].astype(object)
+        teams.loc[mask, col] = None
+    # status counts of a suppressed team: its visible key results only (none for a suppressed parent)
+    visible = krs[~hidden_kr]
+    counts = visible.groupby("team_id")["status"].value_counts().unstack(fill_value=0)
+    for col, status in (("n_on_track", "on track"), ("n_at_risk", "at risk"), ("n_off_track", "off track"),
+                        ("n_no_data", "no data")):
+        own = teams["team_id"].map(counts[status] if status in counts else pd.Series(dtype=float)).fillna(0)
+        teams[col] = teams[col].astype(float)
+        teams.loc[mask & teams["is_leaf"], col] = own[mask & teams["is_leaf"]]
+        teams.loc[mask & ~teams["is_leaf"], col] = np.nan
+    return teams
+
+
+def _show_figure(fig: matplotlib.figure.Figure) -> None:
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)
