@@ -1,7 +1,7 @@
 """OKR hygiene: established OKR advice as lint findings, each with a stable code.
 
 :func:`lint` checks one quarter at one as-of date and returns one row per
-finding. The codes (see :data:`LINT_CODES` and README.md ("Scoring")) are stable:
+finding. The codes (see :data:`LINT_CODES` and the documentation, docs/methods/hygiene.md) are stable:
 reports and scripts may filter on them.
 """
 

@@ -9,7 +9,7 @@ DataFrame with a fixed column order:
 * :func:`score` — any of the three by ``level`` (what ``okr-analysis score`` calls).
 
 The rules (formulas, bands, the status rule and the choices made where the
-OKR literature leaves room) are written out in README.md ("Scoring").
+OKR literature leaves room) are written out in docs/methods/scoring.md.
 """
 
 from __future__ import annotations
