@@ -258,8 +258,10 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001
 
 
 def on_page_content(html: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs hook signature
-    """mkdocs-click 0.9 shows click 8.3's "no default" marker as a default: leave those cells empty."""
-    return html.replace("<code>Sentinel.UNSET</code>", "")
+    """mkdocs-click 0.9 shows click 8.3's "no default" marker, and None, as defaults: leave those cells empty."""
+    if page.file.src_uri == "guide/cli.md":
+        html = html.replace("<td><code>Sentinel.UNSET</code></td>", "<td></td>").replace("<td>None</td>", "<td></td>")
+    return html
 
 
 def _result(path: Path) -> str:
