@@ -676,14 +676,22 @@ class ControlChartResult:
     n_baseline : int
         Number of baseline points.
     points : pandas.DataFrame
-        One row per point, in order: ``date``, ``value``, ``moving_range`` (NaN for the
-        first point), ``zone`` (``'C'`` within 1 sigma of the centre, ``'B'`` 1–2 sigma,
-        ``'A'`` 2–3 sigma, ``'beyond'`` beyond 3 sigma), ``side`` (``'above'``, ``'below'``
-        or ``'centre'``), ``in_baseline`` (bool), ``signal`` (bool: any rule fired here).
+        One row per point, in order, with columns:
+
+        - ``date`` (datetime64 or the series' index labels), ``value`` (float)
+        - ``moving_range`` (float): absolute difference from the previous point; NaN for the first
+        - ``zone`` (str): ``'C'`` within 1 sigma of the centre, ``'B'`` 1–2 sigma, ``'A'`` 2–3 sigma,
+          ``'beyond'`` beyond 3 sigma
+        - ``side`` (str): ``'above'``, ``'below'`` or ``'centre'``
+        - ``in_baseline`` (bool): the point is part of the baseline
+        - ``signal`` (bool): any rule fired here
     signals : pandas.DataFrame
-        One row per point and rule that fired, ordered by date: ``date``, ``value``,
-        ``rule`` (a key of :data:`RULES`), ``side`` (``'above'``/``'below'``),
-        ``description``.
+        One row per point and rule that fired, ordered by date, with columns:
+
+        - ``date``, ``value``: as in ``points``
+        - ``rule`` (str): a key of :data:`RULES`
+        - ``side`` (str): ``'above'`` or ``'below'``
+        - ``description`` (str): what the rule says, in words
     label : str
         Name used in the plot title.
     autocorrelation : str

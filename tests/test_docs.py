@@ -35,6 +35,12 @@ def _quiet(f):
         return f()
 
 
+def _chart(ds):
+    """The sample's planted CSAT drop of 2026Q3 (it signals), on the chart `monitor` uses."""
+    return monitoring.control_chart(ds.kpi_series("support-tier2", "csat"), baseline=("2026-01-01", "2026-06-30"),
+                                    autocorrelation="adjust")
+
+
 # (docstring path, *_COLUMNS constant or None, the call on the sample organisation)
 CASES = {
     "okr_analysis.scoring.score_key_results": (
@@ -48,6 +54,8 @@ CASES = {
     "okr_analysis.monitoring.benchmark": (None, lambda ds: monitoring.benchmark(ds)),
     "okr_analysis.monitoring.candidate_key_results": (None, lambda ds: monitoring.candidate_key_results(ds, Q)),
     "okr_analysis.monitoring.monitor": (None, lambda ds: monitoring.monitor(ds)),
+    "okr_analysis.monitoring.ControlChartResult:points": (None, lambda ds: _chart(ds).points),
+    "okr_analysis.monitoring.ControlChartResult:signals": (None, lambda ds: _chart(ds).signals),
     "okr_analysis.resample.resample_kpis": (None, lambda ds: resample.resample_kpis(ds, "M")),
     "okr_analysis.forecasting.forecast_key_results": (
         forecasting.KR_FORECAST_COLUMNS,
