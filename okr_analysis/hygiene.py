@@ -33,6 +33,7 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "CONFIDENCE_DROP": ("warning", "confidence in a key result fell by 3 or more points between consecutive "
                                    "check-ins"),
 }
+#: Columns of :func:`lint`, in order (its docstring describes each one).
 LINT_COLUMNS = ["code", "severity", "quarter", "team_id", "objective_id", "kr_id", "message"]
 _EPS = 1e-9
 
