@@ -185,7 +185,7 @@ executor_option = click.option(
 scheduler_option = click.option(
     "--scheduler", default=None, metavar="tcp://HOST:PORT",
     help="Address of a running Dask scheduler (`dask scheduler` prints it); without it --executor dask starts "
-         "a local cluster. See the README's section on Dask clusters.")
+         "a local cluster. See the documentation's Dask page (docs/guide/dask.md).")
 
 
 def resolve_executor(executor: str | None, scheduler: str | None) -> str:

@@ -1,7 +1,7 @@
 """OKR hygiene: established OKR advice as lint findings, each with a stable code.
 
 :func:`lint` checks one quarter at one as-of date and returns one row per
-finding. The codes (see :data:`LINT_CODES` and README.md ("Scoring")) are stable:
+finding. The codes (see :data:`LINT_CODES` and the documentation, docs/methods/hygiene.md) are stable:
 reports and scripts may filter on them.
 """
 
@@ -33,6 +33,7 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "CONFIDENCE_DROP": ("warning", "confidence in a key result fell by 3 or more points between consecutive "
                                    "check-ins"),
 }
+#: Columns of :func:`lint`, in order (its docstring describes each one).
 LINT_COLUMNS = ["code", "severity", "quarter", "team_id", "objective_id", "kr_id", "message"]
 _EPS = 1e-9
 

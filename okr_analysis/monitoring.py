@@ -67,7 +67,7 @@ RULES: dict[str, str] = {
 #: (``autocorrelation="adjust"``): ``beyond_3sigma`` always, ``2_of_3_beyond_2sigma``
 #: only when the baseline's autocorrelation estimate is below 0.2. The run rules
 #: (4 of 5, 8 in a row) fire far too often on autocorrelated KPIs even with correct
-#: limits; see :func:`control_chart` and README.md, "KPI monitoring" for the measurements.
+#: limits; see :func:`control_chart` and docs/methods/monitoring.md for the measurements.
 ADJUSTED_RULES: tuple[str, ...] = ("beyond_3sigma", "2_of_3_beyond_2sigma")
 
 #: d2 for moving ranges of 2 points, and the XmR chart factors derived from it.
@@ -677,14 +677,22 @@ class ControlChartResult:
     n_baseline : int
         Number of baseline points.
     points : pandas.DataFrame
-        One row per point, in order: ``date``, ``value``, ``moving_range`` (NaN for the
-        first point), ``zone`` (``'C'`` within 1 sigma of the centre, ``'B'`` 1–2 sigma,
-        ``'A'`` 2–3 sigma, ``'beyond'`` beyond 3 sigma), ``side`` (``'above'``, ``'below'``
-        or ``'centre'``), ``in_baseline`` (bool), ``signal`` (bool: any rule fired here).
+        One row per point, in order, with columns:
+
+        - ``date`` (datetime64 or the series' index labels), ``value`` (float)
+        - ``moving_range`` (float): absolute difference from the previous point; NaN for the first
+        - ``zone`` (str): ``'C'`` within 1 sigma of the centre, ``'B'`` 1–2 sigma, ``'A'`` 2–3 sigma,
+          ``'beyond'`` beyond 3 sigma
+        - ``side`` (str): ``'above'``, ``'below'`` or ``'centre'``
+        - ``in_baseline`` (bool): the point is part of the baseline
+        - ``signal`` (bool): any rule fired here
     signals : pandas.DataFrame
-        One row per point and rule that fired, ordered by date: ``date``, ``value``,
-        ``rule`` (a key of :data:`RULES`), ``side`` (``'above'``/``'below'``),
-        ``description``.
+        One row per point and rule that fired, ordered by date, with columns:
+
+        - ``date``, ``value``: as in ``points``
+        - ``rule`` (str): a key of :data:`RULES`
+        - ``side`` (str): ``'above'`` or ``'below'``
+        - ``description`` (str): what the rule says, in words
     label : str
         Name used in the plot title.
     autocorrelation : str
@@ -874,7 +882,7 @@ def control_chart(
     therefore checks ``beyond_3sigma``, plus ``2_of_3_beyond_2sigma`` only when
     ρ̂ < 0.2 (:data:`ADJUSTED_RULES`); without an estimate (short baseline),
     ``beyond_3sigma`` only. Measured on simulated AR(1) noise (26 baseline and 13 new
-    points, 4,000 series per phi; README.md, "KPI monitoring"): the share of 13-point windows
+    points, 4,000 series per phi; docs/methods/monitoring.md): the share of 13-point windows
     with a signal is 9 %, 12 %, 12 % and 15 % for phi = 0, 0.3, 0.5, 0.8, against 24 %,
     51 %, 75 % and 95 % on the classic chart with all four rules.
 
@@ -1235,7 +1243,7 @@ def candidate_key_results(
       over the window (:func:`kpi_trends`) is quoted in the evidence but is not enough
       on its own, except for KPIs without a baseline for the chart: on 13 weekly,
       autocorrelated points the trend test calls 4–13 % of unchanged KPIs worsening
-      (AR(1) phi 0.3–0.8; README.md, "KPI monitoring"). Suggested target: reverse the decline,
+      (AR(1) phi 0.3–0.8; docs/methods/monitoring.md). Suggested target: reverse the decline,
       i.e. get back to the level before the window, the control chart's centre line;
       without a baseline, the Theil–Sen line's value at the start of the window.
     - ``below_benchmark`` — an external trend: the latest value is worse than the

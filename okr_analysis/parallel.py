@@ -3,7 +3,7 @@
 ``executor="local"`` (the default everywhere) keeps the work in this machine's processes.
 ``executor="dask"`` sends it to a Dask distributed cluster: the one at ``scheduler``
 (``tcp://HOST:PORT``, as printed by ``dask scheduler``), or a local cluster started for the
-run and closed after it. See README.md (Dask section).
+run and closed after it. See docs/guide/dask.md.
 """
 
 from __future__ import annotations

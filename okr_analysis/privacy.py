@@ -1,6 +1,6 @@
 """The minimum group size: people metrics of small groups never reach a report or a CSV.
 
-Rules (see README.md, "Privacy, hostile text and safe outputs"):
+Rules (see docs/guide/privacy.md):
 
 * A *people metric* is a metric marked ``people_metric`` in the catalogue (engagement, turnover,
   absenteeism, overtime …). A team is *small* when its headcount is below ``min_group_size``

@@ -11,7 +11,7 @@ are planted with known lags (:data:`BUILT_IN_DRIVERS`), one trending metric is
 unrelated to everything (:data:`UNRELATED_METRIC`), and a few KPIs deliberately
 worsen over the final quarter (:data:`BUILT_IN_DECLINES`), so every analysis of
 the package has an answer to find. :data:`SAMPLE_README` describes the
-organisation for the README.
+organisation (the documentation shows it: docs/guide/sample.md).
 
 How the KPIs are generated (weekly values, dated on Mondays):
 

@@ -9,7 +9,7 @@ DataFrame with a fixed column order:
 * :func:`score` — any of the three by ``level`` (what ``okr-analysis score`` calls).
 
 The rules (formulas, bands, the status rule and the choices made where the
-OKR literature leaves room) are written out in README.md ("Scoring").
+OKR literature leaves room) are written out in docs/methods/scoring.md.
 """
 
 from __future__ import annotations
@@ -64,17 +64,20 @@ _MOVING = ("increase", "decrease")
 _MAINTAIN = ("maintain_at_least", "maintain_at_most")
 _RANK = {"off track": 0, "at risk": 1, "on track": 2}
 
+#: Columns of :func:`score_key_results`, in order (its docstring describes each one).
 KR_COLUMNS = [
     "quarter", "team_id", "objective_id", "objective_title", "objective_kind", "kr_id", "title",
     "direction", "unit", "metric", "weight", "baseline", "target", "current", "progress", "score",
     "band", "status", "expected", "pace", "n_checkins", "last_checkin_date", "confidence", "as_of",
 ]
+#: Columns of :func:`score_objectives`, in order (its docstring describes each one).
 OBJECTIVE_COLUMNS = [
     "quarter", "team_id", "objective_id", "objective_title", "objective_kind", "parent_objective_id",
     "n_krs", "n_scored", "score", "band", "met_expectation", "status",
     "n_on_track", "n_at_risk", "n_off_track", "n_no_data", "n_unmeasurable",
     "n_aligned", "aligned_score", "aligned_objective_ids", "expected", "as_of",
 ]
+#: Columns of :func:`score_teams`, in order (its docstring describes each one).
 TEAM_COLUMNS = [
     "quarter", "team_id", "team_name", "parent_team_id", "level", "depth", "is_leaf",
     "n_objectives", "score", "band",

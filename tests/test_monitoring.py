@@ -853,7 +853,7 @@ def ar1_ds():
     return load(ar1_tables(800))
 
 
-# Measured with 4,000 teams per scenario and metric (seed 7), as in README.md, "KPI monitoring": share of 13-week
+# Measured with 4,000 teams per scenario and metric (seed 7), as in docs/methods/monitoring.md: share of 13-week
 # windows with a signal in monitor() (adjusted default) and share of 'declining' candidates.
 MONITOR_RATES = {"none": (0.087, 0.120, 0.118, 0.154), "shift2": (0.906, 0.786, 0.696, 0.580),
                  "shift3": (0.996, 0.972, 0.928, 0.796)}

@@ -1,10 +1,6 @@
 """The data format contract: the documented table and column names never change by accident."""
 
-from pathlib import Path
-
 from okr_analysis.io import REQUIRED_TABLES, TABLES
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 CONTRACT = {
     "teams": ["team_id", "team_name", "parent_team_id", "headcount"],
@@ -27,11 +23,3 @@ def test_required_columns():
     assert required["key_results"] == ["kr_id", "objective_id", "title", "direction", "target"]
     assert required["checkins"] == ["kr_id", "date", "value"]
     assert required["kpis"] == ["team_id", "metric", "date", "value"]
-
-
-def test_readme_documents_every_table_and_column():
-    text = README.read_text(encoding="utf-8")
-    for table, columns in CONTRACT.items():
-        assert f"`{table}`" in text, table
-        for col in columns:
-            assert col in text, f"{table}.{col} missing from README"

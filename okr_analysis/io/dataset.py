@@ -26,7 +26,7 @@ class Dataset:
     Attributes
     ----------
     teams, objectives, key_results, checkins, kpis, metrics : pandas.DataFrame
-        The six tables, typed as documented in README ("The data format").
+        The six tables, typed as documented in docs/guide/data-format.md.
         ``objectives.quarter`` holds canonical labels such as ``'2026Q3'``.
     benchmarks : pandas.DataFrame
         External benchmarks (metric, value, source); empty when the source has none.

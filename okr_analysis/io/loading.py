@@ -65,16 +65,6 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
         ``fiscal_year_start``) and their key results and check-ins. KPIs are
         not filtered by quarter (use ``start``/``end``).
 
-    Filters are pushed down to the source: SQL databases and DuckDB files are
-    queried with ``WHERE`` clauses (bound parameters), Parquet files are read
-    with pyarrow filters (only the row groups that can match, only the
-    table's columns); CSV files and Excel workbooks are read whole, validated,
-    then filtered. With a filter, rules that need rows outside the subset are
-    not checked: a ``parent_objective_id`` may point to an objective that was
-    not loaded, and tables other than ``teams``/``metrics`` may be empty. In
-    messages about a filtered database or Parquet table, row numbers count the
-    rows read.
-
     Returns
     -------
     Dataset
@@ -93,6 +83,18 @@ def load(source: "str | os.PathLike | Mapping[str, pd.DataFrame] | Dataset", *,
     DataWarning
         For problems that do not stop loading: unknown columns (ignored),
         non-UTF-8 encodings, check-ins outside their quarter, gaps in KPI series.
+
+    Notes
+    -----
+    Filters are pushed down to the source: SQL databases and DuckDB files are
+    queried with ``WHERE`` clauses (bound parameters), Parquet files are read
+    with pyarrow filters (only the row groups that can match, only the
+    table's columns); CSV files and Excel workbooks are read whole, validated,
+    then filtered. With a filter, rules that need rows outside the subset are
+    not checked: a ``parent_objective_id`` may point to an objective that was
+    not loaded, and tables other than ``teams``/``metrics`` may be empty. In
+    messages about a filtered database or Parquet table, row numbers count the
+    rows read.
     """
     filtered = not (teams is None and start is None and end is None and quarter is None)
     if isinstance(source, Dataset) and not filtered:

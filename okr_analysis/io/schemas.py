@@ -1,7 +1,7 @@
 """The data format: the tables a data source holds, their columns, types and rules.
 
 This module is the single description of the public data contract documented in
-README.md ("The data format"). Loaders read raw text into these types; validation
+docs/guide/data-format.md. Loaders read raw text into these types; validation
 checks these rules; every analysis relies on the resulting dtypes:
 
 * id and text columns: pandas ``str`` dtype (ids stay text: ``"007"`` is not 7);

@@ -151,7 +151,7 @@ def build_reports(
     executor : {"local", "dask"}
         ``"local"``: worker processes on this machine. ``"dask"``: the workers of a Dask
         distributed cluster, each keeping a warm kernel, exporter and browser; outcomes, files,
-        manifest and index are the same (see README.md, Dask section).
+        manifest and index are the same (see docs/guide/dask.md).
     scheduler : str, optional
         With ``executor="dask"``, the address of an existing cluster's scheduler
         (``tcp://HOST:PORT``); its workers must see the output folder and the source at the same
