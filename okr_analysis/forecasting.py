@@ -305,7 +305,6 @@ def is_integrated(y: Any, *, level: float = UNIT_ROOT_LEVEL) -> bool:
     (KPSS alone, as in ``auto.arima``, takes about one 2-year random walk in seven for stationary,
     and the 8-week 80% intervals of random walks then cover about 76% instead of 80%.)
     KPSS p-values come from a table that stops at 0.01 and 0.10; beyond them the bound is used.
-    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     """
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.stattools import adfuller, kpss
@@ -1087,12 +1086,9 @@ class KRForecast:
         """History, forecast cone (80% and 95%), target line, expected-pace line and the as-of date.
 
         The expected-pace line runs from the baseline at the quarter's start to the target at its
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         end (increase/decrease KRs). Returns the axes; never shows or saves the figure.
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
 
@@ -1414,12 +1410,11 @@ class BacktestResult:
             return "<BacktestResult: no key results to score>"
         a = s.loc[s["at"] == "all"].iloc[0]
         return (f"<BacktestResult {len(self.predictions)} predictions, n={int(a['n'])}: Brier p_hit "
-                # lazy import: pyplot adds ~0.5 s to every command that draws nothing
                 f"{a['brier_p_hit']:.3f}, pace rule {a['brier_pace_rule']:.3f}, base rate {a['brier_base_rate']:.3f}>")
-# lazy import: pyplot adds ~0.5 s to every command that draws nothing
 
     def plot(self, ax=None):
         """Calibration (reliability) diagram of ``p_hit`` over all as-of points; returns the axes."""
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax

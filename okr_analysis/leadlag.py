@@ -195,7 +195,6 @@ def _check_ic(ic: str) -> str:
 # Stationarity: ADF and KPSS together
 # =============================================================================================
 def _vote(x: np.ndarray, level: float = 0.05) -> str:
-    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.stattools import adfuller, kpss
@@ -999,10 +998,9 @@ class LeadLagResult:
         """Bars of the prewhitened cross-correlation by lag, with the (1 - alpha) significance band.
 
         The band is the interval a correlation of 0 would fall in (±z/√(n-3) for one team, the pooled
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         standard error for ``*``); the chosen lag is highlighted. Returns the axes.
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         d = self.details(leading, lagging, team_id)
@@ -1025,11 +1023,10 @@ class LeadLagResult:
         who = "all teams (pooled)" if team_id == POOLED else team_id
         ax.set_title(f"{leading} → {lagging}, {who}: {d.row['verdict']}")
         return ax
-# lazy import: pyplot adds ~0.5 s to every command that draws nothing
 
-    # lazy import: pyplot adds ~0.5 s to every command that draws nothing
     def plot(self, *, ax=None):
         """Pooled prewhitened correlation at the best lag of each pair, with its interval, by verdict."""
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         ax = ax if ax is not None else plt.gca()

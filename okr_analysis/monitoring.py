@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .io.dataset import Dataset
+from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .resample import check_freq, infer_freq, period_start, resample_kpis
 
@@ -100,9 +100,7 @@ class _Window(NamedTuple):
 
 
 def _check_ds(ds: Any) -> Dataset:
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be an okr_analysis.Dataset (from okr_analysis.load), got {type(ds).__name__}.")
-    return ds
+    return check_dataset(ds)
 
 
 _NATIVE_FREQ: "weakref.WeakKeyDictionary[Dataset, tuple[int, str]]" = weakref.WeakKeyDictionary()
@@ -763,7 +761,6 @@ class ControlChartResult:
         Returns
         -------
         matplotlib Axes
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
         # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
@@ -805,10 +802,9 @@ class ControlChartResult:
 
         Returns
         -------
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         matplotlib Axes
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         """
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax

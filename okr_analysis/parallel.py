@@ -152,7 +152,6 @@ def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None
 
     Warnings raised on the workers are raised again here, in order; an exception raised by
     ``func`` is raised here. ``progress(1)`` is called as each item finishes.
-    # lazy import: optional executor: Dask's distributed adds ~0.4 s and is only needed with executor='dask'
     """
     # lazy import: optional executor: Dask's distributed adds ~0.4 s and is only needed with executor='dask'
     from distributed import as_completed

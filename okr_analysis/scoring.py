@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataWarning
-from .io.dataset import Dataset
+from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 
 __all__ = [
@@ -93,10 +93,7 @@ _STATUS_COUNT_COLUMNS = {s: "n_" + s.replace(" ", "_") for s in STATUSES}
 # ----------------------------------------------------------------------------------
 def _resolve(ds: Any, quarter: Any, as_of: Any) -> tuple[Quarter, pd.Timestamp]:
     """Check the arguments (:meth:`Dataset.resolve`); return the quarter and the effective as-of date."""
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}; "
-                        "load the data first: ds = okr_analysis.load(source).")
-    return ds.resolve(quarter, as_of)
+    return check_dataset(ds).resolve(quarter, as_of)
 
 
 def _quarter_checkins(ds: Dataset, q: Quarter, as_of: pd.Timestamp, kr_ids: pd.Series) -> pd.DataFrame:

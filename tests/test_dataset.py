@@ -82,3 +82,16 @@ def test_known_on_drops_later_kpis_and_checkins(tiny_ds):
     assert cut.checkins["date"].max() <= pd.Timestamp("2026-07-20")
     assert len(cut.checkins) < len(tiny_ds.checkins) and len(cut.kpis) < len(tiny_ds.kpis)
     pd.testing.assert_frame_equal(cut.key_results, tiny_ds.key_results)  # the plan itself is not cut
+
+
+def test_check_dataset_names_the_argument_and_the_fix(tiny_ds):
+    from okr_analysis.io import check_dataset
+
+    assert check_dataset(tiny_ds) is tiny_ds
+    with pytest.raises(TypeError, match=r"data must be an okr_analysis Dataset, got dict; .*data = okr_analysis.load"):
+        check_dataset({"teams": None}, name="data")
+    from okr_analysis import kpi_trends, score_key_results
+
+    for call in (lambda: score_key_results("data/sample", "2026Q3"), lambda: kpi_trends("data/sample")):
+        with pytest.raises(TypeError, match="ds must be an okr_analysis Dataset, got str"):
+            call()

@@ -365,7 +365,7 @@ def test_unknown_quarter_lists_known(full_ds):
         score_key_results(full_ds, "2026Q2")
     with pytest.raises(ValueError, match="not a quarter"):
         score_objectives(full_ds, "third quarter")
-    with pytest.raises(TypeError, match="ds must be a Dataset"):
+    with pytest.raises(TypeError, match="ds must be an okr_analysis Dataset"):
         score_teams(full_tables(), Q)
     # other spellings of the quarter work
     assert len(score_key_results(full_ds, "Q3 2026")) == 10

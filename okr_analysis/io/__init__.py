@@ -14,7 +14,7 @@ Modules, from the bottom up (each imports only those above it in this list):
 from __future__ import annotations
 
 from ..exceptions import DataWarning, Problem, ValidationError
-from .dataset import Dataset
+from .dataset import Dataset, check_dataset
 from .loading import from_frames, load
 from .quarters import Quarter, parse_quarter, quarter_of, to_day
 from .schemas import OPTIONAL_TABLES, REQUIRED_TABLES, TABLES
@@ -29,6 +29,7 @@ __all__ = [
     "REQUIRED_TABLES",
     "TABLES",
     "ValidationError",
+    "check_dataset",
     "from_frames",
     "iter_problems",
     "load",

@@ -16,7 +16,7 @@ import pandas as pd
 from .quarters import Quarter, to_day
 from .validation import tables_from_frames
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "check_dataset"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,3 +275,14 @@ class Dataset:
             source=self.source,
             warnings=self.warnings,
         )
+
+
+def check_dataset(ds: Any, *, name: str = "ds") -> Dataset:
+    """``ds`` if it is a :class:`Dataset`; otherwise a ``TypeError`` that names the argument and the fix.
+
+    Every analysis that takes a dataset checks it with this, so the message is the same everywhere.
+    """
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"{name} must be an okr_analysis Dataset, got {type(ds).__name__}; load the data first: "
+                        f"{name} = okr_analysis.load(source).")
+    return ds

@@ -274,7 +274,6 @@ class _DuckDBReader(_Reader):
 
 
 class _SQLReader(_Reader):
-    # lazy import: source driver, needed only for database URLs (~0.2 s)
     def __init__(self, url: str, notes: list[str], problems: list[Problem]):
         # lazy import: source driver, needed only for database URLs (~0.2 s)
         import sqlalchemy as sa

@@ -35,6 +35,7 @@ from .manifest import (
 )
 from .render import pdf_support
 from .results import BuildResult, TeamOutcome
+from .tasks import BuildOptions, ReportTask, SharedSpec, TaskResult
 
 __all__ = ["FORMATS", "RUNNER_PARAMETERS", "build_reports"]
 
@@ -205,7 +206,10 @@ def build_reports(
     org_nb_path = ORG_NOTEBOOK.resolve() if notebook is None and ORG_NOTEBOOK.exists() else nb_path
     if org_nb_path != nb_path:
         _check_parameters(org_nb_path, extra)
-    template_dir = TEMPLATE_DIR
+    opts = BuildOptions(formats=fmts, out=Path(out), jobs=jobs, org_overview=org_overview, force=force,
+                        min_group_size=min_group_size, progress=progress, continue_on_error=continue_on_error,
+                        parameters=extra, notebook=nb_path, org_notebook=org_nb_path, template_dir=TEMPLATE_DIR,
+                        cell_timeout=cell_timeout, executor=executor, scheduler=scheduler)
 
     # -- data, quarter, teams ------------------------------------------------------------
     # A path or URL is loaded in a child process that also computes the shared analyses and then
@@ -215,23 +219,16 @@ def build_reports(
     data = _open_data(source, fiscal_year_start=fiscal_year_start)
     source = None  # held through `data` only: a Dataset handed over is let go once the shared analyses are written
     try:
-        return _build(data, src_path, quarter=quarter, teams=teams, as_of=as_of, fmts=fmts, out=out, jobs=jobs,
-                      org_overview=org_overview, force=force, min_group_size=min_group_size, progress=progress,
-                      continue_on_error=continue_on_error, extra=extra, nb_path=nb_path, org_nb_path=org_nb_path,
-                      template_dir=template_dir, cell_timeout=cell_timeout, executor=executor,
-                      scheduler=scheduler, t_start=t_start)
+        return _build(data, src_path, opts, quarter=quarter, teams=teams, as_of=as_of, t_start=t_start)
     finally:
         data.close()
 
 
-def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: Any, teams: Sequence[str] | None,
-           as_of: Any, fmts: tuple[str, ...], out: Any, jobs: int | None, org_overview: bool, force: bool,
-           min_group_size: int, progress: Any, continue_on_error: bool, extra: dict[str, Any], nb_path: Path,
-           org_nb_path: Path, template_dir: Path, cell_timeout: float | None, executor: str, scheduler: str | None,
-           t_start: float) -> BuildResult:
+def _build(data: "_LocalData | _ChildData", src_path: str | None, opts: BuildOptions, *, quarter: Any,
+           teams: Sequence[str] | None, as_of: Any, t_start: float) -> BuildResult:
     """:func:`build_reports` once its arguments are checked and its data is open."""
     plan = data.plan(quarter=quarter, as_of=as_of)
-    q, as_of_ts, tree, roots, order = plan["quarter"], plan["as_of"], plan["tree"], plan["roots"], plan["order"]
+    q, as_of_ts, tree, roots, order = plan.quarter, plan.as_of, plan.tree, plan.roots, plan.order
     known_ids = tree["team_id"].tolist()
     if teams is None:
         wanted = [t for t in known_ids if t not in roots]
@@ -240,7 +237,7 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
         if unknown:
             raise UnknownTeamsError(unknown, known_ids)
         wanted = list(dict.fromkeys(teams))
-    if org_overview:
+    if opts.org_overview:
         wanted = roots + [t for t in wanted if t not in roots]
     wanted.sort(key=lambda t: order.get(t, len(order)))
     files = {t: team_file_name(t) for t in known_ids}
@@ -250,7 +247,7 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
     # -- PDF support -------------------------------------------------------------------
     messages: list[str] = []
     chromium = None
-    if "pdf" in fmts:
+    if "pdf" in opts.formats:
         chromium, why = pdf_support()
         if chromium is None:
             messages.append(why)
@@ -258,20 +255,20 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
     want_pdf = chromium is not None
 
     # -- keys: what a report depends on -------------------------------------------------
-    input_hash = plan["input_hash"]
-    nb_hash = _files_hash(sorted({nb_path, org_nb_path}))
-    tpl_hash = _template_hash(template_dir)
+    input_hash = plan.input_hash
+    nb_hash = _files_hash(sorted({opts.notebook, opts.org_notebook}))
+    tpl_hash = _template_hash(opts.template_dir)
     pkg_hash = _package_hash()
     version = __version__
     base_key = _sha(input_hash, nb_hash, tpl_hash, pkg_hash, version, q.label, as_of_ts.date().isoformat(),
-                    min_group_size, extra)
+                    opts.min_group_size, opts.parameters)
 
     def key_of(tid: str) -> str:
         return _sha(base_key, tid, "org" if tid in roots else "team")
 
-    src_label = src_path if src_path is not None else plan["source"]
+    src_label = src_path if src_path is not None else plan.source
 
-    folder = Path(out) / q.label
+    folder = Path(opts.out) / q.label
     folder.mkdir(parents=True, exist_ok=True)
     folder = folder.resolve()
     with _folder_lock(folder):
@@ -302,7 +299,7 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
             prev = prev_entries.get(tid, {})
             stem = files[tid]
             needed = [folder / f"{stem}.html", folder / f"{stem}.ipynb"] + ([folder / f"{stem}.pdf"] if want_pdf else [])
-            if (not force and prev.get("key") == key_of(tid) and prev.get("state") == "ok"
+            if (not opts.force and prev.get("key") == key_of(tid) and prev.get("state") == "ok"
                     and all(p.exists() for p in needed)):
                 entry = {**prev, **base_entry(tid), "status": "skipped", "duration_s": 0.0,
                          "pdf": f"{stem}.pdf" if (folder / f"{stem}.pdf").exists() else None}
@@ -316,27 +313,27 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
             identity = {"title": f"{names[tid]} — {q.label} quarterly review", "team_id": tid,
                         "team_name": names[tid], "quarter": q.label, "as_of": as_of_ts.date().isoformat(),
                         "organisation": names[roots[0]] if roots else "", "version": version}
-            tasks.append({
-                "team_id": tid, "file": stem, "folder": str(folder), "pdf": want_pdf, "identity": identity,
-                "notebook": str(org_nb_path if tid in roots else nb_path),
-                "footer": f"{names[tid]} · {q.label} quarterly review",
-                "parameters": {"source": src_label, "team_id": tid, "quarter": q.label,
-                               "as_of": as_of_ts.date().isoformat(), "min_group_size": min_group_size,
-                               "shared": "", **extra},
-            })
+            tasks.append(ReportTask(
+                team_id=tid, file=stem, folder=str(folder), pdf=want_pdf, identity=identity,
+                notebook=str(opts.org_notebook if tid in roots else opts.notebook),
+                footer=f"{names[tid]} · {q.label} quarterly review",
+                parameters={"source": src_label, "team_id": tid, "quarter": q.label,
+                            "as_of": as_of_ts.date().isoformat(), "min_group_size": opts.min_group_size,
+                            "shared": "", **opts.parameters},
+            ))
 
         header = {
             "tool": "okr-analysis", "version": version, "manifest_format": 1, "generated_at": _now(),
             "duration_s": None, "quarter": q.label, "organisation": names[roots[0]] if roots else "",
             "source": src_label, "input_hash": input_hash,
-            "parameters": {"as_of": as_of_ts.date().isoformat(), "min_group_size": min_group_size,
-                           "formats": list(fmts), "jobs": jobs, "executor": executor,
-                           "scheduler": scheduler, "org_overview": org_overview, "force": force,
-                           "teams": list(teams) if teams is not None else None, "extra": _jsonable(extra)},
-            "notebook": {"path": str(nb_path), "org_path": str(org_nb_path), "sha256": nb_hash},
-            "template": {"path": str(template_dir), "sha256": tpl_hash},
+            "parameters": {"as_of": as_of_ts.date().isoformat(), "min_group_size": opts.min_group_size,
+                           "formats": list(opts.formats), "jobs": opts.jobs, "executor": opts.executor,
+                           "scheduler": opts.scheduler, "org_overview": opts.org_overview, "force": opts.force,
+                           "teams": list(teams) if teams is not None else None, "extra": _jsonable(opts.parameters)},
+            "notebook": {"path": str(opts.notebook), "org_path": str(opts.org_notebook), "sha256": nb_hash},
+            "template": {"path": str(opts.template_dir), "sha256": tpl_hash},
             "package_sha256": pkg_hash,
-            "pdf": {"requested": "pdf" in fmts, "available": want_pdf, "chromium": chromium},
+            "pdf": {"requested": "pdf" in opts.formats, "available": want_pdf, "chromium": chromium},
             "shared": None, "messages": messages,
         }
         manifest = _Manifest(folder, header, entries, sorted(set(entries) | set(wanted),
@@ -345,23 +342,22 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
         done = len(outcomes)
         total = len(wanted)
         bar = None
-        if progress is True:
+        if opts.progress is True:
             bar = tqdm(total=total, initial=done, unit="report", desc=f"{q.label} reports", leave=True)
 
-        def finish(tid: str, result: Mapping[str, Any] | None, status: str | None = None,
+        def finish(tid: str, result: TaskResult | None, status: str | None = None,
                    write: bool = True) -> TeamOutcome:
             nonlocal done
             prev = prev_entries.get(tid, {})
             stem = files[tid]
             entry = {**base_entry(tid), "attempted_at": _now()}
-            error = (result or {}).get("error")
-            if status == "cancelled":
+            if status == "cancelled" or result is None:
                 entry.update(status="cancelled", error=None, duration_s=0.0)
-            elif error:
-                entry.update(status="failed", error=error, duration_s=result.get("duration_s", 0.0))
+            elif result.error is not None:
+                entry.update(status="failed", error=result.error_entry(), duration_s=result.duration_s)
             else:
-                entry.update(status="rendered", error=None, duration_s=result.get("duration_s", 0.0),
-                             key=key_of(tid), rendered_at=_now(), summary=result.get("summary", {}))
+                entry.update(status="rendered", error=None, duration_s=result.duration_s,
+                             key=key_of(tid), rendered_at=_now(), summary=result.summary)
             if entry["status"] != "rendered":  # keep what the last good run published
                 for k in ("key", "rendered_at", "summary"):
                     if k in prev:
@@ -388,32 +384,29 @@ def _build(data: "_LocalData | _ChildData", src_path: str | None, *, quarter: An
                 bar.update(1)
                 if not outcome.ok:
                     bar.set_postfix(failed=sum(1 for o in outcomes.values() if not o.ok))
-            elif callable(progress):
-                progress(outcome, done, total)
+            elif callable(opts.progress):
+                opts.progress(outcome, done, total)
             return outcome
 
         stopped = False
         try:
             if tasks:
-                stopped = _run_tasks(
-                    tasks, data=data, quarter=q, as_of=as_of_ts, min_group_size=min_group_size, folder=folder,
-                    input_hash=input_hash, src_label=src_label, pkg_hash=pkg_hash, nb_path=nb_path,
-                    template_dir=template_dir, chromium=chromium, jobs=jobs, cell_timeout=cell_timeout,
-                    continue_on_error=continue_on_error, finish=finish, messages=messages, header=header,
-                    executor=executor, scheduler=scheduler,
-                    warm_early=plan["kpi_rows"] <= _WARM_EARLY_MAX_ROWS,
-                )
+                shared = SharedSpec(quarter=q, as_of=as_of_ts, min_group_size=opts.min_group_size,
+                                    input_hash=input_hash, source_label=src_label)
+                stopped = _run_tasks(tasks, data=data, shared=shared, opts=opts, folder=folder, pkg_hash=pkg_hash,
+                                     chromium=chromium, finish=finish, messages=messages, header=header,
+                                     warm_early=plan.kpi_rows <= _WARM_EARLY_MAX_ROWS)
         finally:
             if bar is not None:
                 bar.close()
             # Teams never attempted (interrupted or stopped) keep their previous entry or show as missing.
-            for t in tasks:
-                if t["team_id"] not in outcomes:
-                    finish(t["team_id"], None, status="cancelled", write=False)
-            data = manifest.write(duration_s=round(time.perf_counter() - t_start, 3), messages=messages)
+            for task in tasks:
+                if task.team_id not in outcomes:
+                    finish(task.team_id, None, status="cancelled", write=False)
+            written = manifest.write(duration_s=round(time.perf_counter() - t_start, 3), messages=messages)
 
     result = BuildResult(
-        quarter=q.label, folder=folder, teams=tuple(outcomes[t] for t in wanted if t in outcomes), manifest=data,
+        quarter=q.label, folder=folder, teams=tuple(outcomes[t] for t in wanted if t in outcomes), manifest=written,
         manifest_path=folder / "build.json", index_path=folder / "index.html", messages=tuple(messages),
         duration_s=round(time.perf_counter() - t_start, 3),
     )

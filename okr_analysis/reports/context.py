@@ -242,7 +242,6 @@ class ReportContext:
         """Hand the report's headline numbers to the runner (the index lists them); not shown in the report.
 
         Call it in the notebook's last cell. Values must be JSON-friendly.
-        # lazy import: notebook display, needed only inside a kernel
         """
         # lazy import: notebook display, needed only inside a kernel
         from IPython.display import display

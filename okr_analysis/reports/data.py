@@ -20,12 +20,13 @@ from .cache import _write_shared
 from .context import _resolve_as_of
 from .manifest import dataset_hash
 from .processes import _exit_with_parent, _release
+from .tasks import DataPlan
 
 
 # ==================================================================================
 # The batch's data: loaded here, or in a child process that exits once the shared analyses are written
 # ==================================================================================
-def _plan_data(ds: Dataset, *, quarter: Any, as_of: Any) -> dict[str, Any]:
+def _plan_data(ds: Dataset, *, quarter: Any, as_of: Any) -> DataPlan:
     """What the batch needs to know of the data to plan its reports (small: the team tree, not the KPIs)."""
     if isinstance(quarter, str) and quarter.strip().lower() == "latest":
         if ds.latest_quarter is None:
@@ -36,9 +37,9 @@ def _plan_data(ds: Dataset, *, quarter: Any, as_of: Any) -> dict[str, Any]:
         raise NoObjectivesError(q.label, ds.quarters)
     tree = ds.team_tree
     roots = tree.loc[tree["depth"] == 0, "team_id"].tolist()
-    return {"quarter": q, "as_of": _resolve_as_of(as_of, q), "tree": tree, "roots": roots,
-            "order": {tid: i for i, tid in enumerate(t for r in roots for t in ds.subtree(r))},
-            "input_hash": dataset_hash(ds), "source": ds.source, "kpi_rows": len(ds.kpis)}
+    return DataPlan(quarter=q, as_of=_resolve_as_of(as_of, q), tree=tree, roots=roots,
+                    order={tid: i for i, tid in enumerate(t for r in roots for t in ds.subtree(r))},
+                    input_hash=dataset_hash(ds), source=ds.source, kpi_rows=len(ds.kpis))
 
 
 #: Up to this many KPI rows the workers warm up (kernels, exporters, browsers: ~2 GB for two) while the shared
@@ -55,7 +56,7 @@ class _LocalData:
     def __init__(self, source: Any, *, fiscal_year_start: int = 1):
         self._ds: Dataset | None = load(source, fiscal_year_start=fiscal_year_start)
 
-    def plan(self, *, quarter: Any, as_of: Any) -> dict[str, Any]:
+    def plan(self, *, quarter: Any, as_of: Any) -> DataPlan:
         return _plan_data(self._ds, quarter=quarter, as_of=as_of)
 
     def write_shared(self, folder: Path, **options: Any) -> None:

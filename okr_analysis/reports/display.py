@@ -87,7 +87,6 @@ def show_table(data: "pd.DataFrame | pd.Series", *, caption: str | None = None, 
 # ==================================================================================
 # Display helpers
 # ==================================================================================
-# lazy import: notebook display, needed only inside a kernel
 def _display_html(markup: str) -> None:
     # lazy import: notebook display, needed only inside a kernel
     from IPython.display import HTML, display
@@ -98,9 +97,7 @@ def _display_html(markup: str) -> None:
 def _show(frame: pd.DataFrame, **kwargs: Any) -> None:
     _display_html(table_html(frame, **kwargs))
 
-# lazy import: notebook display, needed only inside a kernel
 
-# lazy import: notebook display, needed only inside a kernel
 def _para(text: str, cls: str = "") -> str:
     klass = f' class="{cls}"' if cls else ""
     return f"<p{klass}>{html.escape(text)}</p>"

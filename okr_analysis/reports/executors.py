@@ -11,20 +11,18 @@ import shutil
 import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import nbformat
-import pandas as pd
 
-from ..io.quarters import Quarter
 from ..parallel import dask_client, n_threads
 from .cache import cache_folder
 from .data import _ChildData, _LocalData
 from .manifest import _sha
-from .results import TeamError
+from .results import TeamOutcome
 from .shared import shared_analyses
+from .tasks import BuildOptions, ReportTask, SharedSpec, TaskResult
 from .worker import (
     _notebook_imports,
     _Worker,
@@ -35,40 +33,38 @@ from .worker import (
 )
 
 
-def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", quarter: Quarter,
-               as_of: pd.Timestamp, min_group_size: int, folder: Path, input_hash: str, src_label: str,
-               pkg_hash: str, nb_path: Path, template_dir: Path, chromium: str | None, jobs: int | None,
-               cell_timeout: float | None, continue_on_error: bool, finish: Callable, messages: list[str], header: dict,
-               executor: str = "local", scheduler: str | None = None, warm_early: bool = True) -> bool:
+def _run_tasks(tasks: list[ReportTask], *, data: "_LocalData | _ChildData", shared: SharedSpec, opts: BuildOptions,
+               folder: Path, pkg_hash: str, chromium: str | None,
+               finish: Callable[[str, TaskResult | None], TeamOutcome], messages: list[str], header: dict[str, Any],
+               warm_early: bool = True) -> bool:
     """Start the workers, write the shared analyses, run the tasks. True if stopped early.
 
     ``data`` holds the dataset (here or in a child process); it is closed once the shared analyses are
     written. With ``warm_early`` the workers warm up meanwhile; without it (large data), they start after it
-    is closed, so the batch's peak memory is the rendering's whatever the size of the data."""
-
-
+    is closed, so the batch's peak memory is the rendering's whatever the size of the data. ``finish``
+    records one team's result (None: not attempted) in the manifest and returns its outcome."""
+    nb_path = opts.notebook
     nb_meta = nbformat.read(nb_path, as_version=4).metadata
     kernel_name = nb_meta.get("kernelspec", {}).get("name", "python3")
     cache_root = cache_folder(folder)
     shutil.rmtree(folder / ".cache", ignore_errors=True)  # where earlier builds kept it: raw data in a published folder
     shutil.rmtree(cache_root / "logs", ignore_errors=True)  # kernel logs of the previous batch
-    cache_key = _sha(input_hash, pkg_hash, quarter.label, as_of.date().isoformat(), min_group_size,
-                     sorted(shared_analyses()))[:16]
+    cache_key = _sha(shared.input_hash, pkg_hash, shared.quarter.label, shared.as_of.date().isoformat(),
+                     shared.min_group_size, sorted(shared_analyses()))[:16]
     shared_dir = cache_root / cache_key
     cfg = _WorkerConfig(
-        notebook=str(nb_path), template_dir=str(template_dir), kernel_name=kernel_name, cwd=str(nb_path.parent),
-        warm_imports=_notebook_imports(nb_path), chromium=chromium, cell_timeout=cell_timeout,
+        notebook=str(nb_path), template_dir=str(opts.template_dir), kernel_name=kernel_name, cwd=str(nb_path.parent),
+        warm_imports=_notebook_imports(nb_path), chromium=chromium, cell_timeout=opts.cell_timeout,
         log_dir=str(cache_root / "logs"),
     )
-    n_workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    n_workers = max(1, min(opts.jobs or os.cpu_count() or 1, len(tasks)))
 
     def prepare_shared() -> None:
         """Write the shared analyses (once per input) and point every task at them."""
         if not shared_dir.exists():
             tmp = cache_root / f".{cache_key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            data.write_shared(tmp, quarter=quarter, as_of=as_of, min_group_size=min_group_size,
-                              input_hash=input_hash, source_label=src_label)
+            data.write_shared(tmp, **shared.write_options())
             try:
                 os.replace(tmp, shared_dir)
             except OSError:  # pragma: no cover - appeared meanwhile
@@ -79,23 +75,22 @@ def _run_tasks(tasks: list[dict[str, Any]], *, data: "_LocalData | _ChildData", 
                 shutil.rmtree(old, ignore_errors=True)
         header["shared"] = str(shared_dir)
         for task in tasks:
-            task["parameters"]["shared"] = str(shared_dir)
+            task.parameters["shared"] = str(shared_dir)
 
     pdf_note: list[bool] = []
 
-    def handle(task: Mapping[str, Any], result: Mapping[str, Any] | None, exc: BaseException | None) -> bool:
+    def handle(task: ReportTask, result: TaskResult | None, exc: BaseException | None) -> bool:
         """Record one team's result; True when the batch must stop (``continue_on_error=False``)."""
-        if exc is not None:  # the worker process died (BrokenProcessPool, KilledWorker) or similar
-            result = {"team_id": task["team_id"], "summary": {}, "duration_s": 0.0,
-                      "error": asdict(TeamError("worker", type(exc).__name__, str(exc)[:2000]))}
-        if result.get("pdf_error") and not pdf_note:
-            messages.append(f"PDFs were skipped: {result['pdf_error']}")
+        if exc is not None or result is None:  # the worker process died (BrokenProcessPool, KilledWorker) or similar
+            result = TaskResult.failed(task.team_id, "worker", exc)
+        if result.pdf_error and not pdf_note:
+            messages.append(f"PDFs were skipped: {result.pdf_error}")
             pdf_note.append(True)
-        outcome = finish(task["team_id"], result)
-        return not outcome.ok and not continue_on_error
+        outcome = finish(task.team_id, result)
+        return not outcome.ok and not opts.continue_on_error
 
-    if executor == "dask":
-        return _run_tasks_dask(tasks, cfg=cfg, scheduler=scheduler, jobs=jobs, n_workers=n_workers,
+    if opts.executor == "dask":
+        return _run_tasks_dask(tasks, cfg=cfg, scheduler=opts.scheduler, jobs=opts.jobs, n_workers=n_workers,
                                prepare_shared=prepare_shared, handle=handle, warm_early=warm_early)
 
     ctx = multiprocessing.get_context("spawn")
@@ -182,21 +177,17 @@ def _dask_warm(cfg: _WorkerConfig) -> dict[str, Any]:
     return {"pid": os.getpid()}
 
 
-def _dask_run(cfg: _WorkerConfig, task: Mapping[str, Any]) -> dict[str, Any]:
+def _dask_run(cfg: _WorkerConfig, task: ReportTask) -> TaskResult:
     """Dask task: one team's report, on a warm worker of the Dask worker process."""
     try:
         worker = _dask_checkout(cfg)
     except Exception as exc:
-        return {"team_id": task["team_id"], "summary": {}, "pdf_error": "",
-                "error": asdict(TeamError("worker", type(exc).__name__, str(exc)[:2000]))}
+        return TaskResult.failed(task.team_id, "worker", exc)
     try:
         try:  # each Dask task thread holds its own checked-out worker while it runs
-            result = worker.run(task)
+            return worker.run(task)
         except Exception as exc:
-            result = {"team_id": task["team_id"], "summary": {}, "pdf_error": "",
-                      "error": TeamError("worker", type(exc).__name__, str(exc)[:2000])}
-        result["error"] = asdict(result["error"]) if result.get("error") else None
-        return result
+            return TaskResult.failed(task.team_id, "worker", exc)
     finally:
         _dask_checkin(cfg, worker)
 
@@ -234,9 +225,10 @@ def _dask_check_paths(client: Any, scheduler: str | None, paths: list[str]) -> N
         )
 
 
-def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, scheduler: str | None, jobs: int | None,
+def _run_tasks_dask(tasks: list[ReportTask], *, cfg: _WorkerConfig, scheduler: str | None, jobs: int | None,
                     n_workers: int, prepare_shared: Callable[[], None],
-                    handle: Callable[[Mapping[str, Any], Any, Any], bool], warm_early: bool = True) -> bool:
+                    handle: Callable[[ReportTask, TaskResult | None, BaseException | None], bool],
+                    warm_early: bool = True) -> bool:
     """Run the tasks on a Dask cluster (``scheduler``, or a local one); True if stopped early.
 
     With ``warm_early`` the workers warm up while the shared analyses are computed; without it, the shared
@@ -266,7 +258,7 @@ def _run_tasks_dask(tasks: list[dict[str, Any]], *, cfg: _WorkerConfig, schedule
                                   key=f"okr-report-warm-{token}-{i}") for i, w in enumerate(workers)]
             if warm_early:
                 prepare_shared()
-            _dask_check_paths(client, scheduler, [tasks[0]["folder"], tasks[0]["parameters"]["shared"]])
+            _dask_check_paths(client, scheduler, [tasks[0].folder, tasks[0].parameters["shared"]])
             queue = list(enumerate(tasks))
             stopped = False
             running = as_completed(loop=client.loop)

@@ -102,7 +102,6 @@ def atomic_write(path: "str | os.PathLike[str]", data: "str | bytes") -> Path:
 # ----------------------------------------------------------------------------------
 def _make_preprocessor_class():
     # lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
-    # lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
     from nbconvert.filters.markdown import markdown2html
     from nbconvert.preprocessors import Preprocessor
 
@@ -188,9 +187,9 @@ class HtmlRenderer:
     template_dir : path, optional
         The template folder (default: the repository's ``templates/okr_report``).
     """
-# lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
 
     def __init__(self, template_dir: "str | os.PathLike[str] | None" = None):
+        # lazy import: nbconvert adds ~0.4 s to every command that renders no report (REPORTING_NOTES.md)
         from nbconvert import HTMLExporter
 
         template_dir = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
@@ -246,6 +245,7 @@ def find_chromium() -> str | None:
 def pdf_support() -> tuple[str | None, str]:
     """``(chromium_path, message)``: the browser to print with, or None and how to get one."""
     try:
+        # lazy import: Chromium driver, needed only to print PDFs
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return None, "PDF reports need the playwright Python package (pip install playwright). " + PDF_INSTALL_HINT
@@ -285,10 +285,10 @@ class PdfPrinter:
         self._page = None
 
     def start(self) -> "PdfPrinter":
-        # lazy import: Chromium driver, needed only to print PDFs
         """Launch the browser (done automatically on first print)."""
         if self._browser is not None:
             return self
+        # lazy import: Chromium driver, needed only to print PDFs
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()

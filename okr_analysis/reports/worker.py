@@ -13,10 +13,10 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing import util
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import nbformat
 from jupyter_client.manager import KernelManager
@@ -25,6 +25,7 @@ from ..config import KERNEL_ENV
 from .processes import _exit_with_parent
 from .render import HtmlRenderer, PdfPrinter, atomic_write, temp_path_for
 from .results import TeamError
+from .tasks import ReportTask, TaskResult
 
 _KERNEL_MAX_RUNS = 50  # restart a worker's kernel after this many notebooks (bounds memory growth)
 
@@ -56,9 +57,6 @@ def _register_engine() -> None:
     per notebook (0.07 s instead of 0.28 s of overhead a notebook; papermill given only ``km``
     also leaves each new client's channels open, leaking ~10 file descriptors a notebook).
     """
-    # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
-    # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
-    # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
     # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
@@ -133,10 +131,10 @@ class _Worker:
         self.km = None
         self.kc = None
         self.runs = 0
-        # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
         self._dirty = False
         self._log = None
         self._launch_kernel()
+        # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
         import papermill  # noqa: F401
 
 
@@ -229,21 +227,20 @@ class _Worker:
             with contextlib.suppress(Exception):
                 self.km.shutdown_kernel(now=True)
         if self._log is not None:
-            # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
-            # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
             self._log.close()
 
     # -- one team ---------------------------------------------------------------
-    def run(self, task: Mapping[str, Any]) -> dict[str, Any]:
+    def run(self, task: ReportTask) -> TaskResult:
+        # lazy import: papermill adds ~0.35 s to every command that renders no report (REPORTING_NOTES.md)
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
 
         t0 = time.perf_counter()
-        folder = Path(task["folder"])
-        stem = task["file"]
+        folder = Path(task.folder)
+        stem = task.file
         final = {ext: folder / f"{stem}.{ext}" for ext in ("ipynb", "html", "pdf")}
         failed_nb, failed_html = folder / f"{stem}.failed.ipynb", folder / f"{stem}.failed.html"
-        out: dict[str, Any] = {"team_id": task["team_id"], "error": None, "summary": {}, "pdf_error": ""}
+        out = TaskResult(team_id=task.team_id)
         if self._dirty or self.km is None or self.runs >= _KERNEL_MAX_RUNS or not self.km.is_alive():
             self._restart_kernel()
         self.runs += 1
@@ -253,51 +250,51 @@ class _Worker:
         try:
             try:
                 nb = pm.execute_notebook(
-                    task.get("notebook", self.cfg.notebook), str(tmp_nb), parameters=dict(task["parameters"]),
+                    task.notebook or self.cfg.notebook, str(tmp_nb), parameters=dict(task.parameters),
                     engine_name=_ENGINE_NAME, km=self.km, kc=self.kc, kernel_name=self.cfg.kernel_name,
                     reset_code=_RESET_CODE.format(cwd=self.cfg.cwd), progress_bar=False,
                     request_save_on_cell_execute=False, execution_timeout=self.cfg.cell_timeout,
                 )
             except PapermillExecutionError as exc:
-                out["error"] = TeamError("execute", str(exc.ename), str(exc.evalue), exc.cell_index,
+                out.error = TeamError("execute", str(exc.ename), str(exc.evalue), exc.cell_index,
                                          exc.exec_count, _ANSI.sub("", "\n".join(exc.traceback or [])))
             except Exception as exc:  # dead kernel, cell timeout, papermill trouble
-                out["error"] = TeamError("execute", type(exc).__name__, str(exc).strip()[:2000])
-            if out["error"] is not None:
+                out.error = TeamError("execute", type(exc).__name__, str(exc).strip()[:2000])
+            if out.error is not None:
                 self._dirty = True  # a fresh kernel for the next team, whatever state the failure left behind
                 if nb is None and tmp_nb.exists():
                     nb = nbformat.read(tmp_nb, as_version=4)
                 if tmp_nb.exists():
                     os.replace(tmp_nb, failed_nb)
-                    out["failed_notebook"] = failed_nb.name
+                    out.failed_notebook = failed_nb.name
                 if nb is not None:
                     with contextlib.suppress(Exception):
                         body, res = self.renderer.render(nb, show_errors=True,
-                                                         resources={"okr_summary": dict(task["identity"])})
+                                                         resources={"okr_summary": dict(task.identity)})
                         atomic_write(failed_html, body)
-                        out["failed_html"] = failed_html.name
+                        out.failed_html = failed_html.name
                 return out
             try:
-                body, res = self.renderer.render(nb, resources={"okr_summary": dict(task["identity"])})
-                out["summary"] = res.get("okr_summary", {})
+                body, res = self.renderer.render(nb, resources={"okr_summary": dict(task.identity)})
+                out.summary = res.get("okr_summary", {})
                 tmp_html.write_text(body, encoding="utf-8")
             except Exception as exc:
-                out["error"] = TeamError("render", type(exc).__name__, str(exc)[:2000])
+                out.error = TeamError("render", type(exc).__name__, str(exc)[:2000])
                 os.replace(tmp_nb, failed_nb)
-                out["failed_notebook"] = failed_nb.name
+                out.failed_notebook = failed_nb.name
                 return out
-            if task["pdf"]:
+            if task.pdf:
                 if self.pdf_error:
-                    out["pdf_error"] = self.pdf_error
+                    out.pdf_error = self.pdf_error
                 else:
                     try:
-                        self.print_pdf(tmp_html, final["pdf"], footer=task["footer"])
+                        self.print_pdf(tmp_html, final["pdf"], footer=task.footer)
                     except Exception as exc:
-                        out["error"] = TeamError("pdf", type(exc).__name__, str(exc).splitlines()[0][:2000]
+                        out.error = TeamError("pdf", type(exc).__name__, str(exc).splitlines()[0][:2000]
                                                  if str(exc) else "")
             os.replace(tmp_html, final["html"])
             os.replace(tmp_nb, final["ipynb"])
-            if out["error"] is None:
+            if out.error is None:
                 for stale in (failed_nb, failed_html):
                     with contextlib.suppress(FileNotFoundError):
                         stale.unlink()
@@ -306,7 +303,7 @@ class _Worker:
             for tmp in (tmp_nb, tmp_html):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-            out["duration_s"] = round(time.perf_counter() - t0, 3)
+            out.duration_s = round(time.perf_counter() - t0, 3)
 
 
 _WORKER: _Worker | None = None
@@ -325,14 +322,11 @@ def _worker_ready() -> dict[str, Any]:
     return {"pid": os.getpid()}
 
 
-def _worker_run(task: Mapping[str, Any]) -> dict[str, Any]:
+def _worker_run(task: ReportTask) -> TaskResult:
     try:
-        result = _WORKER.run(task)
+        return _WORKER.run(task)
     except Exception as exc:  # never lose a team's outcome to a worker bug
-        result = {"team_id": task["team_id"], "summary": {}, "pdf_error": "",
-                  "error": TeamError("worker", type(exc).__name__, str(exc)[:2000])}
-    result["error"] = asdict(result["error"]) if result.get("error") else None
-    return result
+        return TaskResult.failed(task.team_id, "worker", exc)
 
 
 # ==================================================================================
