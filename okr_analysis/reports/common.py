@@ -157,7 +157,18 @@ def _scored_teams(ctx: Any, *, teams: list[str] | None = None) -> pd.DataFrame:
     return teams
 
 
-def _show_figure(fig: matplotlib.figure.Figure) -> None:
+def figure_alt_text(fig: matplotlib.figure.Figure) -> str:
+    """The chart's titles as one sentence (the figure's title, then each panel's): the alt text of a chart
+    whose section gives none."""
+    titles = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    titles += [ax.get_title() for ax in fig.axes]
+    text = ". ".join(dict.fromkeys(t.strip().rstrip(".") for t in titles if t and t.strip()))
+    return (text + ".") if text else "Chart"
+
+
+def _show_figure(fig: matplotlib.figure.Figure, *, alt: str | None = None) -> None:
+    """Display a chart with its alt text (``alt``: what the reader should understand from it; default: its
+    titles, see :func:`figure_alt_text`), then close it."""
     fig.tight_layout()
-    display(fig)
+    display(fig, metadata={"image/png": {"alt": alt or figure_alt_text(fig)}})
     plt.close(fig)
