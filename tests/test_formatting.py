@@ -74,6 +74,8 @@ def test_rules_are_the_ones_the_analyses_use(sample_ds):
     assert f"more than {rules.LINT_DEFAULTS['max_kpis']} KPIs" in LINT_CODES["TEAM_TOO_MANY_KPIS"][1]
     assert hygiene.LINT_CODES is LINT_CODES
     assert list(rules.VERDICT_ORDER) == list(rules.VERDICTS) and rules.VERDICT_ORDER["leads"] == 0
+    from okr_analysis.leadlag import VERDICTS  # leadlag keeps its own copy (owned elsewhere): they must agree
+    assert tuple(VERDICTS) == rules.VERDICTS
     assert set(rules.STATUS_ORDER) == set(rules.STATUSES)
     assert rules.driver_min_periods(8) == 44
 
@@ -89,3 +91,17 @@ def test_monitor_window_label_of_monthly_data(sample_ds):
 
     assert _resolve_window(sample_ds, rules.MONITOR_WINDOW, None, "M").label == "13 months"
     assert _resolve_window(sample_ds, rules.MONITOR_WINDOW, None, None).label == "13 weeks"
+
+
+def test_the_documentation_quotes_the_rules():
+    """The methods pages state the rules in words; they must say what rules.py defines."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "methods"
+    scoring = (docs / "scoring.md").read_text(encoding="utf-8")
+    assert (f"`red` < {rules.BAND_RED_BELOW:g} ≤ `yellow` < {rules.BAND_GREEN_FROM:g} ≤ `green`") in scoring
+    hygiene = (docs / "hygiene.md").read_text(encoding="utf-8")
+    assert f"more than {rules.LINT_DEFAULTS['stale_days']} days before `as_of`" in hygiene
+    drivers = (docs / "drivers.md").read_text(encoding="utf-8")
+    assert f"`4 × max_lag + 12` periods after the transform ({rules.driver_min_periods(8)} for max_lag 8)" in drivers
+    assert "last 13 weeks" not in (docs / "monitoring.md").read_text(encoding="utf-8")
