@@ -342,3 +342,19 @@ def test_complement_teams_kpis_do_not_reveal_hidden_key_results(sample_dir):
     table = team_sections.kpi_table(ctx).set_index("metric")
     for r in hidden.itertuples():
         assert table.loc[r.metric, "latest"] != _fmt(r.current, r.unit), r.metric
+
+
+def test_kpi_panel_names_the_window_in_the_datas_own_periods(sample_tables):
+    """monitor's default window is 13 periods of the data's frequency: 13 months of monthly KPIs, not 13 weeks."""
+    from okr_analysis.io import from_frames
+
+    tables = {k: v.copy() for k, v in sample_tables.items()}
+    k = tables["kpis"]
+    k["date"] = pd.to_datetime(k["date"]).dt.to_period("M").dt.to_timestamp()
+    tables["kpis"] = k.groupby(["team_id", "metric", "date"], as_index=False)["value"].mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = from_frames(tables, source="monthly")
+        ctx = open_report(ds, team_id="support-tier2", quarter="2026Q3")
+    _, html = _run(team_sections.kpi_panel, ctx)
+    assert "over the 13 months to" in html and "13 weeks" not in html
