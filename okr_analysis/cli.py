@@ -33,13 +33,8 @@ from .hygiene import lint as lint_fn
 from .io.loading import load
 from .leadlag import lead_lag
 from .monitoring import monitor as monitor_fn
-from .privacy import (
-    suppress_drivers,
-    suppress_forecasts,
-    suppress_kpis,
-    suppress_lint,
-    suppress_scores,
-)
+from .privacy import gate
+from .rules import VERDICT_ORDER
 from .reports.build import build_reports
 from .sample import write_sample
 from .scoring import score as score_fn
@@ -297,7 +292,7 @@ def score(source: str, quarter: str, as_of: str | None, level: str, out: str | N
     q = resolve_quarter(ds, quarter)
     table = score_fn(ds, q, as_of=as_of, level=level)
     krs = table if level == "kr" else score_key_results(ds, q, as_of=as_of)
-    table = suppress_scores(table, ds, level=level, kr_scores=krs, min_group_size=min_group_size)
+    table = gate(table, ds, kind=f"{level}_scores", kr_scores=krs, min_group_size=min_group_size)
     if out is None:
         table = _readable(table, _SCORE_VIEW[level])
     write_table(table, out, what=f"{level} scores")
@@ -319,8 +314,8 @@ def lint(source: str, quarter: str, as_of: str | None, out: str | None, min_grou
     ds = load_source(source, fiscal_year_start)
     q = resolve_quarter(ds, quarter)
     findings = lint_fn(ds, q, as_of=as_of)
-    findings = suppress_lint(findings, ds, kr_scores=score_key_results(ds, q, as_of=as_of),
-                             min_group_size=min_group_size)
+    findings = gate(findings, ds, kind="lint", kr_scores=score_key_results(ds, q, as_of=as_of),
+                    min_group_size=min_group_size)
     if out is not None:
         write_table(findings, out, what="findings")
         return
@@ -360,7 +355,7 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     table = monitor_fn(ds, as_of=as_of, window=_window(window), freq=freq.upper() if freq else None)
-    table = suppress_kpis(table, ds, min_group_size=min_group_size)
+    table = gate(table, ds, kind="kpis", min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "metric", "trend", "assessment", "slope", "p_value", "latest",
                                   "peer_percentile", "n_signals", "signals"])
@@ -402,13 +397,12 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
                       by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
                       scheduler=scheduler)
 
-    table = suppress_drivers(result.table, ds, min_group_size=min_group_size)
+    table = gate(result.table, ds, kind="drivers", min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["leading", "lagging", "team_id", "freq", "lag", "correlation", "granger_p",
                                   "q_value", "oos_skill", "verdict"])
         if not by_team:
-            order = {"leads": 0, "reverse": 1, "contemporaneous": 2, "no evidence": 3, "insufficient data": 4}
-            table = table.sort_values(["verdict", "lagging"], key=lambda c: c.map(order) if c.name == "verdict"
+            table = table.sort_values(["verdict", "lagging"], key=lambda c: c.map(VERDICT_ORDER) if c.name == "verdict"
                                       else c, kind="stable")
     write_table(table, out, what="driver rows")
 
@@ -432,8 +426,8 @@ def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str
     q = resolve_quarter(ds, quarter)
     table = forecast_key_results(ds, q, as_of=as_of, with_drivers=with_drivers)
     table = table.drop(columns=[c for c in ("history",) if c in table.columns])
-    table = suppress_forecasts(table, ds, kr_scores=score_key_results(ds, q, as_of=as_of),
-                               min_group_size=min_group_size)
+    table = gate(table, ds, kind="forecasts", kr_scores=score_key_results(ds, q, as_of=as_of),
+                 min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "kr_id", "current", "forecast", "lower_80", "upper_80", "target",
                                   "p_hit", "method"])
@@ -464,10 +458,12 @@ def backtest(source: str, out: str | None, with_drivers: bool, min_group_size: i
         click.echo(result.summary.to_string(index=False))
     if out is not None:
         preds = result.predictions
-        parts = [suppress_forecasts(part, ds, kr_scores=score_key_results(ds, q), min_group_size=min_group_size)
-                 for q, part in preds.groupby("quarter", sort=False)]
-        if parts:
-            result = dataclasses.replace(result, predictions=pd.concat(parts).loc[preds.index])
+        quarters = list(dict.fromkeys(preds["quarter"]))
+        scores = (pd.concat([score_key_results(ds, q) for q in quarters], ignore_index=True) if quarters
+                  else None)
+        if quarters:
+            result = dataclasses.replace(result, predictions=gate(preds, ds, kind="backtest", kr_scores=scores,
+                                                                  min_group_size=min_group_size))
         for path in result.write(Path(out)):
             click.echo(f"wrote {path}", err=True)
 

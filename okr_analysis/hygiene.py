@@ -14,24 +14,29 @@ import pandas as pd
 
 from .io.dataset import Dataset
 from .io.quarters import Quarter
+from .rules import LINT_DEFAULTS
 from .scoring import _quarter_checkins, _resolve, _unmeasurable
 
 __all__ = ["lint", "LINT_CODES", "LINT_COLUMNS"]
 
-#: code -> (severity, what it checks). Findings come out in this order.
+_D = LINT_DEFAULTS
+#: code -> (severity, what it checks). Findings come out in this order. The thresholds quoted are
+#: :func:`lint`'s defaults (:data:`okr_analysis.rules.LINT_DEFAULTS`).
 LINT_CODES: dict[str, tuple[str, str]] = {
-    "TEAM_OBJECTIVE_COUNT": ("warning", "a team has fewer than 1 or more than 3 objectives in the quarter "
+    "TEAM_OBJECTIVE_COUNT": ("warning", f"a team has fewer than {_D['min_objectives']:g} or more than "
+                                        f"{_D['max_objectives']:g} objectives in the quarter "
                                         "(no objectives: info for a company or department, warning for a team)"),
-    "OBJECTIVE_KR_COUNT": ("warning", "an objective has fewer than 2 or more than 5 key results"),
+    "OBJECTIVE_KR_COUNT": ("warning", f"an objective has fewer than {_D['min_krs']:g} or more than "
+                                      f"{_D['max_krs']:g} key results"),
     "KR_UNMEASURABLE": ("warning", "a key result cannot be measured: no target, no baseline where one is "
                                    "needed (increase/decrease), or target equal to baseline"),
-    "KR_STALE": ("warning", "a key result has no check-in in the 14 days up to the as-of date"),
+    "KR_STALE": ("warning", f"a key result has no check-in in the {_D['stale_days']:g} days up to the as-of date"),
     "OBJECTIVE_NOT_ALIGNED": ("info", "an objective is not aligned to any parent objective while its parent "
                                       "team has objectives that quarter"),
     "OBJECTIVE_ONLY_MILESTONES": ("info", "all key results of an objective are milestones (outputs, not outcomes)"),
-    "TEAM_TOO_MANY_KPIS": ("info", "a team tracks more than 7 KPIs"),
-    "CONFIDENCE_DROP": ("warning", "confidence in a key result fell by 3 or more points between consecutive "
-                                   "check-ins"),
+    "TEAM_TOO_MANY_KPIS": ("info", f"a team tracks more than {_D['max_kpis']:g} KPIs"),
+    "CONFIDENCE_DROP": ("warning", f"confidence in a key result fell by {_D['confidence_drop']:g} or more points "
+                                   "between consecutive check-ins"),
 }
 #: Columns of :func:`lint`, in order (its docstring describes each one).
 LINT_COLUMNS = ["code", "severity", "quarter", "team_id", "objective_id", "kr_id", "message"]
@@ -71,13 +76,13 @@ def lint(
     quarter: "str | Quarter",
     *,
     as_of: Any = None,
-    min_objectives: int = 1,
-    max_objectives: int = 3,
-    min_krs: int = 2,
-    max_krs: int = 5,
-    stale_days: int = 14,
-    max_kpis: int = 7,
-    confidence_drop: float = 3.0,
+    min_objectives: int = LINT_DEFAULTS["min_objectives"],
+    max_objectives: int = LINT_DEFAULTS["max_objectives"],
+    min_krs: int = LINT_DEFAULTS["min_krs"],
+    max_krs: int = LINT_DEFAULTS["max_krs"],
+    stale_days: int = LINT_DEFAULTS["stale_days"],
+    max_kpis: int = LINT_DEFAULTS["max_kpis"],
+    confidence_drop: float = LINT_DEFAULTS["confidence_drop"],
 ) -> pd.DataFrame:
     """Check a quarter's OKRs against established OKR advice.
 

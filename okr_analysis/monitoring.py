@@ -40,9 +40,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .formatting import significant
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .resample import check_freq, infer_freq, period_start, resample_kpis
+from .rules import BASELINE_PERIODS, MONITOR_WINDOW, period_word, window_label
 
 __all__ = [
     "RULES",
@@ -85,7 +87,6 @@ _RHO_CLIP = (0.0, 0.95)  # the autocorrelation used for the limits is clipped to
 _RHO_MAX_2_OF_3 = 0.2  # with adjusted limits, 2_of_3_beyond_2sigma is checked only below this rho
 _REASONS = ("bottom_quartile", "declining", "below_benchmark")
 _OFFSETS = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3)}
-_UNIT_WORD = {"W": "week", "M": "month", "Q": "quarter"}
 
 
 # ----------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def _resolve_window(ds: Dataset, window: Any, as_of: Any, freq: str | None) -> _
         obs_start, label = q.start, f"quarter {q.label}"
     else:
         start = end - _OFFSETS[freq] * (window - 1)
-        obs_start, label = start, f"{window} {_UNIT_WORD[freq]}s"
+        obs_start, label = start, window_label(window, freq)
     periods = pd.date_range(start, end, freq=_OFFSETS[freq]) if end >= start else pd.DatetimeIndex([])
     return _Window(freq, as_of, pd.DatetimeIndex(periods), pd.Timestamp(obs_start), label)
 
@@ -334,7 +335,7 @@ def _mk_reference(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str
 def kpi_trends(
     ds: Dataset,
     *,
-    window: int | str = 13,
+    window: int | str = MONITOR_WINDOW,
     as_of: Any = None,
     freq: str | None = None,
     alpha: float = 0.05,
@@ -1202,13 +1203,6 @@ def benchmark(
 # ----------------------------------------------------------------------------------
 # Candidate key results
 # ----------------------------------------------------------------------------------
-def _fmt(x: float, unit: str = "") -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    s = f"{x:.3g}" if abs(x) < 1e5 else f"{x:,.0f}"
-    return f"{s} {unit}".strip() if unit and unit != "%" else (s + "%" if unit == "%" else s)
-
-
 def candidate_key_results(
     ds: Dataset,
     quarter: str | Quarter,
@@ -1216,7 +1210,7 @@ def candidate_key_results(
     as_of: Any = None,
     freq: str | None = None,
     window: int | str = "quarter",
-    baseline_periods: int = 26,
+    baseline_periods: int = BASELINE_PERIODS,
     alpha: float = 0.05,
     min_points: int = 6,
     min_peers: int = 3,
@@ -1345,15 +1339,15 @@ def candidate_key_results(
     no_chart = ~np.isfinite(centre)  # fewer than 8 baseline periods: the trend is the only evidence
     bottom = ((df["n_peers"] >= min_peers) & (df["peer_percentile"] <= bottom_percentile)).to_numpy()
     below_bm = (df["vs_benchmark"] == "worse").to_numpy()
-    unit_word = _UNIT_WORD[win.freq]
+    unit_word = period_word(win.freq)
     level = 100 * (1 - alpha)
 
     def declining_text(r: pd.Series, u: str, sig_ok: bool) -> str:
         parts = []
         if r["assessment"] == "worsening":
             su = "percentage points" if u == "%" else u  # a slope of a percentage is in points
-            parts.append(f"Worsening trend over {win.label}: {_fmt(r['slope'], su)} per {unit_word} ({level:.0f}% CI "
-                         f"{_fmt(r['slope_low'])} to {_fmt(r['slope_high'])}), Mann–Kendall p = {r['p_value']:.2g}")
+            parts.append(f"Worsening trend over {win.label}: {significant(r['slope'], su)} per {unit_word} ({level:.0f}% CI "
+                         f"{significant(r['slope_low'])} to {significant(r['slope_high'])}), Mann–Kendall p = {r['p_value']:.2g}")
         if sig_ok:
             more = f" and {int(r['n_bad']) - 1} more" if r["n_bad"] > 1 else ""
             how = (f"; limits adjusted for lag-1 autocorrelation {r['chart_rho']:.2f}"
@@ -1361,7 +1355,7 @@ def candidate_key_results(
             parts.append(f"control-chart signal {r['bad_rule']} on {r['bad_date']:%Y-%m-%d}{more} "
                          f"({r['bad_side']} the centre line{how})")
         if np.isfinite(r["centre"]):
-            parts.append(f"level before the window {_fmt(r['centre'], u)}")
+            parts.append(f"level before the window {significant(r['centre'], u)}")
         else:
             parts.append("no control-chart baseline before the window")
         text = "; ".join(parts)
@@ -1372,9 +1366,9 @@ def candidate_key_results(
     parts.append(pd.DataFrame({
         "team_id": sub["team_id"], "metric": sub["metric"], "reason": "bottom_quartile", "latest": latest[bottom],
         "suggested_target": sub["peer_median"],
-        "evidence": [f"Latest {_fmt(r.latest_b, u)} ranks {int(r.peer_rank)} of {int(r.n_peers) + 1} among its "
+        "evidence": [f"Latest {significant(r.latest_b, u)} ranks {int(r.peer_rank)} of {int(r.n_peers) + 1} among its "
                      f"peers (at least as good as {r.peer_percentile:.0f}% of them); peer median "
-                     f"{_fmt(r.peer_median, u)}." for r, u in zip(sub.itertuples(), unit[bottom])]}))
+                     f"{significant(r.peer_median, u)}." for r, u in zip(sub.itertuples(), unit[bottom])]}))
     dec = signalled | (no_chart & worsening)
     sub = df[dec]
     # target: back to the level before the window (the centre line, which a signalled KPI is still worse
@@ -1388,7 +1382,7 @@ def candidate_key_results(
     parts.append(pd.DataFrame({
         "team_id": sub["team_id"], "metric": sub["metric"], "reason": "below_benchmark", "latest": latest[below_bm],
         "suggested_target": sub["benchmark_value"],
-        "evidence": [f"Latest {_fmt(r.latest_b, u)} is worse than the external benchmark {_fmt(r.benchmark_value, u)}"
+        "evidence": [f"Latest {significant(r.latest_b, u)} is worse than the external benchmark {significant(r.benchmark_value, u)}"
                      f" ({r.benchmark_source if isinstance(r.benchmark_source, str) else 'no source given'})."
                      for r, u in zip(sub.itertuples(), unit[below_bm])]}))
     hib_of = pd.Series(hib, index=df.index)
@@ -1414,9 +1408,9 @@ def monitor(
     ds: Dataset,
     *,
     as_of: Any = None,
-    window: int | str = 13,
+    window: int | str = MONITOR_WINDOW,
     freq: str | None = None,
-    baseline_periods: int = 26,
+    baseline_periods: int = BASELINE_PERIODS,
     alpha: float = 0.05,
     min_points: int = 6,
     rules: Iterable[str] | None = None,

@@ -19,6 +19,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 
+from .rules import BAND_COLOURS, BAND_GREEN_FROM, BAND_RED_BELOW
+
 __all__ = [
     "BAND_COLOURS",
     "plot_kr_progress",
@@ -29,8 +31,9 @@ __all__ = [
     "plot_peer_comparison",
 ]
 
-#: Colours of the score bands (red < 0.4 ≤ yellow < 0.7 ≤ green), colour-blind safe shades.
-BAND_COLOURS = {"red": "#d1495b", "yellow": "#edae49", "green": "#2e8b57", "none": "#b0b0b0"}
+# BAND_COLOURS (the score bands' colours, colour-blind safe shades) and the band thresholds are rules the
+# sections and docs quote too: defined once, in :mod:`okr_analysis.rules`.
+_BAND_LINES = (BAND_RED_BELOW, BAND_GREEN_FROM)
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -60,7 +63,8 @@ def _shorten(text: Any, width: int = 48) -> str:
 
 def plot_kr_scores(data: pd.DataFrame, *, label: str = "title", ax: Axes | None = None,
                    title: str = "Key-result scores") -> Axes:
-    """Horizontal bars of key-result scores coloured by band, with the 0.4 and 0.7 band lines.
+    """Horizontal bars of key-result scores coloured by band, with lines at the band thresholds
+    (:data:`okr_analysis.rules.BAND_RED_BELOW`, :data:`~okr_analysis.rules.BAND_GREEN_FROM`).
 
     Parameters
     ----------
@@ -87,7 +91,7 @@ def plot_kr_scores(data: pd.DataFrame, *, label: str = "title", ax: Axes | None 
     for yi, s in zip(y, scores):
         ax.text(min(s, 1) + 0.02 if pd.notna(s) else 0.02, yi, "no data" if pd.isna(s) else f"{s:.2f}",
                 va="center", fontsize=8)
-    for line in (0.4, 0.7):
+    for line in _BAND_LINES:
         ax.axvline(line, color="#555555", lw=0.8, ls="--")
     ax.set_yticks(y, [_shorten(t) for t in d[label]])
     ax.set_xlim(0, 1.12)
@@ -121,7 +125,7 @@ def plot_score_distribution(data: pd.DataFrame, *, by: str = "department", ax: A
         sns.stripplot(data=d, x="score", y=by, order=order, ax=ax, color="#1f3b5c", size=5, jitter=0.15)
     finally:
         np.random.set_state(state)
-    for line in (0.4, 0.7):
+    for line in _BAND_LINES:
         ax.axvline(line, color="#555555", lw=0.8, ls="--")
     ax.set_xlim(-0.02, 1.05)
     ax.set_xlabel("team score (mean of objective scores, 0–1)")
@@ -148,7 +152,7 @@ def plot_team_kr_heatmap(data: pd.DataFrame, *, team_label: str = "team_id", ax:
     grid = d.pivot_table(index=team_label, columns="slot", values="score", aggfunc="first", dropna=False)
     cmap = ListedColormap([BAND_COLOURS["red"], BAND_COLOURS["yellow"], BAND_COLOURS["green"]]).with_extremes(
         bad=BAND_COLOURS["none"])
-    norm = BoundaryNorm([0, 0.4, 0.7, 1.0 + 1e-9], cmap.N)
+    norm = BoundaryNorm([0, BAND_RED_BELOW, BAND_GREEN_FROM, 1.0 + 1e-9], cmap.N)
     sns.heatmap(grid, ax=ax, cmap=cmap, norm=norm, annot=True, fmt=".1f", linewidths=0.5, linecolor="white",
                 cbar_kws={"label": "score (band)"}, annot_kws={"fontsize": 7})
     ax.set_xlabel("key result (in objective order)")

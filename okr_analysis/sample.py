@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from .formatting import step_decimals, with_step
 from .io.quarters import Quarter
 from .io.schemas import TABLES
 
@@ -391,19 +392,8 @@ _COMMENTS = {
 # ----------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------
-def _decimals(step: float) -> int:
-    if step >= 1:
-        return 0
-    return len(f"{step:g}".split(".")[1])
-
-
 def _round_to(x: float, step: float) -> float:
-    return round(round(x / step) * step, _decimals(step))
-
-
-def _fmt(x: float, step: float) -> str:
-    d = _decimals(step)
-    return f"{x + 0.0:.{d}f}"
+    return round(round(x / step) * step, step_decimals(step))
 
 
 def _sentence(label: str) -> str:
@@ -1229,8 +1219,8 @@ class _Builder:
         form = style["forms"].get(direction)
         if form is None:  # e.g. complaints maintain (no template): fall back on a neutral wording
             form = "{L} at {t}+" if direction == "maintain_at_least" else "Keep {l} at or below {t}"
-        title = form.format(L=label, l=_sentence(label), b=_fmt(baseline, b_step) if baseline is not None else "",
-                            t=_fmt(target, t_step))
+        title = form.format(L=label, l=_sentence(label), b=with_step(baseline, b_step) if baseline is not None else "",
+                            t=with_step(target, t_step))
         row.update(title=title, baseline=baseline, target=float(target), unit=style["unit"])
         return row, values
 

@@ -23,6 +23,14 @@ import pandas as pd
 from .exceptions import DataWarning
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
+from .rules import (
+    BAND_GREEN_FROM,
+    BAND_RED_BELOW,
+    EXPECTATION,
+    PACE_AT_RISK,
+    PACE_ON_TRACK,
+    STATUSES,
+)
 
 __all__ = [
     "score",
@@ -42,18 +50,8 @@ __all__ = [
     "TEAM_COLUMNS",
 ]
 
-#: Scores below this are red (Google's convention: red < 0.4 <= yellow < 0.7 <= green).
-BAND_RED_BELOW = 0.4
-#: Scores from this up are green.
-BAND_GREEN_FROM = 0.7
-#: Pace (progress / expected progress) from which an increase/decrease/milestone KR is on track.
-PACE_ON_TRACK = 0.9
-#: Pace from which it is at risk (below: off track).
-PACE_AT_RISK = 0.7
-#: Score an objective needs to meet expectations, by objective kind.
-EXPECTATION = {"committed": 1.0, "aspirational": 0.7}
-#: Status values, best first; ``no data`` = no check-in yet, ``unmeasurable`` = the KR cannot be scored.
-STATUSES = ("on track", "at risk", "off track", "no data", "unmeasurable")
+# The band thresholds, the pace of a status, the expectations and the statuses are rules the charts,
+# report sections and docs quote too: they are defined once, in :mod:`okr_analysis.rules`.
 #: Levels accepted by :func:`score`.
 LEVELS = ("kr", "objective", "team")
 

@@ -234,3 +234,104 @@ def test_lint_does_not_quote_check_in_dates_or_confidences_of_hidden_key_results
     partners = written[(written["team_id"] == "hr-partners") & (written["code"] == "KR_STALE")]
     assert len(partners) and not partners["message"].str.contains("2026-08-31").any()
     assert "2026-08-31" in lint(sample_ds, q).to_string(max_colwidth=400)  # … which the raw finding quotes
+
+
+# ---- the one gate: every public output path goes through privacy.gate -------------------------------------
+def _csv_text(frame):
+    import io
+    return pd.read_csv(io.StringIO(frame.to_csv(index=False)), dtype=str)
+
+
+def _raw_tables(ds, q):
+    """Each CLI command's table as the library computes it, before the gate, with the gate call it needs."""
+    from okr_analysis import backtest, forecast_key_results, lead_lag, lint, monitor, score, score_key_results
+
+    krs = score_key_results(ds, q)
+    fc = forecast_key_results(ds, q, as_of="2026-08-15")
+    fc = fc.drop(columns=[c for c in ("history",) if c in fc.columns])
+    preds = backtest(ds).predictions
+    bt_scores = pd.concat([score_key_results(ds, x) for x in dict.fromkeys(preds["quarter"])], ignore_index=True)
+    drivers = lead_lag(ds, pairs=[("training_attendance", "engagement")], by_team=True).table
+    return {
+        "score-kr": (score(ds, q, level="kr"), dict(kind="kr_scores", kr_scores=krs)),
+        "score-objective": (score(ds, q, level="objective"), dict(kind="objective_scores", kr_scores=krs)),
+        "score-team": (score(ds, q, level="team"), dict(kind="team_scores", kr_scores=krs)),
+        "lint": (lint(ds, q), dict(kind="lint", kr_scores=krs)),
+        "monitor": (monitor(ds), dict(kind="kpis")),
+        "drivers": (drivers, dict(kind="drivers")),
+        "forecast": (fc, dict(kind="forecasts", kr_scores=score_key_results(ds, q, as_of="2026-08-15"))),
+        "backtest": (preds, dict(kind="backtest", kr_scores=bt_scores)),
+    }
+
+
+def test_every_cli_output_is_the_gate_applied_to_the_library_table(sample_dir, sample_ds, tmp_path):
+    """Lists every command that writes a table for a person (an ``--out`` option) and checks that what it
+    writes is exactly ``privacy.gate`` of the library's table; a new command with ``--out`` fails this test
+    until it is listed here (and goes through the gate)."""
+    from okr_analysis.privacy import gate
+
+    q = "2026Q3"
+    cases = {
+        "score-kr": (["score", sample_dir, "-q", q, "--level", "kr"], "x.csv"),
+        "score-objective": (["score", sample_dir, "-q", q, "--level", "objective"], "x.csv"),
+        "score-team": (["score", sample_dir, "-q", q, "--level", "team"], "x.csv"),
+        "lint": (["lint", sample_dir, "-q", q], "x.csv"),
+        "monitor": (["monitor", sample_dir], "x.csv"),
+        "drivers": (["drivers", sample_dir, "--by-team", "--pair", "training_attendance:engagement"], "x.csv"),
+        "forecast": (["forecast", sample_dir, "-q", q, "--as-of", "2026-08-15"], "x.csv"),
+        "backtest": (["backtest", sample_dir], "bt"),
+    }
+    with_out = {name for name, cmd in cli.commands.items() if any(p.name == "out" for p in cmd.params)}
+    # `report` writes the report sections and the index: test_report_sections_show_nothing_the_gate_hides
+    assert with_out == {c[0][0] for c in cases.values()} | {"report"}, "list the new command's output here"
+    raw = _raw_tables(sample_ds, q)
+    assert set(raw) == set(cases)
+    for name, (args, target) in cases.items():
+        r = run(*args, "--out", tmp_path / target)
+        assert r.exit_code == 0, (name, r.output)
+        written = pd.read_csv(tmp_path / target / "predictions.csv" if name == "backtest" else tmp_path / target,
+                              dtype=str)
+        table, how = raw[name]
+        expected = _csv_text(gate(table, sample_ds, **how))
+        pd.testing.assert_frame_equal(written, expected, obj=name)
+        assert expected["suppressed"].isin(["True"]).any(), f"{name}: the sample hides nothing here"
+        # and the gate did hide something the raw table shows
+        assert not _csv_text(table).equals(expected.drop(columns=["suppressed"])), name
+
+
+def test_gate_kinds_hide_what_the_suppress_functions_hide(sample_ds):
+    from okr_analysis import lint, monitor, score_key_results, score_objectives, score_teams
+    from okr_analysis.privacy import (
+        GATE_KINDS,
+        gate,
+        hidden_values,
+        suppress_kpis,
+        suppress_lint,
+        suppress_scores,
+    )
+
+    q = "2026Q3"
+    krs = score_key_results(sample_ds, q)
+    h = hidden_values(sample_ds, kr_scores=krs)
+    assert "hr-partners" in h.small_teams and h.krs and {"hr-partners", "hr-learning"} <= h.teams
+    for level, table in (("kr", krs), ("objective", score_objectives(sample_ds, q)), ("team", score_teams(sample_ds, q))):
+        pd.testing.assert_frame_equal(gate(table, sample_ds, kind=f"{level}_scores", hidden=h),
+                                      suppress_scores(table, sample_ds, level=level, kr_scores=krs))
+    mon = monitor(sample_ds)
+    pd.testing.assert_frame_equal(gate(mon, sample_ds, kind="kpis"), suppress_kpis(mon, sample_ds))
+    findings = lint(sample_ds, q)
+    pd.testing.assert_frame_equal(gate(findings, sample_ds, kind="lint", hidden=h),
+                                  suppress_lint(findings, sample_ds, kr_scores=krs))
+    # blank: hidden cells empty instead of the label
+    blanked = gate(krs, sample_ds, kind="kr_scores", hidden=h, blank=("score",))
+    assert blanked.loc[blanked["suppressed"], "score"].isna().all()
+    assert (blanked.loc[blanked["suppressed"], "status"] == LABEL).all()
+    # the rows a "peers"/"candidates" table may not show are left out
+    peers = gate(mon, sample_ds, kind="peers")
+    assert len(peers) == int((~gate(mon, sample_ds, kind="kpis")["suppressed"]).sum())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        gate(krs, sample_ds, kind="scores")
+    with pytest.raises(ValueError, match="lacks column"):
+        gate(mon, sample_ds, kind="kr_scores")
+    assert set(GATE_KINDS) >= {"kr_scores", "objective_scores", "team_scores", "kpis", "forecasts", "backtest",
+                               "drivers", "lint"}

@@ -18,7 +18,8 @@ from okr_analysis.privacy import suppressed_label
 from okr_analysis.reports import open_report
 from okr_analysis.reports import org as org_sections
 from okr_analysis.reports import team as team_sections
-from okr_analysis.reports.common import _fmt, _scored_teams
+from okr_analysis.formatting import number as _fmt
+from okr_analysis.reports.common import _scored_teams
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -247,3 +248,113 @@ def test_org_overview_keeps_to_the_teams_that_need_attention_in_a_large_organisa
     top, html = _run(lambda c: org_sections.teams_at_risk(c, max_rows=3), org)
     assert top["team_name"].tolist() == full["team_name"].head(3).tolist()
     assert f"and {len(full) - 3} more teams" in html and "(the 3 worst)" in html
+
+
+# ---- the one gate: every report section shows nothing that suppression hides ------------------------------
+def _section_calls(module):
+    """Every public section of a module: the callables of its __all__ that take the report context."""
+    import inspect
+
+    calls = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if callable(obj) and list(inspect.signature(obj).parameters)[:1] == ["ctx"]:
+            calls.append((name, obj))
+    return calls
+
+
+def _frames(value):
+    if isinstance(value, pd.DataFrame):
+        return [value]
+    if isinstance(value, tuple):
+        return [f for v in value for f in _frames(v)]
+    return []
+
+
+@pytest.mark.parametrize("team_id", ["hr-partners", "hr-learning", "hr", "acme"])
+def test_report_sections_show_nothing_the_gate_hides(sample_dir, team_id):
+    """Runs every section the team and organisation notebooks can call (listed from the modules, so a new
+    section is checked too) and checks that neither its HTML nor its returned tables show a value the gate
+    hides: hr-partners' (4 people) people-metric key results and KPIs, and those of hr-learning, hidden as its
+    complement. The index's summary (record_summary) carries no hidden score either."""
+    from okr_analysis.privacy import hidden_values
+
+    ctx = _ctx(sample_dir, team_id)
+    krs = score_key_results(ctx.ds, "2026Q3")
+    h = hidden_values(ctx.ds, kr_scores=krs)
+    assert {"hr-partners", "hr-learning"} <= h.teams and h.krs
+    hidden_krs = krs[krs["kr_id"].isin(h.krs)]
+    secret_cells = {f">{_fmt(v, u)}<" for v, u in zip(hidden_krs["current"], hidden_krs["unit"]) if pd.notna(v)}
+    secret_cells |= {f">{_fmt(v)}<" for v in hidden_krs["score"] if pd.notna(v)}
+    shown_krs = krs[~krs["kr_id"].isin(h.krs)]  # a hidden value that another, shown cell also reads proves nothing
+    public = {f">{_fmt(v, u)}<" for col in ("baseline", "target", "current")
+              for v, u in zip(krs[col] if col != "current" else shown_krs[col],
+                              krs["unit"] if col != "current" else shown_krs["unit"])}
+    public |= {f">{_fmt(v)}<" for col in ("score", "progress") for v in shown_krs[col]}
+    secret_cells -= public
+    assert secret_cells
+    teams = ctx.table("team_scores").set_index("team_id")
+    hidden_team_scores = {round(float(teams.loc[t, c]), 6) for t in ("hr-partners", "hr-learning")
+                          for c in ("score", "rollup_score") if pd.notna(teams.loc[t, c])}
+    module = org_sections if team_id == "acme" else team_sections
+    calls = _section_calls(module)
+    assert {"scorecard_table", "kpi_table", "hygiene_tables"} <= {n for n, _ in calls} or module is org_sections
+    for name, func in calls:
+        value, html = _run(func, ctx)
+        shown = [cell for cell in secret_cells if cell in html]
+        if not (name in ("kpi_panel", "kpi_table") and team_id == "hr-learning"):  # see the xfail test below
+            assert not shown, f"{name} shows hidden values {shown}"
+        for frame in _frames(value):
+            if "kr_id" in frame.columns:
+                rows = frame[frame["kr_id"].isin(h.krs)]
+                for col in ("current", "score", "progress", "p_hit"):
+                    if col in rows.columns:
+                        assert (rows[col].isna() | (rows[col] == suppressed_label(5))).all(), (name, col)
+            if "team_id" in frame.columns and "score" in frame.columns:
+                rows = frame[frame["team_id"].isin({"hr-partners", "hr-learning"}) & ~frame.get("kr_id", pd.Series(
+                    dtype=str)).isin(h.krs).reindex(frame.index, fill_value=False)]
+                if "kr_id" not in frame.columns:
+                    vals = pd.to_numeric(rows["score"], errors="coerce").dropna().round(6)
+                    assert not set(vals) & hidden_team_scores, (name, "team score")
+            if "metric" in frame.columns and "latest" in frame.columns and team_id == "hr-partners":
+                people = frame[frame["metric"].isin(h.people_metrics)]
+                assert (people["latest"] == suppressed_label(5)).all(), name
+    with warnings.catch_warnings(), capture_output() as cap:
+        warnings.simplefilter("ignore")
+        module.record_summary(ctx)
+    payload = [o.data["application/vnd.okr-analysis.summary+json"] for o in cap.outputs
+               if "application/vnd.okr-analysis.summary+json" in o.data][0]
+    if team_id in ("hr-partners", "hr-learning"):
+        assert payload["score"] is None
+
+
+@pytest.mark.xfail(strict=True, reason="known leak, not fixed here: a complement team (hr-learning, 6 people) "
+                   "has its people-metric KPIs shown, and a KPI's latest value is its hidden key result's current "
+                   "value; the kpis kind of the gate hides only small teams' people metrics")
+def test_complement_teams_kpis_do_not_reveal_hidden_key_results(sample_dir):
+    from okr_analysis.privacy import hidden_values
+
+    ctx = _ctx(sample_dir, "hr-learning")
+    krs = score_key_results(ctx.ds, "2026Q3")
+    h = hidden_values(ctx.ds, kr_scores=krs)
+    hidden = krs[krs["kr_id"].isin(h.krs) & (krs["team_id"] == "hr-learning")]
+    assert len(hidden)
+    table = team_sections.kpi_table(ctx).set_index("metric")
+    for r in hidden.itertuples():
+        assert table.loc[r.metric, "latest"] != _fmt(r.current, r.unit), r.metric
+
+
+def test_kpi_panel_names_the_window_in_the_datas_own_periods(sample_tables):
+    """monitor's default window is 13 periods of the data's frequency: 13 months of monthly KPIs, not 13 weeks."""
+    from okr_analysis.io import from_frames
+
+    tables = {k: v.copy() for k, v in sample_tables.items()}
+    k = tables["kpis"]
+    k["date"] = pd.to_datetime(k["date"]).dt.to_period("M").dt.to_timestamp()
+    tables["kpis"] = k.groupby(["team_id", "metric", "date"], as_index=False)["value"].mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = from_frames(tables, source="monthly")
+        ctx = open_report(ds, team_id="support-tier2", quarter="2026Q3")
+    _, html = _run(team_sections.kpi_panel, ctx)
+    assert "over the 13 months to" in html and "13 weeks" not in html

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ import pandera.pandas as pa
 from pandera import Check
 
 from ..exceptions import DataWarning, Problem, ValidationError
+from ..formatting import as_written
 from .coercion import _empty_table, _type_table
 from .quarters import _check_fiscal_year_start, quarter_of
 from .raw import _MAX_PROBLEMS_PER_RULE, _Raw
@@ -46,13 +47,6 @@ def _pandera_schema(spec: TableSpec) -> tuple[pa.DataFrameSchema, dict[tuple[str
             unique=(spec.key == (c.name,)),
         )
     return pa.DataFrameSchema(columns, report_duplicates="all"), hints
-
-
-def _fmt(value: Any) -> Any:
-    """Numbers as the user wrote them (0 rather than 0.0); other values unchanged."""
-    if isinstance(value, (float, np.floating)) and np.isfinite(value):
-        return f"{float(value):g}"
-    return value
 
 
 def _check_compound_key(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems: list[Problem]) -> None:
@@ -100,7 +94,7 @@ def _check_table_rules(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems
             num = case.check_number
             template, fix = hints.get((col, int(num)) if num is not None and not pd.isna(num) else (col, -1),
                                       ("{v!r} failed " + check, ""))
-            msg = template.format(v=_fmt(case.failure_case))
+            msg = template.format(v=as_written(case.failure_case))
         key = (col, check)
         per_rule[key] = per_rule.get(key, 0) + 1
         if per_rule[key] == _MAX_PROBLEMS_PER_RULE + 1:

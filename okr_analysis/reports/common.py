@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from ..privacy import small_teams
+from ..privacy import Hidden, gate, hidden_values, small_teams
+from ..rules import EXPECTATION, PACE_AT_RISK, PACE_ON_TRACK, STATUS_ORDER, band_rule
 from .display import _display_html, _show
 from .shared import SHARED_ANALYSES
 
@@ -24,17 +25,7 @@ __all__ = ["methods", "record_summary"]
 _ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "stable": "► stable"}
 
 
-_STATUS_ORDER = {"off track": 0, "at risk": 1, "on track": 2, "no data": 3, "unmeasurable": 4}
-
-
-def _fmt(value: Any, unit: Any = "") -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, (float, np.floating)) else str(value)
-    unit = "" if not isinstance(unit, str) else unit.strip()
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+_STATUS_ORDER = STATUS_ORDER
 
 
 def _small_team(ctx: Any) -> bool:
@@ -42,14 +33,43 @@ def _small_team(ctx: Any) -> bool:
     return ctx.team_id in small_teams(ctx.ds, min_group_size=ctx.min_group_size)
 
 
+#: Kinds of table whose suppression needs only the teams' sizes and the metric catalogue.
+_SIZE_ONLY_KINDS = ("kpis", "peers", "candidates", "drivers")
+
+
+def _hidden(ctx: Any, *, teams: Any = None) -> Hidden:
+    """What suppression hides in this report's batch: the shared ``kr_suppression`` and ``team_suppression``
+    tables (computed over the whole organisation once), read for ``teams`` only (None: every team)."""
+    if teams is None:
+        krs, supp = ctx.table("kr_suppression"), ctx.table("team_suppression")
+    else:
+        wanted = sorted({str(t) for t in teams})
+        if not wanted:
+            return hidden_values(ctx.ds, min_group_size=ctx.min_group_size)  # no team: nothing to hide
+        krs = ctx.team_table("kr_suppression", teams=wanted)
+        supp = ctx.team_table("team_suppression", teams=wanted)
+    return hidden_values(ctx.ds, min_group_size=ctx.min_group_size, hidden_krs=krs.loc[krs["hidden"], "kr_id"],
+                         hidden_teams=supp.loc[supp["suppressed"], "team_id"])
+
+
+def _gate(ctx: Any, table: pd.DataFrame, *, kind: str, blank: Any = ()) -> pd.DataFrame:
+    """:func:`okr_analysis.privacy.gate` for a report section: ``table`` as the report may show it.
+
+    What is hidden comes from the batch's shared suppression tables, read for the table's teams only.
+    """
+    if kind in _SIZE_ONLY_KINDS:
+        hidden = hidden_values(ctx.ds, min_group_size=ctx.min_group_size)
+    else:
+        hidden = _hidden(ctx, teams=table["team_id"].dropna().unique() if "team_id" in table.columns else None)
+    return gate(table, ctx.ds, kind=kind, hidden=hidden, blank=blank)
+
+
 def _hidden_krs(ctx: Any, krs: pd.DataFrame) -> pd.Series:
     """Key results whose values describe people of a team below the minimum group size, or would let a
-    reader work such values out from a roll-up (complementary suppression: the shared ``kr_suppression``
-    table, computed over the whole organisation; only the rows of ``krs``' teams are read)."""
+    reader work such values out from a roll-up (the gate's verdict on ``krs``, a table with ``kr_id``)."""
     if krs.empty:
         return pd.Series(False, index=krs.index)
-    supp = ctx.team_table("kr_suppression", teams=sorted(set(krs["team_id"].dropna())))
-    return krs["kr_id"].isin(set(supp.loc[supp["hidden"], "kr_id"]))
+    return pd.Series(_gate(ctx, krs, kind="kr_scores")["suppressed"].to_numpy(), index=krs.index)
 
 
 def _hidden_reason(ctx: Any) -> str:
@@ -75,11 +95,11 @@ _METHODS = [
     ("Scores", "Increase/decrease key results: progress = (current − baseline) / (target − baseline), score = "
                "progress clipped to [0, 1]. Maintain key results: the share of the quarter's check-ins that meet "
                "the line. Milestones: the latest check-in (1 = done). Objective score = weighted mean of its key "
-               "results; team score = mean of its objectives. Bands: red < 0.4 ≤ yellow < 0.7 ≤ green; committed "
-               "objectives need 1.0, aspirational ones 0.7."),
-    ("Status", "Pace = progress / elapsed share of the quarter: on track from 0.9 (or target reached), at risk "
-               "from 0.7, off track below. Maintain key results are on track while the latest check-in meets "
-               "the line. An objective's status is its weakest key result's."),
+               f"results; team score = mean of its objectives. Bands: {band_rule()}; committed "
+               f"objectives need {EXPECTATION['committed']:.1f}, aspirational ones {EXPECTATION['aspirational']:.1f}."),
+    ("Status", f"Pace = progress / elapsed share of the quarter: on track from {PACE_ON_TRACK:g} (or target "
+               f"reached), at risk from {PACE_AT_RISK:g}, off track below. Maintain key results are on track while "
+               "the latest check-in meets the line. An objective's status is its weakest key result's."),
     ("KPI trends", "Mann–Kendall test with the Yue–Wang correction for autocorrelation, Theil–Sen slope; "
                    "assessment uses whether higher is better."),
     ("Control charts", "Individuals (XmR) chart: centre and limits from a baseline window; signals by the "
@@ -125,26 +145,30 @@ def record_summary(ctx: Any) -> None:
 # ==================================================================================
 # The organisation overview
 # ==================================================================================
-def _scored_teams(ctx: Any, *, teams: list[str] | None = None) -> pd.DataFrame:
-    """Every team's scores (or those of ``teams``: only their rows are read) with its department name;
-    a score that would reveal a small team's people key results is suppressed (NaN) with ``suppressed``
-    True (the shared ``team_suppression`` table)."""
+_TEAM_SHOWN = ("score", "band", "rollup_score", "rollup_band", "n_on_track", "n_at_risk", "n_off_track",
+               "n_no_data", "n_unmeasurable")
+
+
+def _scored_teams(ctx: Any, *, teams: list[str] | None = None, label: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Every team's scores (or those of ``teams``: only their rows are read) with its department name,
+    through the privacy gate: a score that would reveal a small team's people key results is empty
+    (or reads the suppression label, for the columns in ``label``) with ``suppressed`` True.
+
+    A suppressed leaf team's status counts are those of its visible key results (a suppressed parent's: none).
+    """
     wanted = teams
 
     def rows(name: str) -> pd.DataFrame:
         return ctx.table(name) if wanted is None else ctx.team_table(name, teams=wanted)
 
-    krs, supp = rows("kr_scores"), rows("team_suppression")
+    krs = rows("kr_scores")
     hidden_kr = _hidden_krs(ctx, krs)
     tree = ctx.ds.team_tree.set_index("team_id")
     names = tree["team_name"]
     teams = rows("team_scores").copy()
     teams["department"] = teams["team_id"].map(tree["department_id"]).map(names).fillna("(company)")
-    teams["suppressed"] = teams["team_id"].isin(set(supp.loc[supp["suppressed"], "team_id"]))
+    teams = _gate(ctx, teams, kind="team_scores", blank=[c for c in _TEAM_SHOWN if c not in label])
     mask = teams["suppressed"]
-    for col in ("score", "band", "rollup_score", "rollup_band"):
-        teams[col] = teams[col].astype(object)
-        teams.loc[mask, col] = None
     # status counts of a suppressed team: its visible key results only (none for a suppressed parent)
     visible = krs[~hidden_kr]
     counts = visible.groupby("team_id")["status"].value_counts().unstack(fill_value=0)
@@ -154,7 +178,8 @@ def _scored_teams(ctx: Any, *, teams: list[str] | None = None) -> pd.DataFrame:
         teams[col] = teams[col].astype(float)
         teams.loc[mask & teams["is_leaf"], col] = own[mask & teams["is_leaf"]]
         teams.loc[mask & ~teams["is_leaf"], col] = np.nan
-    return teams
+    # the gate puts its ``suppressed`` column last; the department name stays beside the team's columns
+    return teams[[c for c in teams.columns if c != "suppressed"] + ["suppressed"]]
 
 
 def figure_alt_text(fig: matplotlib.figure.Figure) -> str:

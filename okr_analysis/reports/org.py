@@ -1,4 +1,7 @@
 """The sections of the organisation overview (``notebooks/org_quarterly_overview.ipynb``).
+
+Each section displays and returns its table; each table comes from a pure function
+(``org.department_scores_table(ctx)`` …) that returns it through the privacy gate without displaying it.
 """
 
 from __future__ import annotations
@@ -6,42 +9,60 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ..plots import plot_score_distribution, plot_team_kr_heatmap
-from ..privacy import suppressed_label
-from .common import _hidden_krs, _scored_teams, _show_figure, methods, record_summary
+from .common import _gate, _scored_teams, _show_figure, methods, record_summary
 from .display import _display_html, _para, _show, show_sentences
 from .team import _driver_view
 
 __all__ = [
     "ORG_MAX_TEAMS",
     "department_scores",
+    "department_scores_table",
     "lint_counts",
+    "lint_counts_table",
     "methods",
     "org_drivers",
+    "org_drivers_table",
     "org_summary",
     "record_summary",
     "summary",
     "team_kr_heatmap",
+    "team_kr_heatmap_table",
     "teams_at_risk",
+    "teams_at_risk_table",
 ]
 
 
 
-def org_drivers(ctx: Any) -> pd.DataFrame:
-    """The org-wide driver table: every pair's pooled verdict, and for how many teams it holds."""
+def org_drivers_table(ctx: Any) -> pd.DataFrame:
+    """Every leading/lagging pair's pooled verdict and for how many teams it holds, through the privacy gate.
+
+    Returns
+    -------
+    DataFrame
+        One row per pair, evidence first: leading, lagging, lag, correlation, ci_low, ci_high, q_value,
+        oos_skill, verdict, reason (pooled over teams), teams_where_it_leads, teams_tested (counts of the
+        per-team tests). Empty when the catalogue has no leading/lagging pairs.
+    """
     drivers = ctx.table("drivers")
     if drivers.empty:
-        _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
         return drivers
-    pooled = drivers[drivers["team_id"] == "*"]
-    per_team = drivers[drivers["team_id"] != "*"]
+    pooled = _gate(ctx, drivers[drivers["team_id"] == "*"], kind="drivers").drop(columns=["suppressed"])
+    per_team = drivers[drivers["team_id"] != "*"]  # counted only: how many teams, never which values
     holds = (per_team.assign(leads=per_team["verdict"] == "leads")
              .groupby(["leading", "lagging"])["leads"].agg(["sum", "size"]).reset_index()
              .rename(columns={"sum": "teams_where_it_leads", "size": "teams_tested"}))
-    view = _driver_view(pooled, ctx).drop(columns=["scope"]).merge(holds, on=["leading", "lagging"], how="left")
+    return _driver_view(pooled, ctx).drop(columns=["scope"]).merge(holds, on=["leading", "lagging"], how="left")
+
+
+def org_drivers(ctx: Any) -> pd.DataFrame:
+    """The org-wide driver table (:func:`org_drivers_table`): the pairs with evidence, and the others named."""
+    view = org_drivers_table(ctx)
+    if view.empty:
+        _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
+        return view
     found = view[view["verdict"] != "no evidence"]
     _show(found, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
                          "q-values over every test)", empty="No leading KPI predicts any outcome with enough evidence.")
@@ -85,8 +106,24 @@ def summary(ctx: Any) -> list[str]:
     return sentences
 
 
+def department_scores_table(ctx: Any) -> pd.DataFrame:
+    """Each department's roll-up, through the privacy gate.
+
+    Returns
+    -------
+    DataFrame
+        One row per department (depth 1 of the tree): department, rollup_n_teams, rollup_n_objectives,
+        rollup_score, rollup_band (the suppression label when complementary suppression hides the
+        roll-up), n_on_track, n_at_risk, n_off_track, n_no_data.
+    """
+    teams = _scored_teams(ctx, label=("rollup_score", "rollup_band"))
+    depts = teams[teams["depth"] == 1][["team_name", "rollup_n_teams", "rollup_n_objectives", "rollup_score",
+                                        "rollup_band", "n_on_track", "n_at_risk", "n_off_track", "n_no_data"]]
+    return depts.rename(columns={"team_name": "department"}).reset_index(drop=True)
+
+
 def department_scores(ctx: Any) -> pd.DataFrame:
-    """Score distribution by department (chart) and each department's roll-up (table)."""
+    """Score distribution by department (chart) and each department's roll-up (:func:`department_scores_table`)."""
 
     teams = _scored_teams(ctx)
     leaves = teams[teams["is_leaf"]].copy()
@@ -94,13 +131,7 @@ def department_scores(ctx: Any) -> pd.DataFrame:
     fig, ax = plt.subplots(figsize=(8, 0.8 * max(leaves["department"].nunique(), 1) + 1.5))
     plot_score_distribution(leaves, ax=ax)
     _show_figure(fig)
-    depts = teams[teams["depth"] == 1][["team_name", "rollup_n_teams", "rollup_n_objectives", "rollup_score",
-                                        "rollup_band", "n_on_track", "n_at_risk", "n_off_track", "n_no_data"]]
-    depts = depts.rename(columns={"team_name": "department"}).reset_index(drop=True)
-    hidden_depts = depts["rollup_score"].isna() & teams[teams["depth"] == 1]["suppressed"].to_numpy()
-    for col in ("rollup_score", "rollup_band"):
-        depts[col] = depts[col].astype(object)
-        depts.loc[hidden_depts, col] = suppressed_label(ctx.min_group_size)
+    depts = department_scores_table(ctx)
     _show(depts, caption="Departments (roll-up over all their teams)")
     note = int(teams["suppressed"].sum())
     if note:
@@ -117,27 +148,46 @@ def department_scores(ctx: Any) -> pd.DataFrame:
 ORG_MAX_TEAMS = 40
 
 
-def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame:
-    """Team × key-result heat map of scores (leaf teams; suppressed teams' people key results left blank).
-
-    With more than ``max_teams`` leaf teams, the ``max_teams`` with the lowest mean key-result score
-    (of the scores shown) are drawn, and a note says how many there are in all. Returns the rows drawn.
-    """
-
+def _heatmap_rows(ctx: Any, max_teams: int) -> tuple[pd.DataFrame, int]:
     krs = ctx.table("kr_scores").copy()
     tree = ctx.ds.team_tree.set_index("team_id")
     krs = krs[krs["team_id"].map(tree["is_leaf"]).fillna(False).astype(bool)]
-    hidden = _hidden_krs(ctx, krs)
-    krs.loc[hidden, "score"] = np.nan
+    krs = _gate(ctx, krs, kind="kr_scores", blank=krs.columns)  # a hidden key result's cells stay blank
+    krs["score"] = krs["score"].astype(float)
     krs["team"] = krs["team_id"].map(tree["team_name"])
-    if krs.empty:
-        _display_html(_para("No key results in leaf teams.", "okr-note"))
-        return krs
     n_teams = krs["team_id"].nunique()
     if n_teams > max_teams:
         mean = krs.groupby("team_id")["score"].mean().rename("mean").reset_index()
         worst = mean.sort_values(["mean", "team_id"], na_position="last", kind="stable")["team_id"].head(max_teams)
         krs = krs[krs["team_id"].isin(set(worst))]
+    return krs, n_teams
+
+
+def team_kr_heatmap_table(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """The leaf teams' key-result scores the heat map draws, through the privacy gate: with more than
+    ``max_teams`` leaf teams, the ``max_teams`` with the lowest mean score shown.
+
+    Returns
+    -------
+    DataFrame
+        :func:`okr_analysis.score_key_results`' rows of those teams (a hidden key result's score empty),
+        and team (the team's name).
+    """
+    return _heatmap_rows(ctx, max_teams)[0]
+
+
+def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """Team × key-result heat map of scores (leaf teams; suppressed teams' people key results left blank).
+
+    With more than ``max_teams`` leaf teams, the ``max_teams`` with the lowest mean key-result score
+    (of the scores shown) are drawn, and a note says how many there are in all. Returns the rows drawn
+    (:func:`team_kr_heatmap_table`).
+    """
+    krs, n_teams = _heatmap_rows(ctx, max_teams)
+    if krs.empty:
+        _display_html(_para("No key results in leaf teams.", "okr-note"))
+        return krs
+    if n_teams > max_teams:
         _display_html(_para(f"The {max_teams} teams with the lowest mean key-result score, of {n_teams:,} teams; "
                             "every team's scores are in its own report and on the index page.", "okr-note"))
     fig, ax = plt.subplots(figsize=(9, 0.4 * krs["team_id"].nunique() + 1.5))
@@ -146,28 +196,59 @@ def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame
     return krs
 
 
-def lint_counts(ctx: Any) -> pd.DataFrame:
-    """Hygiene findings counted by department and code."""
-    findings = ctx.table("lint")
+def lint_counts_table(ctx: Any) -> pd.DataFrame:
+    """Hygiene findings (through the privacy gate) counted by department and code.
+
+    Returns
+    -------
+    DataFrame
+        One row per department: department, then one count column per finding code found. Empty when
+        there are no findings.
+    """
+    findings = _gate(ctx, ctx.table("lint"), kind="lint")
     if findings.empty:
-        _show(findings, empty="No hygiene findings anywhere in the organisation.")
         return findings
     tree = ctx.ds.team_tree.set_index("team_id")
     dept = findings["team_id"].map(tree["department_id"]).map(tree["team_name"]).fillna("(company)")
     table = pd.crosstab(dept.rename("department"), findings["code"]).reset_index()
     table.columns.name = None
+    return table
+
+
+def lint_counts(ctx: Any) -> pd.DataFrame:
+    """Hygiene findings counted by department and code (:func:`lint_counts_table`)."""
+    table = lint_counts_table(ctx)
+    if table.empty:
+        _show(table, empty="No hygiene findings anywhere in the organisation.")
+        return table
     _show(table, caption=f"OKR hygiene findings by department, {ctx.quarter.label}", headers="raw")
     return table
 
 
-def teams_at_risk(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
-    """Teams with key results at risk or off track, worst first (at most ``max_rows``; a note gives the
-    number left out). Returns the rows shown."""
-    teams = _scored_teams(ctx)
+def _at_risk(ctx: Any) -> pd.DataFrame:
+    teams = _scored_teams(ctx, label=("score",))
     risky = teams[(teams["n_off_track"] + teams["n_at_risk"] > 0) & teams["is_leaf"]].copy()
     risky = risky.sort_values(["n_off_track", "n_at_risk"], ascending=False, kind="stable")
-    view = risky[["team_name", "department", "score", "band", "n_off_track", "n_at_risk", "n_on_track"]]
-    view = view.assign(score=view["score"].where(view["score"].notna(), suppressed_label(ctx.min_group_size)))
+    return risky[["team_name", "department", "score", "band", "n_off_track", "n_at_risk", "n_on_track"]]
+
+
+def teams_at_risk_table(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """Leaf teams with key results at risk or off track, worst first (at most ``max_rows``), through the
+    privacy gate.
+
+    Returns
+    -------
+    DataFrame
+        team_name, department, score (the suppression label when suppression hides it), band (empty then),
+        n_off_track, n_at_risk, n_on_track (of the key results shown).
+    """
+    return _at_risk(ctx).head(max_rows)
+
+
+def teams_at_risk(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
+    """Teams with key results at risk or off track, worst first (at most ``max_rows``; a note gives the
+    number left out). Returns the rows shown (:func:`teams_at_risk_table`)."""
+    view = _at_risk(ctx)
     more = len(view) - max_rows
     view = view.head(max_rows)
     _show(view, caption="Teams with key results at risk or off track" + (f" (the {max_rows} worst)" if more > 0

@@ -19,6 +19,8 @@ import jinja2
 from markupsafe import Markup
 from traitlets import Bool
 
+from ..formatting import score as format_score
+from ..formatting import status_counts as format_status_counts
 from ..config import TEMPLATE_DIR, chromium_override
 
 __all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
@@ -372,18 +374,6 @@ def _block_network(route) -> None:
 # ----------------------------------------------------------------------------------
 # The index page
 # ----------------------------------------------------------------------------------
-def _format_score(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-        return f"{value:.2f}"
-    return "—"
-
-
-def _format_counts(counts: Any) -> str:
-    if isinstance(counts, Mapping) and counts:
-        return " · ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
-    return "—"
-
-
 def render_index(manifest: Mapping[str, Any], *, template_dir: "str | os.PathLike[str] | None" = None) -> str:
     """The batch's ``index.html`` from its manifest (``build.json`` contents).
 
@@ -425,8 +415,8 @@ def _index_template(template_dir: str):
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["score"] = _format_score
-    env.filters["counts"] = _format_counts
+    env.filters["score"] = format_score
+    env.filters["counts"] = format_status_counts
     css = (Path(template_dir) / "okr_report.css").read_text(encoding="utf-8")
     return env.get_template("site_index.html.j2"), env.get_template("site_index_row.html.j2"), css
 

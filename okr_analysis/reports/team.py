@@ -2,6 +2,8 @@
 
 Each section is one call, e.g. ``team.scorecard(ctx)`` with the :class:`ReportContext` from
 :func:`open_report`; it displays escaped HTML tables and static charts and returns the data it showed.
+Each table comes from a pure function, e.g. ``team.scorecard_table(ctx)``, that returns it (through the
+privacy gate) without displaying anything: a notebook can take it and show it its own way.
 """
 
 from __future__ import annotations
@@ -22,18 +24,28 @@ from ..plots import (
     plot_lagged_correlations,
     plot_peer_comparison,
 )
-from ..privacy import people_metrics as _people_metrics
-from ..privacy import suppressed_label
+from ..formatting import number as _fmt
+from ..formatting import percent as _percent
+from ..resample import infer_freq
+from ..rules import (
+    BASELINE_PERIODS,
+    CHART_PERIODS,
+    MONITOR_WINDOW,
+    STATUS_ORDER,
+    VERDICT_ORDER,
+    band_rule,
+    expectation_text,
+    period_word,
+    window_label,
+)
 from .common import (
     _ARROWS,
-    _STATUS_ORDER,
     _band_cell,
-    _fmt,
     _forecasts,
+    _gate,
     _hidden_krs,
     _hidden_reason,
     _show_figure,
-    _small_team,
     methods,
     record_summary,
 )
@@ -42,12 +54,16 @@ from .shared import SHARED_ANALYSES
 
 __all__ = [
     "hygiene",
+    "hygiene_tables",
     "key_result_charts",
     "kpi_panel",
+    "kpi_table",
     "leading_indicators",
+    "leading_indicators_table",
     "methods",
     "record_summary",
     "scorecard",
+    "scorecard_table",
     "summary",
     "summary_sentences",
 ]
@@ -90,7 +106,7 @@ def summary_sentences(ctx: Any) -> list[str]:
     p_hit = fc.set_index("kr_id")["p_hit"] if fc is not None and len(fc) and "p_hit" in fc else pd.Series(dtype=float)
     worrying = krs[krs["status"].isin(["at risk", "off track"])].copy()
     if len(worrying):
-        worrying["order"] = worrying["status"].map(_STATUS_ORDER)
+        worrying["order"] = worrying["status"].map(STATUS_ORDER)
         parts = []
         for r in worrying.sort_values(["order", "score"]).head(3).itertuples(index=False):
             label = r.metric if isinstance(r.metric, str) else r.title
@@ -105,15 +121,12 @@ def summary_sentences(ctx: Any) -> list[str]:
     if nodata:
         sentence += f"; {nodata} ha{'s' if nodata == 1 else 've'} no check-in yet"
     sentences.append(sentence + ".")
-    cands = ctx.team_table("candidates")
+    cands = _gate(ctx, ctx.team_table("candidates"), kind="candidates")
     declining = cands[cands["reason"] == "declining"]["metric"].unique().tolist() if len(cands) else []
-    people = _people_metrics(ctx.ds)
-    if _small_team(ctx):
-        declining = [m for m in declining if m not in people]
     if declining:
         sentences.append(f"Declining KPI{'s' if len(declining) > 1 else ''}: {', '.join(declining)} — "
                          "candidates for next quarter's key results.")
-    findings = ctx.team_table("lint")
+    findings = _gate(ctx, ctx.team_table("lint"), kind="lint")
     if len(findings):
         sentences.append(f"{len(findings)} OKR hygiene finding{'s' if len(findings) != 1 else ''} "
                          "(see the hygiene section).")
@@ -127,20 +140,32 @@ def summary(ctx: Any) -> list[str]:
     return sentences
 
 
-def scorecard(ctx: Any) -> pd.DataFrame:
-    """Objectives and their key results: baseline, target, current, score, band, status, p_hit, kind, met.
+#: Key-result columns the scorecard leaves empty when suppression hides them (its status says why).
+_SCORECARD_BLANK = ("current", "progress", "score", "band", "p_hit")
+_SCORECARD_COLUMNS = ["objective_id", "objective_title", "objective_kind", "objective_score", "objective_band",
+                      "objective_status", "met_expectation", "kr_id", "title", "metric", "direction", "baseline",
+                      "target", "current", "unit", "progress", "score", "band", "status", "p_hit", "suppressed"]
+
+
+def scorecard_table(ctx: Any) -> pd.DataFrame:
+    """The scorecard's rows, through the privacy gate: objectives and their key results, with P(hit).
 
     Returns
     -------
     DataFrame
-        One row per key result: objective_title, objective_kind, met_expectation, kr_id, title, metric,
-        direction, baseline, target, current, unit, score, band, status, p_hit.
+        One row per key result (objectives in order): objective_id, objective_title, objective_kind,
+        objective_score, objective_band, objective_status, met_expectation (of the objective), kr_id, title,
+        metric, direction, baseline, target, current, unit, progress, score, band, status, p_hit (the
+        forecast probability of reaching the target; missing without forecasts), suppressed (bool). A key
+        result that suppression hides has current, progress, score, band and p_hit empty and its status
+        reading the suppression label; its objective's score, band and met_expectation are empty and its
+        status reads the label.
     """
     krs = ctx.team_table("kr_scores")
-    objs = ctx.team_table("objective_scores")
     if krs.empty:
-        _display_html(_para(f"{ctx.team_name} has no key results in {ctx.quarter.label}.", "okr-note"))
-        return krs
+        return krs.reindex(columns=_SCORECARD_COLUMNS)
+    objs = _gate(ctx, ctx.team_table("objective_scores"), kind="objective_scores",
+                 blank=("score", "band", "met_expectation"))
     fc = _forecasts(ctx)
     table = krs.merge(objs[["objective_id", "score", "band", "met_expectation", "status"]]
                       .rename(columns={"score": "objective_score", "band": "objective_band",
@@ -149,25 +174,33 @@ def scorecard(ctx: Any) -> pd.DataFrame:
         table = table.merge(fc[["kr_id", "p_hit"]], on="kr_id", how="left")
     else:
         table["p_hit"] = np.nan
-    hidden = _hidden_krs(ctx, table)
-    label = suppressed_label(ctx.min_group_size)
-    if hidden.any():
-        for col in ("current", "progress", "score", "band", "status", "p_hit"):
-            table[col] = table[col].astype(object)
-            table.loc[hidden, col] = label if col in ("status",) else None
-        # an objective score would let a reader work the suppressed key results out
-        affected = set(table.loc[hidden, "objective_id"])
-        for col in ("objective_score", "objective_band", "met_expectation"):
-            table[col] = table[col].astype(object)
-            table.loc[table["objective_id"].isin(affected), col] = None
-        table.loc[table["objective_id"].isin(affected), "objective_status"] = label
+    table = _gate(ctx, table, kind="kr_scores", blank=_SCORECARD_BLANK)
+    return table[_SCORECARD_COLUMNS]
+
+
+def scorecard(ctx: Any) -> pd.DataFrame:
+    """Objectives and their key results: baseline, target, current, score, band, status, p_hit, kind, met.
+
+    Displays :func:`scorecard_table` as a table and a chart of the scores shown.
+
+    Returns
+    -------
+    DataFrame
+        One row per key result: objective_title, objective_kind, met_expectation, kr_id, title, metric,
+        direction, baseline, target, current, unit, score, band, status, p_hit.
+    """
+    table = scorecard_table(ctx)
+    if table.empty:
+        _display_html(_para(f"{ctx.team_name} has no key results in {ctx.quarter.label}.", "okr-note"))
+        return ctx.team_table("kr_scores")
+    hidden = table["suppressed"].astype(bool)
     e = html.escape
     rows = []
     for obj_id, group in table.groupby("objective_id", sort=False):
         first = group.iloc[0]
         met = first["met_expectation"]
         met_text = "—" if pd.isna(met) else ("met" if bool(met) else "not met")
-        need = "1.0" if first["objective_kind"] == "committed" else "0.7"
+        need = expectation_text(first["objective_kind"])
         rows.append(
             f'<tr class="okr-objective"><td colspan="6"><strong>{e(str(first["objective_title"]))}</strong> '
             f'<span class="okr-note">{e(str(first["objective_kind"]))} · needs {need} · {met_text}</span></td>'
@@ -175,7 +208,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
             f'<td>{e(str(first["objective_status"]))}</td><td></td></tr>')
         for r in group.itertuples(index=False):
             base = "—" if pd.isna(r.baseline) else _fmt(r.baseline, r.unit)
-            p = "—" if pd.isna(r.p_hit) else f"{r.p_hit:.0%}"
+            p = _percent(r.p_hit)
             rows.append(
                 f"<tr><td>{e(str(r.title))}</td><td>{e(str(r.direction).replace('_', ' '))}</td>"
                 f'<td class="num">{e(base)}</td><td class="num">{e(_fmt(r.target, r.unit))}</td>'
@@ -185,7 +218,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
     head = ("<tr><th>Key result</th><th>Direction</th><th>Baseline</th><th>Target</th><th>Current</th>"
             "<th>Progress</th><th>Score</th><th>Band</th><th>Status</th><th>P(hit)</th></tr>")
     caption = (f"Scorecard of {e(ctx.team_name)}, {e(ctx.quarter.label)}, as of {ctx.as_of:%d %b %Y}. "
-               "Bands: red &lt; 0.4 ≤ yellow &lt; 0.7 ≤ green.")
+               f"Bands: {band_rule(lt='&lt;')}.")
     _display_html(f'<table class="okr-table okr-scorecard"><caption>{caption}</caption><thead>{head}</thead>'
                   f"<tbody>{''.join(rows)}</tbody></table>")
 
@@ -234,10 +267,40 @@ def key_result_charts(ctx: Any) -> int:
     return drawn
 
 
+_KPI_VIEW = ["metric", "latest", "assessment", "slope", "p_value", "peer_rank", "n_peers", "peer_percentile",
+             "vs_benchmark", "signals"]
+
+
+def kpi_table(ctx: Any) -> pd.DataFrame:
+    """The team's KPIs as the KPI panel shows them, through the privacy gate.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric: metric, latest (with its unit, as text), assessment (with its arrow), slope,
+        p_value, peer_rank, n_peers, peer_percentile, vs_benchmark, signals; every value of a people metric
+        of a team below the minimum group size reads the suppression label. Then suppressed (bool).
+    """
+    mon = ctx.team_table("monitor")
+    if mon.empty:
+        return mon.reindex(columns=_KPI_VIEW + ["suppressed"])
+    units = ctx.ds.metrics.set_index("metric")["unit"]
+    view = mon[["team_id"] + _KPI_VIEW].copy()
+    view["assessment"] = view["assessment"].map(lambda a: _ARROWS.get(a, a))
+    view["latest"] = [_fmt(v, units.get(m, "")) for v, m in zip(view["latest"], view["metric"])]
+    return _gate(ctx, view, kind="kpis").drop(columns=["team_id"]).reset_index(drop=True)
+
+
+def _kpi_freq(ctx: Any) -> str:
+    """The frequency the shared ``monitor`` table is computed at: the data's own (``W``, ``M`` or ``Q``)."""
+    return infer_freq(ctx.ds)
+
+
 def kpi_panel(ctx: Any) -> pd.DataFrame:
     """The team's KPIs: trend and assessment arrow, peers, control-chart signals, and charts.
 
-    People metrics of a team smaller than ``min_group_size`` are suppressed.
+    Displays :func:`kpi_table` (people metrics of a team smaller than ``min_group_size`` are suppressed),
+    control charts and a peer comparison of the metrics shown.
 
     Returns
     -------
@@ -249,34 +312,26 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
     if mon.empty:
         _display_html(_para(f"No KPI data for {ctx.team_name} up to {ctx.as_of:%d %b %Y}.", "okr-note"))
         return mon
-    people = _people_metrics(ctx.ds)
-    small = _small_team(ctx)
-    label = suppressed_label(ctx.min_group_size)
+    table = kpi_table(ctx)
+    freq = _kpi_freq(ctx)
+    hidden = table["suppressed"].astype(bool)
+    view = table.drop(columns=["suppressed"])
     units = ctx.ds.metrics.set_index("metric")["unit"]
-    view = mon[["metric", "latest", "assessment", "slope", "p_value", "peer_rank", "n_peers", "peer_percentile",
-                "vs_benchmark", "signals"]].copy()
-    view["assessment"] = view["assessment"].map(lambda a: _ARROWS.get(a, a))
-    view["latest"] = [_fmt(v, units.get(m, "")) for v, m in zip(view["latest"], view["metric"])]
-    hidden = view["metric"].isin(people) & small
-    if hidden.any():
-        for col in view.columns[1:]:
-            view[col] = view[col].astype(object)
-            view.loc[hidden, col] = label
-    _show(view, caption=f"KPIs of {ctx.team_name} over the 13 weeks to {ctx.as_of:%d %b %Y} "
+    _show(view, caption=f"KPIs of {ctx.team_name} over the {window_label(MONITOR_WINDOW, freq)} to {ctx.as_of:%d %b %Y} "
                         "(trend: Mann–Kendall with Sen's slope; signals: control-chart rules)",
           empty="No KPIs.")
 
-    shown = [m for m in mon["metric"] if not (small and m in people)]
+    shown = view.loc[~hidden, "metric"].tolist()
     if shown:
         ncols = 3
         nrows = int(np.ceil(len(shown) / ncols))
         fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.8 * nrows), squeeze=False)
         for ax, metric in zip(axes.flat, shown):
             series = ctx.ds.kpi_series(ctx.team_id, metric)
-            series = series[series.index <= ctx.as_of].tail(52)
+            series = series[series.index <= ctx.as_of].tail(CHART_PERIODS)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                control_chart(series, baseline=26, label=metric, autocorrelation="adjust").plot(ax=ax)
+                control_chart(series, baseline=BASELINE_PERIODS, label=metric, autocorrelation="adjust").plot(ax=ax)
             ax.set_title(metric, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.set_xlabel("")
@@ -286,20 +341,17 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
             ax.set_ylabel(unit if isinstance(unit, str) else "", fontsize=8)
         for ax in list(axes.flat)[len(shown):]:
             ax.axis("off")
-        fig.suptitle("Control charts, last 52 weeks (limits from the first 26, allowing for autocorrelation; "
-                     "signals marked)", fontsize=10)
+        fig.suptitle(f"Control charts, last {window_label(CHART_PERIODS, freq)} (limits from the first "
+                     f"{BASELINE_PERIODS}, allowing for autocorrelation; signals marked)", fontsize=10)
         _show_figure(fig)
         bench = ctx.team_table("benchmark", teams=[ctx.team_id] + ctx.ds.peers(ctx.team_id))
         comparable = [m for m in shown if (bench["metric"] == m).sum() > 1]
         if comparable:
             nrows = int(np.ceil(len(comparable) / ncols))
             fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.9 * nrows), squeeze=False)
-            small_ids = set(ctx.ds.teams.loc[ctx.ds.teams["headcount"].fillna(10**9) < ctx.min_group_size,
-                                             "team_id"])
+            peers = _gate(ctx, bench, kind="peers")  # never a small peer team's people metric on its own
             for ax, metric in zip(axes.flat, comparable):
-                rows = bench[bench["metric"] == metric]
-                if metric in people:  # never show a small peer team's people metric on its own
-                    rows = rows[~rows["team_id"].isin(small_ids)]
+                rows = peers[peers["metric"] == metric]
                 plot_peer_comparison(rows, team_id=ctx.team_id, metric=metric, ax=ax,
                                      unit=units.get(metric, "") if isinstance(units.get(metric, ""), str) else "")
                 ax.set_title(metric, fontsize=9)
@@ -320,31 +372,59 @@ def _driver_view(rows: pd.DataFrame, ctx: Any) -> pd.DataFrame:
                                                                      set(ctx.ds.teams["team_id"]) else t)))
     cols = ["leading", "lagging", "scope", "lag", "correlation", "ci_low", "ci_high", "q_value", "oos_skill",
             "verdict", "reason"]
-    order = {"leads": 0, "reverse": 1, "contemporaneous": 2, "no evidence": 3, "insufficient data": 4}
-    view = view.assign(_o=view["verdict"].map(order).fillna(9), _s=(view["team_id"] != "*"))
+    view = view.assign(_o=view["verdict"].map(VERDICT_ORDER).fillna(9), _s=(view["team_id"] != "*"))
     return view.sort_values(["_o", "lagging", "leading", "_s"])[cols].reset_index(drop=True)
+
+
+def _driver_targets(ctx: Any, drivers: pd.DataFrame) -> list[str]:
+    krs = ctx.team_table("kr_scores")
+    return sorted(set(krs["metric"].dropna()) & set(drivers["lagging"])) if len(drivers) else []
+
+
+def _driver_rows(ctx: Any) -> tuple[pd.DataFrame, list[str]]:
+    """The driver rows about this team's key-result metrics (pooled and this team's own), through the
+    privacy gate with the rows it hides left out; and the lagging metrics they are about."""
+    drivers = ctx.team_table("drivers", teams=["*", ctx.team_id])  # pooled rows and this team's
+    targets = _driver_targets(ctx, drivers)
+    if not targets:
+        return drivers.iloc[0:0], targets
+    rows = drivers[drivers["lagging"].isin(targets) & drivers["team_id"].isin(["*", ctx.team_id])]
+    rows = _gate(ctx, rows, kind="drivers")
+    return rows[~rows["suppressed"].astype(bool)].drop(columns=["suppressed"]), targets
+
+
+def leading_indicators_table(ctx: Any) -> pd.DataFrame:
+    """The drivers of the lagging metrics behind this team's key results, through the privacy gate.
+
+    Returns
+    -------
+    DataFrame
+        One row per tested pair and scope, evidence first: leading, lagging, scope ("all teams (pooled)"
+        or the team's name), lag, correlation, ci_low, ci_high, q_value, oos_skill, verdict, reason. A
+        small team's own rows on people metrics are left out (its data stays in the pooled rows). Empty
+        when none of the team's key results is measured by a lagging KPI with candidate drivers.
+    """
+    rows, targets = _driver_rows(ctx)
+    if not targets:
+        return pd.DataFrame()
+    return _driver_view(rows, ctx)
 
 
 def leading_indicators(ctx: Any) -> pd.DataFrame:
     """Drivers of the lagging metrics behind this team's key results, pooled over all teams and for this
     team, with lag and evidence; and a heat map of lagged correlations.
 
-    A small team's own estimates of people metrics are never shown (they stay in the pooled rows).
+    Displays :func:`leading_indicators_table`; a small team's own estimates of people metrics are never
+    shown (they stay in the pooled rows).
     """
-    drivers = ctx.team_table("drivers", teams=["*", ctx.team_id])  # pooled rows and this team's
-    krs = ctx.team_table("kr_scores")
-    targets = sorted(set(krs["metric"].dropna()) & set(drivers["lagging"])) if len(drivers) else []
+    rows, targets = _driver_rows(ctx)
     if not targets:
         _display_html(_para(f"None of {ctx.team_name}'s key results is measured by a lagging KPI with candidate "
                             "drivers in the catalogue.", "okr-note"))
         return pd.DataFrame()
-    rows = drivers[drivers["lagging"].isin(targets) & drivers["team_id"].isin(["*", ctx.team_id])]
-    people = _people_metrics(ctx.ds)
-    if _small_team(ctx):
-        rows = rows[(rows["team_id"] == "*") | ~(rows["lagging"].isin(people) | rows["leading"].isin(people))]
     found = rows[(rows["verdict"] == "leads") & (rows["team_id"] == "*")]
     if len(found):
-        unit = {"W": "week", "M": "month", "Q": "quarter"}.get(str(found["freq"].iloc[0]), "period")
+        unit = period_word(str(found["freq"].iloc[0]))
         text = "; ".join(f"{r.leading} leads {r.lagging} by {int(r.lag)} {unit}{'s' if r.lag != 1 else ''} "
                          f"(correlation {r.correlation:+.2f}, q = {r.q_value:.2g})" for r in found.itertuples())
         _display_html(_para(f"Across the organisation: {text}."))
@@ -366,15 +446,30 @@ def leading_indicators(ctx: Any) -> pd.DataFrame:
     return view
 
 
+def hygiene_tables(ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This team's OKR hygiene findings and candidate key results for next quarter, through the privacy gate.
+
+    Returns
+    -------
+    findings : DataFrame
+        :func:`okr_analysis.lint`'s columns and suppressed (bool): a hidden key result's ``KR_STALE``
+        finding without its dates, its ``CONFIDENCE_DROP`` left out.
+    candidates : DataFrame
+        :func:`okr_analysis.candidate_key_results`' columns and suppressed: a small team's people metrics
+        left out.
+    """
+    findings = _gate(ctx, ctx.team_table("lint"), kind="lint")
+    cands = _gate(ctx, ctx.team_table("candidates"), kind="candidates")
+    return findings, cands
+
+
 def hygiene(ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """OKR hygiene findings for this team and candidate key results for next quarter."""
-    findings = ctx.team_table("lint")
+    """OKR hygiene findings for this team and candidate key results for next quarter
+    (displays :func:`hygiene_tables`)."""
+    findings, cands = hygiene_tables(ctx)
     _show(findings[["severity", "code", "message"]] if len(findings) else findings,
           caption=f"OKR hygiene findings, {ctx.quarter.label}",
           empty="No findings: the team's OKRs follow every hygiene rule.")
-    cands = ctx.team_table("candidates")
-    if len(cands) and _small_team(ctx):
-        cands = cands[~cands["metric"].isin(_people_metrics(ctx.ds))]
     cols = ["metric", "reason", "latest", "suggested_baseline", "suggested_target", "direction", "evidence"]
     _show(cands[cols] if len(cands) else cands,
           caption=f"Candidate key results for {ctx.quarter.next().label}",

@@ -1,0 +1,109 @@
+"""How numbers read in sentences, tables and messages: one function per way of writing them.
+
+Every function takes one value (missing values included) and returns text; none raises on a missing or
+non-numeric value. This module sits at the bottom of the layer contract, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MISSING",
+    "number",
+    "score",
+    "percent",
+    "status_counts",
+    "as_written",
+    "significant",
+    "step_decimals",
+    "with_step",
+]
+
+#: What a missing value reads in a report table.
+MISSING = "—"
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, NaT or pd.NA (a list or array is not a missing value)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def number(value: Any, unit: Any = "") -> str:
+    """A value in a report table or sentence: at most two decimals, thousands separated, with its unit.
+
+    ``1234.5`` → ``"1,234.5"``, ``(12.0, "%")`` → ``"12%"``, ``(3.25, "days")`` → ``"3.25 days"``; a missing
+    value reads :data:`MISSING`; text is shown as it is (a suppression label, for instance). A unit that is
+    not text (a missing unit) is left out.
+    """
+    if _is_missing(value):
+        return MISSING
+    text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, (float, np.floating)) else str(value)
+    unit = unit.strip() if isinstance(unit, str) else ""
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def score(value: Any) -> str:
+    """A score on the index page: two decimals (``0.70``), :data:`MISSING` when there is none (or it is
+    not a number)."""
+    if _is_real(value) and not _is_missing(value):
+        return f"{value:.2f}"
+    return MISSING
+
+
+def percent(value: Any) -> str:
+    """A probability as a whole percentage (``0.824`` → ``"82%"``), :data:`MISSING` when missing or not a number."""
+    if _is_real(value) and not _is_missing(value):
+        return f"{value:.0%}"
+    return MISSING
+
+
+def status_counts(counts: Any) -> str:
+    """Status counts on one line: ``{"on_track": 3, "at risk": 1}`` → ``"3 on track · 1 at risk"``;
+    :data:`MISSING` when there are none."""
+    if isinstance(counts, Mapping) and counts:
+        return " · ".join(f"{v} {str(k).replace('_', ' ')}" for k, v in counts.items())
+    return MISSING
+
+
+def as_written(value: Any) -> Any:
+    """A number as a user would have written it (``0.0`` → ``"0"``, ``2.50`` → ``"2.5"``) in a validation
+    message; anything else (text, a missing or infinite value) is returned unchanged."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value):
+        return f"{float(value):g}"
+    return value
+
+
+def significant(value: Any, unit: str = "") -> str:
+    """A statistic in an evidence sentence: three significant figures (whole numbers with thousands
+    separators from 100,000), with its unit (``%`` attached); ``"n/a"`` when missing or infinite."""
+    if value is None or not _is_real(value) or not np.isfinite(value):
+        return "n/a"
+    s = f"{value:.3g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if unit == "%":
+        return s + "%"
+    return f"{s} {unit}".strip() if unit else s
+
+
+def step_decimals(step: float) -> int:
+    """Decimals needed to write multiples of ``step`` (``0.1`` → 1, ``0.25`` → 2, ``5`` → 0)."""
+    if step >= 1:
+        return 0
+    return len(f"{step:g}".split(".")[1])
+
+
+def with_step(value: float, step: float) -> str:
+    """``value`` written with the decimals of ``step`` (``(3.0, 0.1)`` → ``"3.0"``); ``-0`` reads ``0``."""
+    return f"{value + 0.0:.{step_decimals(step)}f}"
