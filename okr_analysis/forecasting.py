@@ -1,17 +1,21 @@
-"""Key-result forecasts: where each KR's metric will be at the quarter's end, and ``p_hit``.
+"""Key-result forecasts: where each KR's last check-in will land, and ``p_hit``.
 
 Mid-quarter, a team wants to know how likely it is to reach each key result. The usual
 answer is the straight-line pace rule (progress compared with the elapsed share of the
 quarter, :func:`okr_analysis.scoring.score_key_results`). This module forecasts instead:
 
-* :func:`forecast_key_results` — every KR of a quarter at an as-of date: the quarter-end value
-  (point forecast, 80% and 95% intervals) and ``p_hit``, the probability that the KR's final
-  score is 1 under the scoring rules, from simulated future paths;
-* :func:`forecast_key_result` — one KR, as a :class:`KRForecast` with ``.plot()``;
+* :func:`forecast_key_results` — every KR of a quarter at an as-of date: the quarter's last
+  check-in (point forecast, 80% and 95% intervals) and ``p_hit``, the probability of the outcome the
+  score reports (increase/decrease/milestone: the last check-in reaches the target; maintain: the
+  last check-in meets the line), from check-in paths simulated at the KR's own cadence and
+  recalibrated on the organisation's earlier quarters (:func:`fit_calibration`); after the
+  quarter, the observed outcome;
+* :func:`forecast_key_result` — one KR, as a :class:`KRForecast` with the check-in path and ``.plot()``;
 * :func:`forecast_kpis` — KPI forecasts to the end of the next quarter, for the monitoring views;
-* :func:`backtest` — forecasts every past quarter at 1/3 and 1/2 of the way through from the data
-  up to that date only, and compares ``p_hit`` with what happened and with the pace rule
-  (Brier scores, calibration table);
+* :func:`backtest` — forecasts every past quarter at 1/3, 1/2 and 2/3 of the way through from the
+  data up to that date only, and compares ``p_hit`` with what happened and with the base rate,
+  the pace rule and the calibrated pace status (Brier and its decomposition, AUC, ECE, a
+  reliability table, bootstrap intervals by team);
 * :func:`forecast_series` — the forecasting engine on one plain series.
 
 The models (each choice and its reason is in README.md, "Forecasts")
@@ -22,7 +26,9 @@ likelihood of statsmodels' ``AutoReg``) on a common estimation sample so their A
 
 * key results: ``ARIMA(p,1,0)`` with and without drift, ``p = 0..P`` — the metric is treated as
   integrated (what a team achieves stays; a mean-reverting model would pull every forecast back
-  to the metric's past while the team is working to move it);
+  to the metric's past while the team is working to move it); on a KPI history each is also tried
+  with the *quarter trend* regressor (a change of drift since the quarter started,
+  :data:`QUARTER_TREND_MIN_WEEKS`) and, with ``seasonal=True``, yearly Fourier terms;
 * KPI forecasts (:func:`forecast_kpis`): the same when unit-root tests leave any doubt, else
   ``ARIMA(p,0,0)`` with a constant, ``p = 1..P+1`` (:func:`is_integrated`: d = 0 only when the
   ADF test rejects a unit root and KPSS does not reject stationarity).
@@ -106,6 +112,10 @@ MIN_SHORT_OBS = 3
 UNIT_ROOT_LEVEL = 0.05
 #: Default as-of points of the backtest, as fractions of the quarter.
 BACKTEST_AT = (1 / 3, 1 / 2, 2 / 3)
+#: Weekly values a KPI history needs before yearly seasonal terms are tried (two years).
+SEASONAL_MIN_WEEKS = 104
+#: Weeks of the quarter a KPI history needs before the in-quarter drift is tried as a regressor.
+QUARTER_TREND_MIN_WEEKS = 3
 #: R² of check-ins on their week's KPI below which the KPI is not used for a key result (4+ check-ins).
 MIN_MAPPING_R2 = 0.5
 #: Key results with a probability and an outcome in earlier quarters needed to recalibrate p_hit.
@@ -895,8 +905,54 @@ def _hit(sc: pd.DataFrame) -> pd.Series:
     return pd.Series(hit, index=sc.index).where(sc["score"].notna())
 
 
+def _attach_quarter_trend(case: _KRCase, q: Quarter, n_paths: int) -> None:
+    """The weeks of the quarter so far as a regressor (0 before the quarter's start, then 1, 2, …).
+
+    In the integrated models its difference is 1 inside the quarter and 0 before: a change of the
+    KPI's weekly drift since the quarter started (the team's push on its key result). AIC decides
+    whether it stays, as for drivers; the future continues the count to the quarter's end. Not
+    added when drivers are (the candidates take the regressors all together or not at all).
+    """
+    inq = np.asarray(case.dates >= q.start)
+    if inq.sum() < QUARTER_TREND_MIN_WEEKS:
+        return
+    x = np.cumsum(inq).astype("float64")
+    H = len(_future_dates(case.dates[-1], q.end))
+    xf = np.broadcast_to((x[-1] + np.arange(1, H + 1))[None, :, None], (n_paths, H, 1))
+    if case.exog is None:
+        case.exog, case.exog_future, case.exog_names = x[:, None], np.array(xf), ("quarter trend",)
+        case.driver_label = "quarter trend"
+    else:
+        case.exog = np.column_stack([case.exog, x])
+        case.exog_future = np.concatenate([case.exog_future, xf], axis=2)
+        case.exog_names = case.exog_names + ("quarter trend",)
+        case.driver_label = case.driver_label + ", quarter trend"
+
+
+def _attach_season(case: _KRCase, q: Quarter, n_paths: int) -> None:
+    """Yearly Fourier terms (sine and cosine of the week's angle in the year) as regressors, for
+    histories of at least :data:`SEASONAL_MIN_WEEKS` weeks; AIC decides whether they stay."""
+    def terms(dates: pd.DatetimeIndex) -> np.ndarray:
+        t = 2 * np.pi * (dates.asi8 / 86_400_000_000_000) / 365.25
+        return np.column_stack([np.sin(t), np.cos(t)])
+
+    x = terms(case.dates)
+    fut = _future_dates(case.dates[-1], q.end)
+    xf = np.broadcast_to(terms(fut)[None, :, :], (n_paths, len(fut), 2))
+    names = ("season (sin)", "season (cos)")
+    if case.exog is None:
+        case.exog, case.exog_future, case.exog_names = x, np.array(xf), names
+        case.driver_label = "season"
+    else:
+        case.exog = np.column_stack([case.exog, x])
+        case.exog_future = np.concatenate([case.exog_future, xf], axis=2)
+        case.exog_names = case.exog_names + names
+        case.driver_label = case.driver_label + ", season"
+
+
 def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
-                 drivers: _Drivers | None, n_paths: int, seed: int, engine: str = "fast") -> list[_KRCase]:
+                 drivers: _Drivers | None, n_paths: int, seed: int, engine: str = "fast",
+                 quarter_trend: bool = True, seasonal: bool = False) -> list[_KRCase]:
     """History of every forecastable KR: the team's weekly KPI when the KR names a metric, else its check-ins."""
     weekly = infer_freq(ds) == "W" if len(ds.kpis) else False
     need = sc["direction"].isin(_MOVING + _MAINTAIN) & (sc["status"] != "unmeasurable")
@@ -943,6 +999,10 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
             case.mapping = mapping
             if drivers is not None and len(y) >= MIN_MODEL_OBS:
                 _attach_drivers(case, drivers.by_metric.get(m, []), kpi, q, n_paths, seed, engine)
+            if quarter_trend and case.exog is None and len(case.y) >= MIN_MODEL_OBS:
+                _attach_quarter_trend(case, q, n_paths)
+            if seasonal and len(case.y) >= SEASONAL_MIN_WEEKS:
+                _attach_season(case, q, n_paths)
         cases.append(case)
     return cases
 
@@ -1075,10 +1135,13 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
         if fit is not None:
             out["model_weight"] = fit.weight
         if fit is not None and case.exog_names:
+            real = [x for x in case.exog_names if x != "quarter trend" and not x.startswith("season")]
             if fit.exog_names:
-                out["drivers"] = case.driver_label
+                if real:
+                    out["drivers"] = ", ".join(real)
                 method = f"{method} + {case.driver_label}"
-            notes.append(f"drivers {case.driver_label}: {exog_weight:.0%} of the AIC weight")
+            notes.append(f"{'drivers' if real else 'regressors'} {case.driver_label}: {exog_weight:.0%} of the "
+                         "AIC weight")
     grid_dates = (last + pd.to_timedelta(np.arange(1, H + 1) * step, unit="D")) if H else pd.DatetimeIndex([])
     if note:
         notes.insert(0, note)
@@ -1255,18 +1318,18 @@ def _earlier_quarters(ds: Dataset, q: Quarter) -> list[Quarter]:
 
 
 def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None, n_paths: int, seed: int,
-               engine: str, kr_ids: set[str] | None = None) -> pd.DataFrame:
+               engine: str, kr_ids: set[str] | None = None, seasonal: bool = False) -> pd.DataFrame:
     """Model forecasts (before calibration) of a quarter's KRs from data up to ts (``cut`` known on ts)."""
     sc = _kr_frame(cut, q, ts)
     if kr_ids is not None:
         sc = sc.loc[sc["kr_id"].isin(kr_ids)]
     sc["_hit"] = _hit(sc)
-    cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)
+    cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=seasonal)
     return _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
 
 
 def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
-             n_paths: int, seed: int, engine: str, cache: dict | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+             n_paths: int, seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes."""
     frac = q.elapsed(ts)
     parts, labels = [], []
@@ -1281,14 +1344,14 @@ def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, 
         sample = set(allids[pick])
     for qh in earlier:
         tsh = _as_of_at(qh, frac)
-        key = (qh.label, tsh, with_drivers, n_paths, seed, engine)
+        key = (qh.label, tsh, with_drivers, n_paths, seed, engine, seasonal)
         raw = None if cache is None else cache.get(key)
         if raw is None:
             ch = cut.known_on(tsh)
             drv = None
             if with_drivers:
                 drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(ch)
-            raw = _raw_table(ch, qh, tsh, drv, n_paths, seed, engine, sample)
+            raw = _raw_table(ch, qh, tsh, drv, n_paths, seed, engine, sample, seasonal)
             if cache is not None and sample is None:
                 cache[key] = raw
         elif sample is not None:
@@ -1305,7 +1368,7 @@ def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, 
 
 def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_drivers: bool = False,
                     n_paths: int = N_PATHS, seed: int = 0, drivers: pd.DataFrame | None = None,
-                    engine: str = "fast") -> Calibration:
+                    engine: str = "fast", seasonal: bool = False) -> Calibration:
     """The recalibration :func:`forecast_key_results` applies to ``p_hit`` for a quarter at ``as_of``.
 
     The rule: the earlier quarters (the most recent :data:`CALIBRATION_QUARTERS` with objectives that
@@ -1320,7 +1383,7 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
 
     Parameters
     ----------
-    ds, quarter, as_of, with_drivers, n_paths, seed, drivers, engine
+    ds, quarter, as_of, with_drivers, n_paths, seed, drivers, engine, seasonal
         As in :func:`forecast_key_results`.
 
     Returns
@@ -1330,13 +1393,13 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
     q, ts = _resolve(ds, quarter, as_of)
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
     return _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths,
-                            seed=seed, engine=engine)
+                            seed=seed, engine=engine, seasonal=bool(seasonal))
 
 
 def _calibration_for(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
-                     seed: int, engine: str, cache: dict | None = None) -> Calibration:
+                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> Calibration:
     hist, labels = _history(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                            engine=engine, cache=cache)
+                            engine=engine, cache=cache, seasonal=seasonal)
     return _fit_calibration(hist, labels, q.elapsed(ts))
 
 
@@ -1353,15 +1416,16 @@ def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
 
 
 def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
-                    seed: int, engine: str, calibrate: bool, cache: dict | None = None) -> pd.DataFrame:
+                    seed: int, engine: str, calibrate: bool, cache: dict | None = None,
+                    seasonal: bool = False) -> pd.DataFrame:
     cut = ds.known_on(ts)
-    key = (q.label, ts, with_drivers, n_paths, seed, engine)
+    key = (q.label, ts, with_drivers, n_paths, seed, engine, seasonal)
     raw = None if cache is None else cache.get(key)
     if raw is None:
         drv = None
         if with_drivers:
             drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(cut)
-        raw = _raw_table(cut, q, ts, drv, n_paths, seed, engine)
+        raw = _raw_table(cut, q, ts, drv, n_paths, seed, engine, seasonal=seasonal)
         if cache is not None:
             cache[key] = raw
     if ts >= q.end:
@@ -1369,7 +1433,7 @@ def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: 
     if not calibrate:
         return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off"))
     cal = _calibration_for(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                           engine=engine, cache=cache)
+                           engine=engine, cache=cache, seasonal=seasonal)
     return _calibrate(raw, cal)
 
 
@@ -1384,6 +1448,7 @@ def forecast_key_results(
     drivers: pd.DataFrame | None = None,
     engine: str = "fast",
     calibrate: bool = True,
+    seasonal: bool = False,
 ) -> pd.DataFrame:
     """Forecast every key result of a quarter to its last check-in, with ``p_hit``.
 
@@ -1434,6 +1499,10 @@ def forecast_key_results(
     calibrate : bool, default True
         Recalibrate ``p_hit`` on earlier quarters when they hold enough key results. False: ``p_hit``
         is the model's probability (``calibration`` reads ``off``).
+    seasonal : bool, default False
+        Also try yearly seasonal terms (a sine and a cosine of the day of the year, as regressors of
+        the KPI models; AIC decides per key result) on KPI histories of two years or more. Off by
+        default: the backtests in ``benchmarks/results/forecast-calibration.md`` found them no better.
 
     Returns
     -------
@@ -1507,7 +1576,7 @@ def forecast_key_results(
     if engine not in ("fast", "statsmodels"):
         raise ValueError(f"engine must be 'fast' or 'statsmodels', got {engine!r}.")
     df = _forecast_table(ds, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                         engine=engine, calibrate=bool(calibrate))
+                         engine=engine, calibrate=bool(calibrate), seasonal=bool(seasonal))
     _warn_unforecast(df, q)
     return df
 
@@ -1643,7 +1712,8 @@ class KRForecast:
 
 def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bool = False,
                         n_paths: int = N_PATHS, seed: int = 0, drivers: pd.DataFrame | None = None,
-                        engine: str = "fast", calibration: "Calibration | bool" = True) -> KRForecast:
+                        engine: str = "fast", calibration: "Calibration | bool" = True,
+                        seasonal: bool = False) -> KRForecast:
     """Forecast one key result (as :func:`forecast_key_results`) and keep its paths for a plot.
 
     Parameters
@@ -1651,7 +1721,7 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
     ds : Dataset
     kr_id : str
         A key result id; its quarter is its objective's.
-    as_of, with_drivers, n_paths, seed, drivers, engine
+    as_of, with_drivers, n_paths, seed, drivers, engine, seasonal
         As in :func:`forecast_key_results`.
     calibration : Calibration or bool, default True
         True: fitted on ``ds``'s earlier quarters as :func:`forecast_key_results` does (the same
@@ -1685,13 +1755,13 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
     sc = _kr_frame(cut, q, ts)
     sc = sc.loc[sc["kr_id"] == kr_id].copy()
     sc["_hit"] = _hit(sc)
-    case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)[0]
+    case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=bool(seasonal))[0]
     row, paths, fut, hpaths, hdates = _forecast_case(case, q, ts, n_paths, seed, engine)
     r = _finish([row])
     if ts < q.end:
         if calibration is True:
             calibration = _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers,
-                                           n_paths=n_paths, seed=seed, engine=engine)
+                                           n_paths=n_paths, seed=seed, engine=engine, seasonal=bool(seasonal))
         if isinstance(calibration, Calibration):
             r = _calibrate(r, calibration)
         else:
@@ -2179,6 +2249,7 @@ def backtest(
     seed: int = 0,
     engine: str = "fast",
     n_boot: int = 1000,
+    seasonal: bool = False,
 ) -> BacktestResult:
     """Forecast every past quarter's key results part-way through and compare with what happened.
 
@@ -2214,6 +2285,9 @@ def backtest(
         As in :func:`forecast_key_results`.
     n_boot : int, default 1000
         Bootstrap resamples of teams for the intervals (0: none).
+    seasonal : bool, default False
+        Forecast with the yearly seasonal candidates (as :func:`forecast_key_results`): run the
+        backtest both ways to choose.
 
     Returns
     -------
@@ -2250,7 +2324,7 @@ def backtest(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ForecastWarning)
                 f = _forecast_table(ds, q, ts, with_drivers=False, drivers=None, n_paths=n_paths, seed=seed,
-                                    engine=engine, calibrate=True, cache=cache)
+                                    engine=engine, calibrate=True, cache=cache, seasonal=bool(seasonal))
                 if with_drivers:
                     fd = forecast_key_results(ds, q, as_of=ts, n_paths=n_paths, seed=seed, with_drivers=True,
                                               engine=engine)
@@ -2298,5 +2372,5 @@ def backtest(
     return BacktestResult(
         predictions=pred, summary=summary, calibration=calib, scores=scores,
         options={"quarters": labels, "at": fracs, "n_paths": n_paths, "seed": seed, "with_drivers": with_drivers,
-                 "n_boot": int(n_boot), "base_rate": rule},
+                 "n_boot": int(n_boot), "seasonal": bool(seasonal), "base_rate": rule},
     )
