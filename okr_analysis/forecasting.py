@@ -1164,6 +1164,16 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
         mp = case.mapping or CheckinMapping()
         ci_paths = mp.apply(x, _rng(seed, row["kr_id"], "mapping"))
         out["checkin_mapping"] = mp.label
+        if len(case.past_checkins) >= MIN_SHORT_OBS and case.last_checkin is not None:
+            # half of the paths from the check-ins' own trend in the quarter (model averaging)
+            yc, _, _ = _to_grid(pd.Series(case.past_checkins, index=case.checkin_dates), case.cadence)
+            cpaths, cmethod = _forecast_array(yc, int(ci_steps[-1]), levels=False, n_paths=n_paths,
+                                              rng=_rng(seed, row["kr_id"], "checkins"), engine=engine)[:2]
+            if cmethod not in ("insufficient data", "no data"):
+                half = n_paths // 2
+                ci_paths = np.concatenate([ci_paths[:n_paths - half], cpaths[:half, ci_steps - 1]])
+                notes.append(f"half of the paths from the check-ins' own trend ({cmethod})")
+                out["note"] = "; ".join(notes)
     else:
         ci_paths = paths[:, ci_steps - 1]
         out["checkin_mapping"] = "none (the history is the check-ins)"
@@ -1466,8 +1476,10 @@ def forecast_key_results(
     quarter's end. When the key result names a metric the team measures weekly, the history is the
     team's weekly KPI (complete weeks only), forecast week by week (integrated ARIMA models,
     :func:`forecast_series`), and each future check-in is its week's KPI value mapped to the
-    check-in scale (:class:`CheckinMapping`, fitted on the key result's past check-ins); otherwise
-    the history is the key result's check-ins, forecast one cadence step at a time.
+    check-in scale (:class:`CheckinMapping`, fitted on the key result's past check-ins); with three
+    or more check-ins in the quarter, half of the paths come instead from the check-ins' own trend
+    (model averaging: the KPI's long history and the quarter's check-ins each miss what the other
+    sees). Otherwise the history is the key result's check-ins, forecast one cadence step at a time.
 
     **p_hit** is the share of simulated check-in paths reaching the outcome (``p_model``), then
     recalibrated on the organisation's earlier quarters when they hold enough key results
