@@ -125,7 +125,7 @@ MIN_CALIBRATION_EACH = 5
 #: Earlier quarters used for the calibration (the most recent that ended before the quarter starts).
 CALIBRATION_QUARTERS = 4
 #: At most this many earlier key results are forecast for the calibration (a seeded sample beyond it).
-CALIBRATION_MAX_KRS = 1000
+CALIBRATION_MAX_KRS = 500
 #: Ridge penalty of the calibration's logistic regression (statsmodels ``fit_regularized`` alpha).
 CALIBRATION_ALPHA = 0.01
 #: The model's probability is clipped to [c, 1 - c] before its logit enters the calibration.
@@ -138,6 +138,7 @@ CALIBRATION_BINS = 10
 _MOVING = ("increase", "decrease")
 _MAINTAIN = ("maintain_at_least", "maintain_at_most")
 _EPS = 1e-9
+_DAY = 86_400_000_000_000  # nanoseconds
 _Q = (0.025, 0.10, 0.50, 0.90, 0.975)
 
 KR_FORECAST_COLUMNS = [
@@ -679,11 +680,21 @@ def _to_grid(s: pd.Series, step: int = 7) -> tuple[np.ndarray, pd.DatetimeIndex,
     Each value goes to the grid step it falls in (check-ins need not be on the grid's weekday; of two
     in one step the later counts); missing steps inside are interpolated linearly.
     """
-    v = s.to_numpy(dtype="float64")
+    y, last, filled = _grid(s.index.to_numpy(dtype="datetime64[D]").astype("int64"), s.to_numpy(dtype="float64"),
+                            step)
+    if last is None:
+        return np.empty(0), pd.DatetimeIndex([]), 0
+    n = len(y)
+    dates = pd.DatetimeIndex((last - step * np.arange(n - 1, -1, -1)).astype("datetime64[D]")).astype("datetime64[ns]")
+    return y, dates, filled
+
+
+def _grid(days: np.ndarray, v: np.ndarray, step: int) -> tuple[np.ndarray, int | None, int]:
+    """:func:`_to_grid` on day numbers: (values, last day, n_filled); last day None when no value."""
     ok = ~np.isnan(v)
     if not ok.any():
-        return np.empty(0), pd.DatetimeIndex([]), 0
-    days = s.index.to_numpy(dtype="datetime64[D]").astype("int64")[ok]
+        return np.empty(0), None, 0
+    days = days[ok]
     v = v[ok]
     order = np.argsort(days, kind="stable")
     days, v = days[order], v[order]
@@ -693,9 +704,8 @@ def _to_grid(s: pd.Series, step: int = 7) -> tuple[np.ndarray, pd.DatetimeIndex,
     n = int(pos[-1]) + 1
     y = np.full(n, np.nan)
     y[pos] = v  # later values of the same step overwrite earlier ones
-    dates = pd.DatetimeIndex((last - step * np.arange(n - 1, -1, -1)).astype("datetime64[D]")).astype("datetime64[ns]")
     filled = int(np.isnan(y).sum())
-    return _clean(y), dates, filled
+    return _clean(y), int(last), filled
 
 
 @dataclass(frozen=True)
@@ -839,11 +849,11 @@ def _future_checkins(last: pd.Timestamp | None, as_of: pd.Timestamp, end: pd.Tim
                      cadence: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Check-in dates still to come in the quarter on the cadence (after as_of, up to the quarter's end),
     and their step numbers counted from ``last`` (from as_of when there is no check-in yet)."""
-    start = as_of if last is None else last
-    steps = np.arange(1, int((end - start).days // cadence) + 1)
-    dates = start + pd.to_timedelta(steps * cadence, unit="D")
-    keep = dates > as_of
-    return pd.DatetimeIndex(dates[keep]).astype("datetime64[ns]"), steps[keep]
+    start = (as_of if last is None else last).value // _DAY
+    steps = np.arange(1, (end.value // _DAY - start) // cadence + 1)
+    days = start + steps * cadence
+    keep = days > as_of.value // _DAY
+    return pd.DatetimeIndex((days[keep] * _DAY).astype("datetime64[ns]")), steps[keep]
 
 
 @dataclass
@@ -1092,7 +1102,8 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
                model_weight=np.nan)
     none = (np.empty((n_paths, 0)), pd.DatetimeIndex([]), np.empty((n_paths, 0)), pd.DatetimeIndex([]))
     d = row["direction"]
-    if as_of >= q.end:
+    q_end = case.q_end if case.q_end is not None else q.end
+    if as_of >= q_end:
         return (_final_row(row, out, float(row["_hit"])), *none)
     if d == "milestone":
         done = pd.notna(row["current"]) and row["current"] >= 1 - _EPS
@@ -1112,14 +1123,14 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
     last = case.dates[-1]
     # no check-in yet: future check-ins on the KPI's weekly dates (the phase of the cadence is unknown)
     anchor = case.last_checkin if case.last_checkin is not None else (last if kpi else None)
-    fut_ci, ci_steps = _future_checkins(anchor, as_of, q.end, case.cadence)
+    fut_ci, ci_steps = _future_checkins(anchor, as_of, q_end, case.cadence)
     notes = [case.cadence_note] if case.cadence_note else []
     if case.filled:
         notes.append(f"{case.filled} missing {'week' if kpi else 'check-in'}(s) interpolated")
     rng = _rng(seed, row["kr_id"])
     # steps of the history's grid to simulate: up to the step holding the last check-in to come
     if kpi:
-        H = int((fut_ci[-1] - last).days // 7) if len(fut_ci) else 0
+        H = int((fut_ci.asi8[-1] - last.value) // (7 * _DAY)) if len(fut_ci) else 0
     else:
         H = int(ci_steps[-1]) if len(fut_ci) else 0
     H = max(H, 0)
@@ -1142,7 +1153,7 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
                 method = f"{method} + {case.driver_label}"
             notes.append(f"{'drivers' if real else 'regressors'} {case.driver_label}: {exog_weight:.0%} of the "
                          "AIC weight")
-    grid_dates = (last + pd.to_timedelta(np.arange(1, H + 1) * step, unit="D")) if H else pd.DatetimeIndex([])
+    grid_dates = pd.DatetimeIndex(((last.value // _DAY + np.arange(1, H + 1) * step) * _DAY).astype("datetime64[ns]"))
     if note:
         notes.insert(0, note)
     out["method"] = method
@@ -1153,7 +1164,7 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
     if len(fut_ci) == 0:
         ci_paths = np.empty((n_paths, 0))
     elif kpi:
-        j = ((fut_ci - last).days // 7).to_numpy()
+        j = (fut_ci.asi8 - last.value) // (7 * _DAY)
         x = np.empty((n_paths, len(fut_ci)))
         for i, k in enumerate(j):
             if k >= 1:
@@ -1166,7 +1177,7 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
         out["checkin_mapping"] = mp.label
         if len(case.past_checkins) >= MIN_SHORT_OBS and case.last_checkin is not None:
             # half of the paths from the check-ins' own trend in the quarter (model averaging)
-            yc, _, _ = _to_grid(pd.Series(case.past_checkins, index=case.checkin_dates), case.cadence)
+            yc = _grid(case.checkin_dates.asi8 // _DAY, case.past_checkins, case.cadence)[0]
             cpaths, cmethod = _forecast_array(yc, int(ci_steps[-1]), levels=False, n_paths=n_paths,
                                               rng=_rng(seed, row["kr_id"], "checkins"), engine=engine)[:2]
             if cmethod not in ("insufficient data", "no data"):
@@ -1339,7 +1350,8 @@ def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None,
 
 
 def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
-             n_paths: int, seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
+             n_paths: int, seed: int, engine: str, cache: dict | None = None,
+             seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes."""
     frac = q.elapsed(ts)
     parts, labels = [], []
@@ -2099,7 +2111,8 @@ class BacktestResult:
     options: dict = field(default_factory=dict)
 
     def write(self, directory: "str | os.PathLike[str]") -> list[Path]:
-        """Write predictions.csv, summary.csv, calibration.csv and scores.csv into ``directory`` (created if missing)."""
+        """Write predictions.csv, summary.csv, calibration.csv and scores.csv into ``directory`` (created if
+        missing)."""
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise NotADirectoryError(f"{d} exists and is not a folder; give a folder for the backtest tables.")
@@ -2128,7 +2141,8 @@ class BacktestResult:
         ax = plt.gca() if ax is None else ax
         c = self.calibration.loc[(self.calibration["at"] == at) & (self.calibration["n"] > 0)]
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
-        styles = {"p_hit": ("tab:blue", "o", "P(hit)"), "pace_calibrated": ("tab:orange", "s", "calibrated pace status")}
+        styles = {"p_hit": ("tab:blue", "o", "P(hit)"),
+                  "pace_calibrated": ("tab:orange", "s", "calibrated pace status")}
         for name, (color, marker, label) in styles.items():
             g = c.loc[c["forecaster"] == name]
             if g.empty:
