@@ -697,3 +697,19 @@ def test_backtest_scores(sample_backtest):
     fig, ax = plt.subplots()
     assert sample_backtest.plot_reliability(ax=ax) is ax and "ECE" in ax.get_title()
     plt.close(fig)
+
+
+def test_one_key_result_after_the_quarter_says_final(sample_ds):
+    """What the scorecard and the chart need once the quarter is over: final, the outcome, no cone."""
+    q = sample_ds.quarter("2026Q2")
+    sc = score_key_results(sample_ds, "2026Q2").set_index("kr_id")
+    kr = sc.index[(sc["direction"] == "increase") & sc["score"].notna()][0]
+    one = forecast_key_result(sample_ds, kr, as_of=q.end, n_paths=200)
+    expected = "hit" if sc.loc[kr, "score"] >= 1 - 1e-9 else "missed"
+    assert one.final and one.outcome == expected and one.p_hit == (1.0 if expected == "hit" else 0.0)
+    assert one.table.empty and f"final: {expected}" in repr(one)
+    fig, ax = plt.subplots()
+    one.plot(ax=ax)
+    assert f"final: {expected}" in ax.get_title() and any(
+        line.get_label().startswith("target") for line in ax.get_lines())
+    plt.close(fig)
