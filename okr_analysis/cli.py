@@ -34,8 +34,8 @@ from .io.loading import load
 from .leadlag import lead_lag
 from .monitoring import monitor as monitor_fn
 from .privacy import gate
-from .rules import VERDICT_ORDER
 from .reports.build import build_reports
+from .rules import VERDICT_ORDER
 from .sample import write_sample
 from .scoring import score as score_fn
 from .scoring import score_key_results
@@ -413,48 +413,50 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
 @click.option("--as-of", "as_of", required=True, metavar="DATE", help="Forecast from the data up to this date.")
 @click.option("--with-drivers", is_flag=True,
               help="Add the lags of leading KPIs that the driver analysis found as regressors.")
+@click.option("--seasonal", is_flag=True, help="Also try yearly seasonal terms (KPIs with two years or more).")
 @out_option
 @min_group_option
 @fiscal_option
 @handle_errors
-def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, out: str | None, min_group_size: int,
-             fiscal_year_start: int) -> None:
+def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, seasonal: bool, out: str | None,
+             min_group_size: int, fiscal_year_start: int) -> None:
     """Where each key result will land at quarter end, and the probability of reaching its target."""
 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     q = resolve_quarter(ds, quarter)
-    table = forecast_key_results(ds, q, as_of=as_of, with_drivers=with_drivers)
+    table = forecast_key_results(ds, q, as_of=as_of, with_drivers=with_drivers, seasonal=seasonal)
     table = table.drop(columns=[c for c in ("history",) if c in table.columns])
     table = gate(table, ds, kind="forecasts", kr_scores=score_key_results(ds, q, as_of=as_of),
                  min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "kr_id", "current", "forecast", "lower_80", "upper_80", "target",
-                                  "p_hit", "method"])
+                                  "p_hit", "outcome", "method"])
     write_table(table, out, what="forecasts")
 
 
 @cli.command()
 @source_argument
 @click.option("--out", "out", default=None, metavar="DIR",
-              help="Write predictions.csv, summary.csv and calibration.csv into DIR.")
+              help="Write predictions.csv, summary.csv, calibration.csv and scores.csv into DIR.")
 @click.option("--with-drivers", is_flag=True, help="Also forecast with the leading KPIs as regressors.")
+@click.option("--seasonal", is_flag=True, help="Forecast with the yearly seasonal candidates too.")
 @min_group_option
 @fiscal_option
 @handle_errors
-def backtest(source: str, out: str | None, with_drivers: bool, min_group_size: int, fiscal_year_start: int) -> None:
-    """Check the forecasts on past quarters: Brier score of P(hit) against the pace rule and the base rate.
+def backtest(source: str, out: str | None, with_drivers: bool, seasonal: bool, min_group_size: int,
+             fiscal_year_start: int) -> None:
+    """Check the forecasts on past quarters at 1/3, 1/2 and 2/3: Brier, ECE and AUC of P(hit) against the
+    calibrated pace status, the pace rule and the base rate.
 
     The summary and calibration pool every key result; the per-key-result predictions written with --out
     have the values of key results that suppression hides replaced by the suppression label.
     """
-
-
     if out is not None:
         check_out_folder(out)
     ds = load_source(source, fiscal_year_start)
-    result = backtest_fn(ds, with_drivers=with_drivers)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    result = backtest_fn(ds, with_drivers=with_drivers, seasonal=seasonal)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
         click.echo(result.summary.to_string(index=False))
     if out is not None:
         preds = result.predictions

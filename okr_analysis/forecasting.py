@@ -1,17 +1,21 @@
-"""Key-result forecasts: where each KR's metric will be at the quarter's end, and ``p_hit``.
+"""Key-result forecasts: where each KR's last check-in will land, and ``p_hit``.
 
 Mid-quarter, a team wants to know how likely it is to reach each key result. The usual
 answer is the straight-line pace rule (progress compared with the elapsed share of the
 quarter, :func:`okr_analysis.scoring.score_key_results`). This module forecasts instead:
 
-* :func:`forecast_key_results` — every KR of a quarter at an as-of date: the quarter-end value
-  (point forecast, 80% and 95% intervals) and ``p_hit``, the probability that the KR's final
-  score is 1 under the scoring rules, from simulated future paths;
-* :func:`forecast_key_result` — one KR, as a :class:`KRForecast` with ``.plot()``;
+* :func:`forecast_key_results` — every KR of a quarter at an as-of date: the quarter's last
+  check-in (point forecast, 80% and 95% intervals) and ``p_hit``, the probability of the outcome the
+  score reports (increase/decrease/milestone: the last check-in reaches the target; maintain: the
+  last check-in meets the line), from check-in paths simulated at the KR's own cadence and
+  recalibrated on the organisation's earlier quarters (:func:`fit_calibration`); after the
+  quarter, the observed outcome;
+* :func:`forecast_key_result` — one KR, as a :class:`KRForecast` with the check-in path and ``.plot()``;
 * :func:`forecast_kpis` — KPI forecasts to the end of the next quarter, for the monitoring views;
-* :func:`backtest` — forecasts every past quarter at 1/3 and 1/2 of the way through from the data
-  up to that date only, and compares ``p_hit`` with what happened and with the pace rule
-  (Brier scores, calibration table);
+* :func:`backtest` — forecasts every past quarter at 1/3, 1/2 and 2/3 of the way through from the
+  data up to that date only, and compares ``p_hit`` with what happened and with the base rate,
+  the pace rule and the calibrated pace status (Brier and its decomposition, AUC, ECE, a
+  reliability table, bootstrap intervals by team);
 * :func:`forecast_series` — the forecasting engine on one plain series.
 
 The models (each choice and its reason is in README.md, "Forecasts")
@@ -22,7 +26,9 @@ likelihood of statsmodels' ``AutoReg``) on a common estimation sample so their A
 
 * key results: ``ARIMA(p,1,0)`` with and without drift, ``p = 0..P`` — the metric is treated as
   integrated (what a team achieves stays; a mean-reverting model would pull every forecast back
-  to the metric's past while the team is working to move it);
+  to the metric's past while the team is working to move it); on a KPI history each is also tried
+  with the *quarter trend* regressor (a change of drift since the quarter started,
+  :data:`QUARTER_TREND_MIN_WEEKS`) and, with ``seasonal=True``, yearly Fourier terms;
 * KPI forecasts (:func:`forecast_kpis`): the same when unit-root tests leave any doubt, else
   ``ARIMA(p,0,0)`` with a constant, ``p = 1..P+1`` (:func:`is_integrated`: d = 0 only when the
   ADF test rejects a unit root and KPSS does not reject stationarity).
@@ -51,8 +57,9 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
-from .io.dataset import Dataset
+from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .leadlag import lead_lag
 from .resample import infer_freq, resample_kpis
@@ -70,6 +77,17 @@ __all__ = [
     "KRForecast",
     "SeriesForecast",
     "BacktestResult",
+    "BrierDecomposition",
+    "Calibration",
+    "CheckinMapping",
+    "fit_calibration",
+    "fit_checkin_mapping",
+    "brier_decomposition",
+    "expected_calibration_error",
+    "auc",
+    "FORECASTERS",
+    "SCORE_COLUMNS",
+    "MIN_CALIBRATION_KRS",
     "ModelFit",
     "ForecastWarning",
     "KR_FORECAST_COLUMNS",
@@ -96,7 +114,25 @@ MIN_SHORT_OBS = 3
 #: Level of the ADF and KPSS tests that decide d for KPI forecasts (:func:`is_integrated`).
 UNIT_ROOT_LEVEL = 0.05
 #: Default as-of points of the backtest, as fractions of the quarter.
-BACKTEST_AT = (1 / 3, 1 / 2)
+BACKTEST_AT = (1 / 3, 1 / 2, 2 / 3)
+#: Weekly values a KPI history needs before yearly seasonal terms are tried (two years).
+SEASONAL_MIN_WEEKS = 104
+#: Weeks of the quarter a KPI history needs before the in-quarter drift is tried as a regressor.
+QUARTER_TREND_MIN_WEEKS = 3
+#: R² of check-ins on their week's KPI below which the KPI is not used for a key result (4+ check-ins).
+MIN_MAPPING_R2 = 0.5
+#: Key results with a probability and an outcome in earlier quarters needed to recalibrate p_hit.
+MIN_CALIBRATION_KRS = 40
+#: ... and at least this many hits and this many misses among them.
+MIN_CALIBRATION_EACH = 5
+#: Earlier quarters used for the calibration (the most recent that ended before the quarter starts).
+CALIBRATION_QUARTERS = 4
+#: At most this many earlier key results are forecast for the calibration (a seeded sample beyond it).
+CALIBRATION_MAX_KRS = 500
+#: Ridge penalty of the calibration's logistic regression (statsmodels ``fit_regularized`` alpha).
+CALIBRATION_ALPHA = 0.01
+#: The model's probability is clipped to [c, 1 - c] before its logit enters the calibration.
+CALIBRATION_CLIP = 0.01
 #: Interval levels reported.
 LEVELS = (0.80, 0.95)
 #: Observed-rate bins of the calibration table (edges on p_hit).
@@ -105,12 +141,14 @@ CALIBRATION_BINS = 10
 _MOVING = ("increase", "decrease")
 _MAINTAIN = ("maintain_at_least", "maintain_at_most")
 _EPS = 1e-9
+_DAY = 86_400_000_000_000  # nanoseconds
 _Q = (0.025, 0.10, 0.50, 0.90, 0.975)
 
 KR_FORECAST_COLUMNS = [
     "quarter", "team_id", "objective_id", "kr_id", "title", "direction", "metric", "unit",
     "baseline", "target", "expectation", "as_of", "current", "forecast_date", "horizon",
-    "forecast", "lower_80", "upper_80", "lower_95", "upper_95", "p_hit",
+    "forecast", "lower_80", "upper_80", "lower_95", "upper_95", "p_hit", "p_model", "expected_score",
+    "final", "outcome", "calibration", "pace_status", "checkin_cadence", "n_future_checkins", "checkin_mapping",
     "method", "model_weight", "history", "n_obs", "drivers", "note",
 ]
 KPI_FORECAST_COLUMNS = [
@@ -119,14 +157,20 @@ KPI_FORECAST_COLUMNS = [
 ]
 PREDICTION_COLUMNS = [
     "quarter", "at", "as_of", "team_id", "kr_id", "direction", "metric", "history", "method",
-    "p_hit", "pace_status", "pace_rule", "base_rate", "hit", "final_value",
-    "forecast", "lower_80", "upper_80", "lower_95", "upper_95", "in_80", "in_95",
+    "p_hit", "p_model", "calibration", "pace_status", "pace_rule", "pace_calibrated", "base_rate", "hit",
+    "final_value", "forecast", "lower_80", "upper_80", "lower_95", "upper_95", "in_80", "in_95",
 ]
 SUMMARY_COLUMNS = [
-    "at", "n", "hit_rate", "brier_p_hit", "brier_pace_rule", "brier_base_rate",
-    "reduction_vs_pace_rule", "reduction_vs_base_rate", "pace_rule_accuracy", "coverage_80", "coverage_95",
+    "at", "n", "hit_rate", "brier_p_hit", "brier_p_model", "brier_pace_calibrated", "brier_pace_rule",
+    "brier_base_rate", "ratio_vs_pace_calibrated", "diff_low", "diff_high", "ece_p_hit", "auc_p_hit",
+    "auc_pace_calibrated", "n_calibrated", "coverage_80", "coverage_95",
 ]
-CALIBRATION_COLUMNS = ["at", "bin", "p_low", "p_high", "n", "mean_p_hit", "observed_rate"]
+SCORE_COLUMNS = [
+    "at", "forecaster", "n", "brier", "reliability", "resolution", "uncertainty", "residual", "auc", "ece",
+    "brier_low", "brier_high", "diff_vs_pace_calibrated", "diff_low", "diff_high", "diff_vs_base_rate",
+    "diff_base_low", "diff_base_high",
+]
+CALIBRATION_COLUMNS = ["at", "forecaster", "bin", "p_low", "p_high", "n", "mean_p", "observed_rate"]
 
 
 class ForecastWarning(UserWarning):
@@ -605,14 +649,17 @@ def _clean(y: np.ndarray) -> np.ndarray:
 # =============================================================================================
 def _resolve(ds: Any, quarter: Any, as_of: Any) -> tuple[Quarter, pd.Timestamp]:
     """Check the arguments (:meth:`Dataset.resolve`); return the quarter and the effective as-of date."""
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}; "
-                        "load the data first: ds = okr_analysis.load(source).")
+    check_dataset(ds)
     return ds.resolve(quarter, as_of, as_of_required=True)
 
 
 def _weekly_kpis(ds: Dataset, pairs: set[tuple[str, str]], as_of: pd.Timestamp) -> dict[tuple[str, str], pd.Series]:
-    """Weekly KPI series (period_start → value) up to as_of, for the (team, metric) pairs asked."""
+    """Weekly KPI series (period_start → value) from the values dated up to as_of, for the pairs asked.
+
+    A last week that is not over at ``as_of`` (its Sunday is later) and holds fewer values than the
+    series' usual week (daily data: fewer than the median count) is dropped: a partial week of a
+    ``sum`` KPI would look like a drop, of a ``mean`` one like noise.
+    """
     if not pairs:
         return {}
     teams = {t for t, _ in pairs}
@@ -620,34 +667,48 @@ def _weekly_kpis(ds: Dataset, pairs: set[tuple[str, str]], as_of: pd.Timestamp) 
     w = resample_kpis(ds, "W", teams=teams, metrics=metrics, end=as_of)
     out = {}
     for (t, m), g in w.groupby(["team_id", "metric"], sort=False):
-        if (t, m) in pairs:
-            out[(t, m)] = pd.Series(g["value"].to_numpy(), index=pd.DatetimeIndex(g["period_start"]))
+        if (t, m) not in pairs:
+            continue
+        n = g["n_obs"].to_numpy()
+        starts = pd.DatetimeIndex(g["period_start"])
+        if len(g) and starts[-1] + pd.Timedelta(days=6) > as_of and n[-1] < np.median(n):
+            g, starts = g.iloc[:-1], starts[:-1]
+        out[(t, m)] = pd.Series(g["value"].to_numpy(), index=starts)
     return out
 
 
-def _to_grid(s: pd.Series) -> tuple[np.ndarray, pd.DatetimeIndex, int]:
-    """A weekly series on a regular 7-day grid ending at its last date; (values, dates, n_filled).
+def _to_grid(s: pd.Series, step: int = 7) -> tuple[np.ndarray, pd.DatetimeIndex, int]:
+    """A series on a regular ``step``-day grid ending at its last date; (values, dates, n_filled).
 
-    Each value goes to the grid week it falls in (check-ins need not be on the grid's weekday; of two
-    in one week the later counts); missing weeks inside are interpolated linearly.
+    Each value goes to the grid step it falls in (check-ins need not be on the grid's weekday; of two
+    in one step the later counts); missing steps inside are interpolated linearly.
     """
-    v = s.to_numpy(dtype="float64")
+    y, last, filled = _grid(s.index.to_numpy(dtype="datetime64[D]").astype("int64"), s.to_numpy(dtype="float64"),
+                            step)
+    if last is None:
+        return np.empty(0), pd.DatetimeIndex([]), 0
+    n = len(y)
+    dates = pd.DatetimeIndex((last - step * np.arange(n - 1, -1, -1)).astype("datetime64[D]")).astype("datetime64[ns]")
+    return y, dates, filled
+
+
+def _grid(days: np.ndarray, v: np.ndarray, step: int) -> tuple[np.ndarray, int | None, int]:
+    """:func:`_to_grid` on day numbers: (values, last day, n_filled); last day None when no value."""
     ok = ~np.isnan(v)
     if not ok.any():
-        return np.empty(0), pd.DatetimeIndex([]), 0
-    days = s.index.to_numpy(dtype="datetime64[D]").astype("int64")[ok]
+        return np.empty(0), None, 0
+    days = days[ok]
     v = v[ok]
     order = np.argsort(days, kind="stable")
     days, v = days[order], v[order]
     last = days[-1]
-    pos = (days - last) // 7  # 0 for the last week, negative before (floor division keeps weeks whole)
+    pos = (days - last) // step  # 0 for the last step, negative before (floor division keeps steps whole)
     pos = pos - pos[0]
     n = int(pos[-1]) + 1
     y = np.full(n, np.nan)
-    y[pos] = v  # later values of the same week overwrite earlier ones
-    dates = pd.DatetimeIndex((last - 7 * np.arange(n - 1, -1, -1)).astype("datetime64[D]")).astype("datetime64[ns]")
+    y[pos] = v  # later values of the same step overwrite earlier ones
     filled = int(np.isnan(y).sum())
-    return _clean(y), dates, filled
+    return _clean(y), int(last), filled
 
 
 @dataclass(frozen=True)
@@ -681,6 +742,122 @@ def _find_drivers(ds_cut: Dataset) -> _Drivers:
     return _drivers_from_table(res.table)
 
 
+@dataclass(frozen=True)
+class CheckinMapping:
+    """How a key result's check-ins relate to its KPI: ``check-in = a + b · KPI + e``, ``e ~ N(0, s²)``.
+
+    The KPI value a check-in is compared with is the weekly KPI of the week (Monday to Sunday) that
+    contains the check-in's date. Fitted on the key result's own check-ins in the quarter up to
+    ``as_of`` that fall in a week with a KPI value (``n`` pairs):
+
+    * ``identity``: every check-in equals its week's KPI (to 1e-9 relative), or no pair yet; when
+      at least half of them do, also identity, with ``s`` the root mean square of the differences;
+    * ``offset``: 1–3 pairs, or a slope that is not positive: ``b = 1``, ``a`` the mean difference,
+      ``s`` the differences' standard deviation (0 with one pair);
+    * ``linear``: 4 or more pairs: ordinary least squares of the check-ins on the KPI, ``s`` the
+      residual standard deviation (n − 2 degrees of freedom);
+    * ``unrelated``: 4 or more pairs but the KPI does not explain the check-ins (slope not positive,
+      or R² below :data:`MIN_MAPPING_R2`): the key result is then forecast from its check-ins alone.
+    """
+
+    kind: str = "identity"
+    a: float = 0.0
+    b: float = 1.0
+    s: float = 0.0
+    n: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.kind == "identity":
+            if self.s > 0:
+                return f"identity (sd {self.s:.3g}: some of the {self.n} check-ins differ from the KPI)"
+            return "identity" if self.n else "identity (no check-in to compare yet)"
+        if self.kind == "unrelated":
+            return f"unrelated (the KPI does not explain the check-ins; {self.n} check-ins)"
+        if self.kind == "offset":
+            return f"offset {self.a:+.4g} (sd {self.s:.3g}, {self.n} check-ins)"
+        return f"linear {self.a:.4g} + {self.b:.4g}·KPI (sd {self.s:.3g}, {self.n} check-ins)"
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = self.a + self.b * x
+        if self.s > 0:
+            out = out + self.s * rng.standard_normal(np.shape(x))
+        return out
+
+
+def _week_values(grid_dates: pd.DatetimeIndex, grid_values: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
+    """The weekly grid value of the 7-day step that contains each date (NaN outside the grid)."""
+    if len(grid_dates) == 0 or len(dates) == 0:
+        return np.full(len(dates), np.nan)
+    g = grid_dates.asi8
+    d = pd.DatetimeIndex(dates).asi8
+    idx = np.searchsorted(g, d, side="right") - 1
+    ok = (idx >= 0) & (d - g[np.clip(idx, 0, None)] < 7 * 86_400_000_000_000)
+    out = np.full(len(d), np.nan)
+    out[ok] = grid_values[idx[ok]]
+    return out
+
+
+def fit_checkin_mapping(kpi_dates: Any, kpi_values: Any, checkin_dates: Any, checkin_values: Any) -> CheckinMapping:
+    """Fit the map from a weekly KPI to a key result's check-ins (see :class:`CheckinMapping`).
+
+    Parameters
+    ----------
+    kpi_dates, kpi_values : array-like
+        The weekly KPI on a regular 7-day grid (dates are the first day of each week).
+    checkin_dates, checkin_values : array-like
+        The key result's check-ins.
+
+    Returns
+    -------
+    CheckinMapping
+    """
+    kd = pd.DatetimeIndex(kpi_dates)
+    x = _week_values(kd, np.asarray(kpi_values, dtype="float64"), pd.DatetimeIndex(checkin_dates))
+    y = np.asarray(checkin_values, dtype="float64")
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    n = int(len(x))
+    if n == 0:
+        return CheckinMapping()
+    diff = y - x
+    scale = max(float(np.max(np.abs(y))), 1.0)
+    same = np.abs(diff) <= 1e-9 * scale
+    if same.all():
+        return CheckinMapping("identity", n=n)
+    if same.mean() >= 0.5:  # the check-ins quote the KPI, now and then with another value
+        return CheckinMapping("identity", s=float(np.sqrt(np.mean(diff ** 2))), n=n)
+    if n >= 4:
+        b, a = np.polyfit(x, y, 1) if np.ptp(x) > 1e-12 * scale else (0.0, float(y.mean()))
+        r = y - (a + b * x)
+        yc = y - y.mean()
+        r2 = 1 - float(r @ r) / float(yc @ yc) if yc @ yc > 0 else 0.0
+        if b <= 0 or r2 < MIN_MAPPING_R2:
+            return CheckinMapping("unrelated", float(a), float(b), float(np.sqrt(r @ r / (n - 2))), n)
+        return CheckinMapping("linear", float(a), float(b), float(np.sqrt(r @ r / (n - 2))), n)
+    s = float(diff.std(ddof=1)) if n >= 2 else 0.0
+    return CheckinMapping("offset", float(diff.mean()), 1.0, s, n)
+
+
+def _cadence(dates: pd.DatetimeIndex) -> int | None:
+    """The key result's check-in cadence in days: the median gap between its distinct check-in days."""
+    days = np.unique(pd.DatetimeIndex(dates).asi8 // 86_400_000_000_000)
+    if len(days) < 2:
+        return None
+    return max(1, int(round(float(np.median(np.diff(days))))))
+
+
+def _future_checkins(last: pd.Timestamp | None, as_of: pd.Timestamp, end: pd.Timestamp,
+                     cadence: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Check-in dates still to come in the quarter on the cadence (after as_of, up to the quarter's end),
+    and their step numbers counted from ``last`` (from as_of when there is no check-in yet)."""
+    start = (as_of if last is None else last).value // _DAY
+    steps = np.arange(1, (end.value // _DAY - start) // cadence + 1)
+    days = start + steps * cadence
+    keep = days > as_of.value // _DAY
+    return pd.DatetimeIndex((days[keep] * _DAY).astype("datetime64[ns]")), steps[keep]
+
+
 @dataclass
 class _KRCase:
     """Everything one KR's forecast needs (built from data up to as_of only)."""
@@ -691,7 +868,11 @@ class _KRCase:
     history: str
     filled: int
     past_checkins: np.ndarray
+    checkin_dates: pd.DatetimeIndex
     last_checkin: pd.Timestamp | None
+    cadence: int = 7
+    cadence_note: str = ""
+    mapping: CheckinMapping | None = None
     exog: np.ndarray | None = None
     exog_names: tuple[str, ...] = ()
     exog_future: np.ndarray | None = None
@@ -705,23 +886,12 @@ def _future_dates(last: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     return pd.date_range(last + pd.Timedelta(days=7), end, freq="7D")
 
 
-def _p_hit(row: dict, paths: np.ndarray, fut: pd.DatetimeIndex, past: np.ndarray,
-           last_checkin: pd.Timestamp | None, y_last: float) -> float:
-    """Share of paths whose final score is 1 (increase/decrease) or reaches the expectation (maintain)."""
-    d, tgt = row["direction"], row["target"]
-    tol = _EPS * max(1.0, abs(tgt))
-    if d in _MOVING:
-        final = paths[:, -1] if paths.shape[1] else np.full(paths.shape[0], y_last)
-        ok = final >= tgt - tol if d == "increase" else final <= tgt + tol
-        return float(np.mean(ok))
-    meets = (lambda v: v >= tgt - tol) if d == "maintain_at_least" else (lambda v: v <= tgt + tol)
-    keep = np.ones(len(fut), dtype=bool) if last_checkin is None else np.asarray(fut > last_checkin)
-    future = paths[:, keep] if paths.shape[1] else paths[:, :0]
-    n_total = len(past) + future.shape[1]
-    if n_total == 0:
-        return np.nan
-    share = (np.sum(meets(past)) + np.sum(meets(future), axis=1)) / n_total
-    return float(np.mean(share >= row["expectation"] - _EPS))
+def _meets(direction: str, values: np.ndarray, target: float) -> np.ndarray:
+    """Whether values reach the target as the score reads it (increase/maintain_at_least: at least)."""
+    tol = _EPS * max(1.0, abs(target))
+    if direction in ("increase", "maintain_at_least"):
+        return values >= target - tol
+    return values <= target + tol
 
 
 def _kr_frame(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -734,8 +904,65 @@ def _kr_frame(ds: Dataset, q: Quarter, as_of: pd.Timestamp) -> pd.DataFrame:
     return sc
 
 
+def _hit(sc: pd.DataFrame) -> pd.Series:
+    """The outcome the score reports, from a score table at the quarter's end: 1 hit, 0 missed, NaN unscored.
+
+    Increase, decrease and milestone: the final score is 1 (the last check-in reaches the target);
+    maintain: the last check-in meets the line (the status is ``on track``).
+    """
+    maintain = sc["direction"].isin(_MAINTAIN)
+    hit = np.where(maintain, sc["status"] == "on track", sc["score"] >= 1 - _EPS).astype("float64")
+    return pd.Series(hit, index=sc.index).where(sc["score"].notna())
+
+
+def _attach_quarter_trend(case: _KRCase, q: Quarter, n_paths: int) -> None:
+    """The weeks of the quarter so far as a regressor (0 before the quarter's start, then 1, 2, …).
+
+    In the integrated models its difference is 1 inside the quarter and 0 before: a change of the
+    KPI's weekly drift since the quarter started (the team's push on its key result). AIC decides
+    whether it stays, as for drivers; the future continues the count to the quarter's end. Not
+    added when drivers are (the candidates take the regressors all together or not at all).
+    """
+    inq = np.asarray(case.dates >= q.start)
+    if inq.sum() < QUARTER_TREND_MIN_WEEKS:
+        return
+    x = np.cumsum(inq).astype("float64")
+    H = len(_future_dates(case.dates[-1], q.end))
+    xf = np.broadcast_to((x[-1] + np.arange(1, H + 1))[None, :, None], (n_paths, H, 1))
+    if case.exog is None:
+        case.exog, case.exog_future, case.exog_names = x[:, None], np.array(xf), ("quarter trend",)
+        case.driver_label = "quarter trend"
+    else:
+        case.exog = np.column_stack([case.exog, x])
+        case.exog_future = np.concatenate([case.exog_future, xf], axis=2)
+        case.exog_names = case.exog_names + ("quarter trend",)
+        case.driver_label = case.driver_label + ", quarter trend"
+
+
+def _attach_season(case: _KRCase, q: Quarter, n_paths: int) -> None:
+    """Yearly Fourier terms (sine and cosine of the week's angle in the year) as regressors, for
+    histories of at least :data:`SEASONAL_MIN_WEEKS` weeks; AIC decides whether they stay."""
+    def terms(dates: pd.DatetimeIndex) -> np.ndarray:
+        t = 2 * np.pi * (dates.asi8 / 86_400_000_000_000) / 365.25
+        return np.column_stack([np.sin(t), np.cos(t)])
+
+    x = terms(case.dates)
+    fut = _future_dates(case.dates[-1], q.end)
+    xf = np.broadcast_to(terms(fut)[None, :, :], (n_paths, len(fut), 2))
+    names = ("season (sin)", "season (cos)")
+    if case.exog is None:
+        case.exog, case.exog_future, case.exog_names = x, np.array(xf), names
+        case.driver_label = "season"
+    else:
+        case.exog = np.column_stack([case.exog, x])
+        case.exog_future = np.concatenate([case.exog_future, xf], axis=2)
+        case.exog_names = case.exog_names + names
+        case.driver_label = case.driver_label + ", season"
+
+
 def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
-                 drivers: _Drivers | None, n_paths: int, seed: int, engine: str = "fast") -> list[_KRCase]:
+                 drivers: _Drivers | None, n_paths: int, seed: int, engine: str = "fast",
+                 quarter_trend: bool = True, seasonal: bool = False) -> list[_KRCase]:
     """History of every forecastable KR: the team's weekly KPI when the KR names a metric, else its check-ins."""
     weekly = infer_freq(ds) == "W" if len(ds.kpis) else False
     need = sc["direction"].isin(_MOVING + _MAINTAIN) & (sc["status"] != "unmeasurable")
@@ -752,25 +979,40 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
     ci = ci.loc[ci["kr_id"].isin(set(sc["kr_id"])) & (ci["date"] >= q.start) & (ci["date"] <= as_of)]
     ci = ci.assign(_r=np.arange(len(ci))).sort_values(["kr_id", "date", "_r"])
     ci_by = {k: g for k, g in ci.groupby("kr_id", sort=False)}
-    q_end = q.end
     cases = []
     for row in sc.to_dict("records"):
         g = ci_by.get(row["kr_id"])
         past = g["value"].to_numpy(dtype="float64") if g is not None else np.empty(0)
-        last_ci = g["date"].iloc[-1] if g is not None and len(g) else None
+        ci_dates = pd.DatetimeIndex(g["date"]) if g is not None else pd.DatetimeIndex([])
+        last_ci = ci_dates[-1] if len(ci_dates) else None
+        cad = _cadence(ci_dates)
+        cad_note = "" if cad is not None else "check-in cadence assumed weekly (fewer than 2 check-ins)"
+        cad = cad or 7
         m = row["metric"]
-        series, history = None, ""
+        series, history, step = None, "", 7
+        mapping = None
         if isinstance(m, str) and (row["team_id"], m) in kpi and len(kpi[(row["team_id"], m)]) >= MIN_SHORT_OBS:
             series, history = kpi[(row["team_id"], m)], f"kpi:{m}"
-        elif g is not None and len(g):
-            series, history = pd.Series(past, index=pd.DatetimeIndex(g["date"])), "checkins"
+            mapping = fit_checkin_mapping(series.index, series.to_numpy(dtype="float64"), ci_dates, past)
+            if mapping.kind == "unrelated":
+                series, history = None, ""
+        if series is None and len(past):
+            series, history, step = pd.Series(past, index=ci_dates), "checkins", cad
         if series is None:
             y, dates, filled = np.empty(0), pd.DatetimeIndex([]), 0
         else:
-            y, dates, filled = _to_grid(series)
-        case = _KRCase(row, y, dates, history, filled, past, last_ci, q_end=q_end)
-        if drivers is not None and history.startswith("kpi:") and len(y) >= MIN_MODEL_OBS:
-            _attach_drivers(case, drivers.by_metric.get(m, []), kpi, q, n_paths, seed, engine)
+            y, dates, filled = _to_grid(series, step)
+        case = _KRCase(row, y, dates, history, filled, past, ci_dates, last_ci, cad, cad_note, q_end=q.end)
+        if mapping is not None and mapping.kind == "unrelated":
+            case.cadence_note = "; ".join(x for x in (cad_note, mapping.label) if x)
+        if history.startswith("kpi:"):
+            case.mapping = mapping
+            if drivers is not None and len(y) >= MIN_MODEL_OBS:
+                _attach_drivers(case, drivers.by_metric.get(m, []), kpi, q, n_paths, seed, engine)
+            if quarter_trend and case.exog is None and len(case.y) >= MIN_MODEL_OBS:
+                _attach_quarter_trend(case, q, n_paths)
+            if seasonal and len(case.y) >= SEASONAL_MIN_WEEKS:
+                _attach_season(case, q, n_paths)
         cases.append(case)
     return cases
 
@@ -830,20 +1072,43 @@ def _attach_drivers(case: _KRCase, leads: list[tuple[str, int]], kpi: dict, q: Q
     case.driver_label = ", ".join(names)
 
 
+def _final_row(row: dict, out: dict, hit: float) -> dict:
+    """The row of a key result once its quarter is over: the observed outcome, no forecast."""
+    cur = row.get("current")
+    out.update(final=True, p_model=hit, p_hit=hit, calibration="final (quarter over)",
+               outcome=None if np.isnan(hit) else ("hit" if hit == 1 else "missed"),
+               method="final (quarter over)", forecast=cur, forecast_date=row.get("last_checkin_date"),
+               lower_80=cur, upper_80=cur, lower_95=cur, upper_95=cur, horizon=0.0, n_future_checkins=0)
+    if row["direction"] in _MAINTAIN:
+        out["expected_score"] = row.get("score")
+    if np.isnan(hit):
+        out["note"] = "no score at the quarter's end (no check-in in the quarter, or unmeasurable)"
+    return out
+
+
 def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
-                   seed: int, engine: str = "fast") -> tuple[dict, np.ndarray, pd.DatetimeIndex]:
-    """One KR's output row, its simulated paths (n_paths × weeks left) and the future weekly dates."""
+                   seed: int, engine: str = "fast") -> tuple[dict, np.ndarray, pd.DatetimeIndex, np.ndarray,
+                                                              pd.DatetimeIndex]:
+    """One KR's output row, its simulated check-in paths (n_paths × check-ins to come) and their dates,
+    and the simulated paths of its history series (KPI weeks or check-in steps) with their dates."""
     row = case.row
     out = {c: row.get(c) for c in ("quarter", "team_id", "objective_id", "kr_id", "title", "direction", "metric",
                                     "unit", "baseline", "target", "expectation", "current")}
     out.update(as_of=as_of, forecast_date=pd.NaT, horizon=np.nan, forecast=np.nan, lower_80=np.nan,
-               upper_80=np.nan, lower_95=np.nan, upper_95=np.nan, p_hit=np.nan, history=case.history or None,
-               n_obs=len(case.y), drivers=None, note=None, method=None, model_weight=np.nan)
-    none = (np.empty((n_paths, 0)), pd.DatetimeIndex([]))
+               upper_80=np.nan, lower_95=np.nan, upper_95=np.nan, p_hit=np.nan, p_model=np.nan,
+               expected_score=np.nan, final=False, outcome=None, calibration=None, pace_status=row.get("status"),
+               checkin_cadence=float(case.cadence), n_future_checkins=0, checkin_mapping=None,
+               history=case.history or None, n_obs=len(case.y), drivers=None, note=None, method=None,
+               model_weight=np.nan)
+    none = (np.empty((n_paths, 0)), pd.DatetimeIndex([]), np.empty((n_paths, 0)), pd.DatetimeIndex([]))
     d = row["direction"]
+    q_end = case.q_end if case.q_end is not None else q.end
+    if as_of >= q_end:
+        return (_final_row(row, out, float(row["_hit"])), *none)
     if d == "milestone":
         done = pd.notna(row["current"]) and row["current"] >= 1 - _EPS
         out.update(method="done (milestone)" if done else "milestone (not forecast)", p_hit=1.0 if done else np.nan,
+                   p_model=1.0 if done else np.nan,
                    note=None if done else "milestones are not forecast: progress on them is not a time series")
         return (out, *none)
     if row["status"] == "unmeasurable":
@@ -853,51 +1118,125 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
     if len(y) == 0:
         out.update(method="no data", note="no KPI history and no check-in up to as_of")
         return (out, *none)
+    kpi = case.history.startswith("kpi:")
+    step = 7 if kpi else case.cadence
     last = case.dates[-1]
-    fut = _future_dates(last, case.q_end if case.q_end is not None else q.end)
-    H = len(fut)
-    notes = []
+    # no check-in yet: future check-ins on the KPI's weekly dates (the phase of the cadence is unknown)
+    anchor = case.last_checkin if case.last_checkin is not None else (last if kpi else None)
+    fut_ci, ci_steps = _future_checkins(anchor, as_of, q_end, case.cadence)
+    notes = [case.cadence_note] if case.cadence_note else []
     if case.filled:
-        notes.append(f"{case.filled} missing week(s) interpolated")
+        notes.append(f"{case.filled} missing {'week' if kpi else 'check-in'}(s) interpolated")
+    rng = _rng(seed, row["kr_id"])
+    # steps of the history's grid to simulate: up to the step holding the last check-in to come
+    if kpi:
+        H = int((fut_ci.asi8[-1] - last.value) // (7 * _DAY)) if len(fut_ci) else 0
+    else:
+        H = int(ci_steps[-1]) if len(fut_ci) else 0
+    H = max(H, 0)
+    method, note, fit = "observed (no check-in to come)", "", None
     if H == 0:
         paths = np.empty((n_paths, 0))
-        method, note, fit = "observed (no weeks left)", "the quarter's last weekly value is already known", None
-        final = np.full(n_paths, y[-1])
+        if len(fut_ci):
+            method = "observed (the KPI of the last check-in's week is known)"
     else:
         paths, method, note, fit, exog_weight = _forecast_array(
-            y, H, levels=False, n_paths=n_paths, rng=_rng(seed, row["kr_id"]), exog=case.exog,
-            exog_names=case.exog_names, exog_future=case.exog_future, engine=engine)
-        final = paths[:, -1]
+            y, H, levels=False, n_paths=n_paths, rng=rng, exog=_cut_exog(case.exog, None),
+            exog_names=case.exog_names, exog_future=_cut_exog(case.exog_future, H), engine=engine)
         if fit is not None:
             out["model_weight"] = fit.weight
         if fit is not None and case.exog_names:
+            real = [x for x in case.exog_names if x != "quarter trend" and not x.startswith("season")]
             if fit.exog_names:
-                out["drivers"] = case.driver_label
+                if real:
+                    out["drivers"] = ", ".join(real)
                 method = f"{method} + {case.driver_label}"
-            notes.append(f"drivers {case.driver_label}: {exog_weight:.0%} of the AIC weight")
+            notes.append(f"{'drivers' if real else 'regressors'} {case.driver_label}: {exog_weight:.0%} of the "
+                         "AIC weight")
+    grid_dates = pd.DatetimeIndex(((last.value // _DAY + np.arange(1, H + 1) * step) * _DAY).astype("datetime64[ns]"))
     if note:
         notes.insert(0, note)
     out["method"] = method
     out["note"] = "; ".join(notes) or None
     if method in ("insufficient data", "no data"):
         return (out, *none)
-    qs = np.quantile(final, _Q)
-    out.update(forecast_date=fut[-1] if H else last, horizon=H, forecast=qs[2], lower_80=qs[1], upper_80=qs[3],
-               lower_95=qs[0], upper_95=qs[4])
-    out["p_hit"] = _p_hit(row, paths, fut, case.past_checkins, case.last_checkin, y[-1])
-    return out, paths, fut
+    # the check-ins to come: KPI of their week through the mapping, or the check-in series itself
+    if len(fut_ci) == 0:
+        ci_paths = np.empty((n_paths, 0))
+    elif kpi:
+        j = (fut_ci.asi8 - last.value) // (7 * _DAY)
+        x = np.empty((n_paths, len(fut_ci)))
+        for i, k in enumerate(j):
+            if k >= 1:
+                x[:, i] = paths[:, k - 1]
+            else:  # the check-in's week is already observed
+                v = _week_values(case.dates, y, fut_ci[i: i + 1])[0]
+                x[:, i] = y[-1] if np.isnan(v) else v
+        mp = case.mapping or CheckinMapping()
+        ci_paths = mp.apply(x, _rng(seed, row["kr_id"], "mapping"))
+        out["checkin_mapping"] = mp.label
+        if len(case.past_checkins) >= MIN_SHORT_OBS and case.last_checkin is not None:
+            # half of the paths from the check-ins' own trend in the quarter (model averaging)
+            yc = _grid(case.checkin_dates.asi8 // _DAY, case.past_checkins, case.cadence)[0]
+            cpaths, cmethod = _forecast_array(yc, int(ci_steps[-1]), levels=False, n_paths=n_paths,
+                                              rng=_rng(seed, row["kr_id"], "checkins"), engine=engine)[:2]
+            if cmethod not in ("insufficient data", "no data"):
+                half = n_paths // 2
+                ci_paths = np.concatenate([ci_paths[:n_paths - half], cpaths[:half, ci_steps - 1]])
+                notes.append(f"half of the paths from the check-ins' own trend ({cmethod})")
+                out["note"] = "; ".join(notes)
+    else:
+        ci_paths = paths[:, ci_steps - 1]
+        out["checkin_mapping"] = "none (the history is the check-ins)"
+    out["n_future_checkins"] = len(fut_ci)
+    tgt = row["target"]
+    past = case.past_checkins
+    if len(fut_ci):
+        final = ci_paths[:, -1]
+        qs = np.quantile(final, _Q)
+        out.update(forecast_date=fut_ci[-1], forecast=qs[2], lower_80=qs[1], upper_80=qs[3], lower_95=qs[0],
+                   upper_95=qs[4], horizon=(fut_ci[-1] - last).days / 7)
+        p = float(np.mean(_meets(d, final, tgt)))
+        if d in _MAINTAIN:
+            n_met = np.sum(_meets(d, past, tgt)) + np.sum(_meets(d, ci_paths, tgt), axis=1)
+            out["expected_score"] = float(np.mean(n_met / (len(past) + ci_paths.shape[1])))
+    else:
+        cur = row["current"]
+        out.update(forecast_date=case.last_checkin, forecast=cur, lower_80=cur, upper_80=cur, lower_95=cur,
+                   upper_95=cur, horizon=0.0)
+        p = np.nan if pd.isna(cur) else float(_meets(d, np.array([cur]), tgt)[0])
+        if d in _MAINTAIN and len(past):
+            out["expected_score"] = float(np.mean(_meets(d, past, tgt)))
+        notes.append("no check-in left in the quarter on the key result's cadence: the outcome is the last one's")
+        out["note"] = "; ".join(notes)
+    out["p_model"] = p
+    out["p_hit"] = p
+    out["calibration"] = "none"
+    return out, ci_paths, fut_ci, paths, grid_dates
+
+
+def _cut_exog(a: np.ndarray | None, H: int | None) -> np.ndarray | None:
+    """Future regressors cut to the H steps simulated (they were built to the quarter's end)."""
+    if a is None or H is None:
+        return a
+    if a.shape[1] >= H:
+        return a[:, :H]
+    pad = np.repeat(a[:, -1:], H - a.shape[1], axis=1)
+    return np.concatenate([a, pad], axis=1)
 
 
 def _finish(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=KR_FORECAST_COLUMNS)
     for c in ("baseline", "target", "expectation", "current", "horizon", "forecast", "lower_80", "upper_80",
-              "lower_95", "upper_95", "p_hit", "model_weight"):
+              "lower_95", "upper_95", "p_hit", "p_model", "expected_score", "model_weight", "checkin_cadence"):
         df[c] = df[c].astype("float64")
     for c in ("as_of", "forecast_date"):
         df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
     df["n_obs"] = df["n_obs"].astype("int64")
+    df["n_future_checkins"] = df["n_future_checkins"].astype("int64")
+    df["final"] = df["final"].astype("bool")
     for c in ("quarter", "team_id", "objective_id", "kr_id", "title", "direction", "metric", "unit", "method",
-              "history", "drivers", "note"):
+              "history", "drivers", "note", "outcome", "calibration", "pace_status", "checkin_mapping"):
         df[c] = df[c].astype("str")
     return df.sort_values(["team_id", "objective_id", "kr_id"], kind="stable").reset_index(drop=True)
 
@@ -912,6 +1251,215 @@ def _warn_unforecast(df: pd.DataFrame, q: Quarter) -> None:
                       ForecastWarning, stacklevel=3)
 
 
+# ---------------------------------------------------------------------------------------------
+# Calibration from the organisation's own history
+# ---------------------------------------------------------------------------------------------
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype="float64"), CALIBRATION_CLIP, 1 - CALIBRATION_CLIP)
+    return np.log(p / (1 - p))
+
+
+def _cal_features(p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
+    st = np.asarray(pace_status, dtype=object)
+    return np.column_stack([
+        np.ones(len(st)), _logit(p_model), (st == "on track").astype("float64"), (st == "at risk").astype("float64"),
+        np.isin(np.asarray(direction, dtype=object), _MAINTAIN).astype("float64"),
+    ])
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """A recalibration of the model's probability fitted on earlier quarters (:func:`fit_calibration`).
+
+    ``p_hit = 1 / (1 + exp(-x'β))`` with ``x`` = (1, logit of the model's probability clipped to
+    [0.01, 0.99], on track, at risk, maintain key result) and ``β`` a logistic regression
+    (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of the outcomes of
+    earlier quarters' key results on their forecasts made at the same point of their quarter.
+
+    Attributes
+    ----------
+    params : ndarray or None
+        β; None when there was not enough history (then ``apply`` returns the model's probability).
+    n : int
+        Key results (with a model probability and an outcome) it was fitted on.
+    quarters : tuple of str
+        The earlier quarters used.
+    at : float
+        Fraction of the quarter at which the history was forecast.
+    label : str
+        What the ``calibration`` column says.
+    """
+
+    params: np.ndarray | None
+    n: int
+    quarters: tuple[str, ...]
+    at: float
+    label: str
+
+    @property
+    def fitted(self) -> bool:
+        return self.params is not None
+
+    def apply(self, p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
+        """Calibrated probabilities (the model's probability unchanged when not fitted; NaN stays NaN)."""
+        p = np.asarray(p_model, dtype="float64")
+        if self.params is None or len(p) == 0:
+            return p.copy()
+        z = _cal_features(p, pace_status, direction) @ self.params
+        return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
+
+
+def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) -> Calibration:
+    """Logistic recalibration on rows with p_model, pace_status, direction and hit (see :class:`Calibration`)."""
+    t = train.loc[train["p_model"].notna() & train["hit"].notna()]
+    n, hits = len(t), int(t["hit"].sum()) if len(t) else 0
+    span = f"{quarters[0]}–{quarters[-1]}" if len(quarters) > 1 else (quarters[0] if quarters else "")
+    if n < MIN_CALIBRATION_KRS or min(hits, n - hits) < MIN_CALIBRATION_EACH:
+        why = (f"none: {n} key results with an outcome in earlier quarters"
+               + (f" ({span})" if span else "") + f", {MIN_CALIBRATION_KRS} needed"
+               + (f" with at least {MIN_CALIBRATION_EACH} hits and misses" if n >= MIN_CALIBRATION_KRS else ""))
+        return Calibration(None, n, quarters, at, why)
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
+
+    X = _cal_features(t["p_model"], t["pace_status"], t["direction"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = GLM(t["hit"].to_numpy(dtype="float64"), X, family=families.Binomial()).fit_regularized(
+            alpha=CALIBRATION_ALPHA, L1_wt=0.0)
+    return Calibration(np.asarray(res.params, dtype="float64"), n, quarters, at,
+                       f"logistic on {n} key results of {span}")
+
+
+def _earlier_quarters(ds: Dataset, q: Quarter) -> list[Quarter]:
+    """The most recent :data:`CALIBRATION_QUARTERS` quarters with objectives that ended before q starts."""
+    out = [ds.quarter(lab) for lab in ds.quarters]
+    out = sorted((x for x in out if x.end < q.start), key=lambda x: x.start)
+    return out[-CALIBRATION_QUARTERS:]
+
+
+def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None, n_paths: int, seed: int,
+               engine: str, kr_ids: set[str] | None = None, seasonal: bool = False) -> pd.DataFrame:
+    """Model forecasts (before calibration) of a quarter's KRs from data up to ts (``cut`` known on ts)."""
+    sc = _kr_frame(cut, q, ts)
+    if kr_ids is not None:
+        sc = sc.loc[sc["kr_id"].isin(kr_ids)]
+    sc["_hit"] = _hit(sc)
+    cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=seasonal)
+    return _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+
+
+def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
+             n_paths: int, seed: int, engine: str, cache: dict | None = None,
+             seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes."""
+    frac = q.elapsed(ts)
+    parts, labels = [], []
+    earlier = _earlier_quarters(cut, q)
+    ids_by_q = {x.label: cut.key_results_in(x)[["kr_id", "direction"]] for x in earlier}
+    ids_by_q = {k: v.loc[v["direction"].isin(_MOVING + _MAINTAIN), "kr_id"] for k, v in ids_by_q.items()}
+    total = sum(len(v) for v in ids_by_q.values())
+    sample = None
+    if total > CALIBRATION_MAX_KRS:
+        allids = np.sort(np.concatenate([v.to_numpy(dtype=object) for v in ids_by_q.values()]).astype(str))
+        pick = _rng(seed, "calibration", q.label).choice(len(allids), CALIBRATION_MAX_KRS, replace=False)
+        sample = set(allids[pick])
+    for qh in earlier:
+        tsh = _as_of_at(qh, frac)
+        key = (qh.label, tsh, with_drivers, n_paths, seed, engine, seasonal)
+        raw = None if cache is None else cache.get(key)
+        if raw is None:
+            ch = cut.known_on(tsh)
+            drv = None
+            if with_drivers:
+                drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(ch)
+            raw = _raw_table(ch, qh, tsh, drv, n_paths, seed, engine, sample, seasonal)
+            if cache is not None and sample is None:
+                cache[key] = raw
+        elif sample is not None:
+            raw = raw.loc[raw["kr_id"].isin(sample)]
+        end_sc = _kr_frame(cut, qh, qh.end)
+        outcome = pd.Series(_hit(end_sc).to_numpy(), index=end_sc["kr_id"].to_numpy())
+        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)].assign(hit=lambda f: f["kr_id"].map(outcome))
+        parts.append(raw[["kr_id", "direction", "p_model", "pace_status", "hit"]])
+        labels.append(qh.label)
+    if not parts:
+        return pd.DataFrame(columns=["kr_id", "direction", "p_model", "pace_status", "hit"]), ()
+    return pd.concat(parts, ignore_index=True), tuple(labels)
+
+
+def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_drivers: bool = False,
+                    n_paths: int = N_PATHS, seed: int = 0, drivers: pd.DataFrame | None = None,
+                    engine: str = "fast", seasonal: bool = False) -> Calibration:
+    """The recalibration :func:`forecast_key_results` applies to ``p_hit`` for a quarter at ``as_of``.
+
+    The rule: the earlier quarters (the most recent :data:`CALIBRATION_QUARTERS` with objectives that
+    ended before the quarter starts) are forecast at the same point of their own quarter (the same
+    elapsed fraction as ``as_of``), each from the data up to that day only, and their increase,
+    decrease and maintain key results' outcomes (known by ``as_of``) are regressed on the model's
+    probability and the pace status (:class:`Calibration`). At least :data:`MIN_CALIBRATION_KRS` key
+    results with a probability and an outcome, and :data:`MIN_CALIBRATION_EACH` of each outcome, are
+    needed; otherwise the returned calibration is not fitted and says why. Beyond
+    :data:`CALIBRATION_MAX_KRS` earlier key results, a seeded random sample of that many is used.
+    The quarter being forecast never enters its own calibration.
+
+    Parameters
+    ----------
+    ds, quarter, as_of, with_drivers, n_paths, seed, drivers, engine, seasonal
+        As in :func:`forecast_key_results`.
+
+    Returns
+    -------
+    Calibration
+    """
+    q, ts = _resolve(ds, quarter, as_of)
+    n_paths, seed = _check_paths(n_paths), _check_seed(seed)
+    return _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths,
+                            seed=seed, engine=engine, seasonal=bool(seasonal))
+
+
+def _calibration_for(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
+                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> Calibration:
+    hist, labels = _history(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
+                            engine=engine, cache=cache, seasonal=seasonal)
+    return _fit_calibration(hist, labels, q.elapsed(ts))
+
+
+def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
+    """Apply a calibration to a raw table: p_hit recalibrated where the outcome is still open."""
+    open_ = (~df["final"]) & df["direction"].isin(_MOVING + _MAINTAIN) & (df["n_future_checkins"] > 0) \
+        & df["p_model"].notna()
+    df = df.copy()
+    if open_.any():
+        g = df.loc[open_]
+        df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"])
+        df.loc[open_, "calibration"] = cal.label
+    return df
+
+
+def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
+                    seed: int, engine: str, calibrate: bool, cache: dict | None = None,
+                    seasonal: bool = False) -> pd.DataFrame:
+    cut = ds.known_on(ts)
+    key = (q.label, ts, with_drivers, n_paths, seed, engine, seasonal)
+    raw = None if cache is None else cache.get(key)
+    if raw is None:
+        drv = None
+        if with_drivers:
+            drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(cut)
+        raw = _raw_table(cut, q, ts, drv, n_paths, seed, engine, seasonal=seasonal)
+        if cache is not None:
+            cache[key] = raw
+    if ts >= q.end:
+        return raw
+    if not calibrate:
+        return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off"))
+    cal = _calibration_for(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
+                           engine=engine, cache=cache, seasonal=seasonal)
+    return _calibrate(raw, cal)
+
+
 def forecast_key_results(
     ds: Dataset,
     quarter: "str | Quarter",
@@ -922,24 +1470,36 @@ def forecast_key_results(
     seed: int = 0,
     drivers: pd.DataFrame | None = None,
     engine: str = "fast",
+    calibrate: bool = True,
+    seasonal: bool = False,
 ) -> pd.DataFrame:
-    """Forecast every key result of a quarter to the quarter's end, with ``p_hit``.
+    """Forecast every key result of a quarter to its last check-in, with ``p_hit``.
 
-    Only data dated on or before ``as_of`` are used (KPIs, check-ins and, with drivers, the
-    lead-lag analysis), so the forecast is what could have been said on that day.
+    Only data dated on or before ``as_of`` are used (KPIs, check-ins, the outcomes of earlier
+    quarters and, with drivers, the lead-lag analysis), so the forecast is what could have been said
+    on that day.
 
-    For each increase, decrease or maintain KR the history is the team's weekly KPI series of
-    the KR's metric (all of it up to ``as_of``) when the KR names a metric the team measures,
-    else the KR's check-ins in the quarter. The history is forecast week by week to the last
-    weekly date in the quarter (:func:`forecast_series` with integrated models only), and
-    ``N`` future paths are simulated.
+    **The outcome** is the one the score reports at the quarter's end. Increase, decrease and
+    milestone key results: the quarter's last check-in reaches the target (final score 1). Maintain
+    key results: the quarter's last check-in meets the line (status ``on track``); ``expected_score``
+    is the expected final score (share of the quarter's check-ins meeting the line).
 
-    ``p_hit`` is the share of paths in which the KR's final score is 1 under the scoring rules:
-    increase — the last weekly value in the quarter is at least the target; decrease — at most
-    the target; maintain — the share of the quarter's check-ins (the ones made up to ``as_of``
-    plus one per remaining week, simulated) meeting the line is at least the objective's
-    expectation (1.0 committed, 0.7 aspirational). Milestones are not forecast (``p_hit`` NaN)
-    unless already done (``p_hit`` 1).
+    **The check-in path.** Future check-ins are dated on the key result's own cadence (the median gap
+    between its check-ins in the quarter; weekly with fewer than two) from its last check-in to the
+    quarter's end. When the key result names a metric the team measures weekly, the history is the
+    team's weekly KPI (complete weeks only), forecast week by week (integrated ARIMA models,
+    :func:`forecast_series`), and each future check-in is its week's KPI value mapped to the
+    check-in scale (:class:`CheckinMapping`, fitted on the key result's past check-ins); with three
+    or more check-ins in the quarter, half of the paths come instead from the check-ins' own trend
+    (model averaging: the KPI's long history and the quarter's check-ins each miss what the other
+    sees). Otherwise the history is the key result's check-ins, forecast one cadence step at a time.
+
+    **p_hit** is the share of simulated check-in paths reaching the outcome (``p_model``), then
+    recalibrated on the organisation's earlier quarters when they hold enough key results
+    (:func:`fit_calibration`; ``calibration`` says which). Milestones are not forecast (``p_hit`` NaN)
+    unless already done (1). **Once the quarter is over** (``as_of`` on or after its last day),
+    ``p_hit`` is the observed outcome, 1 or 0, ``final`` is True and ``outcome`` says ``hit`` or
+    ``missed``.
 
     Parameters
     ----------
@@ -960,8 +1520,14 @@ def forecast_key_results(
         A lead-lag table (:attr:`okr_analysis.leadlag.LeadLagResult.table`) to use instead of running
         the analysis; it must not have seen data after ``as_of`` if the forecast is to be honest.
     engine : {'fast', 'statsmodels'}, default 'fast'
-        How the candidate models are fitted (:func:`select_model`): the same OLS fits in NumPy, or by
-        statsmodels ``AutoReg`` one by one (the reference; same output, slower).
+        How the candidate models are fitted (:func:`select_model`).
+    calibrate : bool, default True
+        Recalibrate ``p_hit`` on earlier quarters when they hold enough key results. False: ``p_hit``
+        is the model's probability (``calibration`` reads ``off``).
+    seasonal : bool, default False
+        Also try yearly seasonal terms (a sine and a cosine of the day of the year, as regressors of
+        the KPI models; AIC decides per key result) on KPI histories of two years or more. Off by
+        default: the backtests in ``benchmarks/results/forecast-calibration.md`` found them no better.
 
     Returns
     -------
@@ -972,34 +1538,54 @@ def forecast_key_results(
             The KR (metric and unit may be missing).
         baseline, target : float
         expectation : float
-            The score the KR must reach to count as hit: 1.0, or for maintain KRs the objective's
-            expectation (1.0 committed, 0.7 aspirational); NaN for milestones.
+            1.0, or for maintain KRs the objective's expectation (1.0 committed, 0.7 aspirational):
+            what ``expected_score`` is read against; NaN for milestones.
         as_of : datetime64
             The effective as-of date.
         current : float
             The latest check-in up to ``as_of`` (as in scoring); NaN when none.
         forecast_date : datetime64
-            The last weekly date in the quarter on the history's grid: the date forecast.
+            Date of the quarter's last check-in on the cadence: the date forecast (the last check-in's
+            date when none is to come or the quarter is over).
         horizon : float
-            Weeks from the last observed value to ``forecast_date``.
+            Weeks from the history's last value to ``forecast_date``.
         forecast : float
-            Median of the simulated values at ``forecast_date``.
+            Median of the simulated values of the last check-in.
         lower_80, upper_80, lower_95, upper_95 : float
-            Central 80% and 95% intervals (path quantiles 10/90 and 2.5/97.5%).
+            Central 80% and 95% intervals of it (path quantiles 10/90 and 2.5/97.5%).
         p_hit : float
-            Probability that the KR's final score reaches its expectation (see above).
+            Probability of the outcome (see above): calibrated, or the model's when not; after the
+            quarter, the outcome (1 hit, 0 missed; NaN when unscored).
+        p_model : float
+            The model's probability before calibration.
+        expected_score : float
+            Maintain KRs: the expected final score (share of check-ins meeting the line); NaN otherwise.
+        final : bool
+            True once the quarter is over (``p_hit`` is then the observed outcome).
+        outcome : str
+            ``hit`` or ``missed`` when ``final``; missing otherwise (and for unscored KRs).
+        calibration : str
+            ``logistic on N key results of Q1–Q2``, ``none: …`` (why not), ``off``, or
+            ``final (quarter over)``; missing where there is no probability to calibrate.
+        pace_status : str
+            The scoring module's status at ``as_of`` (on track, at risk, off track, no data, unmeasurable).
+        checkin_cadence : float
+            Days between the KR's check-ins (median gap; 7 when fewer than two).
+        n_future_checkins : int
+            Check-ins still to come in the quarter on that cadence.
+        checkin_mapping : str
+            How the KPI is mapped to check-ins (:class:`CheckinMapping`), or ``none`` for check-in histories.
         method : str
             The model: ``ARIMA(p,1,0)`` / ``ARIMA(p,1,0) with drift`` (AIC-selected; ``+ driver (lag k)``
             with drivers), ``random walk with drift (short series)``, ``constant (no variation)``,
-            ``observed (no weeks left)``, ``done (milestone)``, ``milestone (not forecast)``,
-            ``unmeasurable``, ``insufficient data`` or ``no data``.
+            ``observed (…)``, ``done (milestone)``, ``milestone (not forecast)``, ``unmeasurable``,
+            ``insufficient data``, ``no data`` or ``final (quarter over)``.
         model_weight : float
-            Akaike weight of the named model among the candidates: the share of the paths it
-            simulated (the rest come from the other candidates by their weights); NaN for fallbacks.
+            Akaike weight of the named model among the candidates; NaN for fallbacks.
         history : str
             ``kpi:<metric>`` (the team's weekly KPI) or ``checkins``; missing when none.
         n_obs : int
-            Weekly values in the history.
+            Values in the history (weeks, or check-in steps).
         drivers : str
             Leading KPIs used as regressors (with their lags); missing when none.
         note : str
@@ -1014,13 +1600,8 @@ def forecast_key_results(
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
     if engine not in ("fast", "statsmodels"):
         raise ValueError(f"engine must be 'fast' or 'statsmodels', got {engine!r}.")
-    cut = ds.known_on(ts)
-    drv = None
-    if with_drivers:
-        drv = _drivers_from_table(drivers) if drivers is not None else _find_drivers(cut)
-    sc = _kr_frame(cut, q, ts)
-    cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)
-    df = _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+    df = _forecast_table(ds, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
+                         engine=engine, calibrate=bool(calibrate), seasonal=bool(seasonal))
     _warn_unforecast(df, q)
     return df
 
@@ -1039,17 +1620,24 @@ class KRForecast:
     as_of : Timestamp
     baseline, target, expectation, current : float
     history : pandas.Series
-        The weekly history used (dates → values), up to ``as_of``.
+        The history used (dates → values), up to ``as_of``: weekly KPI or the check-ins on their cadence.
     checkins : pandas.Series
         The KR's check-ins in the quarter up to ``as_of``.
     table : pandas.DataFrame
-        By future week: date, forecast (median), lower_80, upper_80, lower_95, upper_95.
-    p_hit : float
+        The check-in path: by check-in still to come, date, forecast (median), lower_80, upper_80,
+        lower_95, upper_95 (its last row is the forecast of the quarter's last check-in).
+    history_table : pandas.DataFrame
+        The same for the history series by future step (KPI weeks, or check-in steps).
+    p_hit, p_model, expected_score : float
+    final : bool
+        The quarter is over: ``p_hit`` is the outcome.
+    outcome : str or None
+        ``hit`` / ``missed`` when final.
     method, note : str
     row : pandas.Series
         The KR's row of :func:`forecast_key_results`.
     paths : ndarray
-        The simulated paths (n_paths × weeks).
+        The simulated check-in paths (n_paths × check-ins to come).
     """
 
     kr_id: str
@@ -1072,21 +1660,30 @@ class KRForecast:
     note: Any
     row: pd.Series = field(repr=False)
     paths: np.ndarray = field(repr=False)
+    history_table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    p_model: float = float("nan")
+    expected_score: float = float("nan")
+    final: bool = False
+    outcome: Any = None
 
     def summary(self) -> pd.DataFrame:
         """The one-row table of :func:`forecast_key_results` for this KR."""
         return self.row.to_frame().T.reset_index(drop=True)
 
     def __repr__(self) -> str:
-        p = "n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}"
-        return (f"<KRForecast {self.kr_id} ({self.quarter.label}, as of {self.as_of.date()}): p_hit {p}, "
-                f"{self.method}>")
+        if self.final:
+            p = f"final: {self.outcome}" if isinstance(self.outcome, str) else "final: not scored"
+        else:
+            p = "p_hit " + ("n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}")
+        return f"<KRForecast {self.kr_id} ({self.quarter.label}, as of {self.as_of.date()}): {p}, {self.method}>"
 
     def plot(self, ax=None):
-        """History, forecast cone (80% and 95%), target line, expected-pace line and the as-of date.
+        """Check-ins, the forecast check-in path (80% and 95%), the target, the expected pace and as-of.
 
-        The expected-pace line runs from the baseline at the quarter's start to the target at its
-        end (increase/decrease KRs). Returns the axes; never shows or saves the figure.
+        The KPI history (when the forecast is made from it) is drawn thin; the cone is the check-in
+        path, whose last point is the outcome's check-in. The expected-pace line runs from the baseline
+        at the quarter's start to the target at its end (increase/decrease KRs). Returns the axes;
+        never shows or saves the figure.
         """
         # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.dates as mdates
@@ -1098,13 +1695,16 @@ class KRForecast:
         if len(hist):
             lo = q.start - pd.Timedelta(weeks=26)
             h = hist[hist.index >= lo]
-            ax.plot(h.index, h.to_numpy(), color="0.25", lw=1.4, label="history")
+            ax.plot(h.index, h.to_numpy(), color="0.45", lw=1.0, label="history")
         if len(self.checkins):
-            ax.plot(self.checkins.index, self.checkins.to_numpy(), "o", color="0.1", ms=3.5, label="check-ins")
+            ax.plot(self.checkins.index, self.checkins.to_numpy(), "o-", color="0.1", ms=3.5, lw=1,
+                    label="check-ins")
         t = self.table
         if len(t):
-            anchor_x = [hist.index[-1]] if len(hist) else []
-            anchor_y = [hist.iloc[-1]] if len(hist) else []
+            if len(self.checkins):
+                anchor_x, anchor_y = [self.checkins.index[-1]], [self.checkins.iloc[-1]]
+            else:
+                anchor_x, anchor_y = [], []
             x = list(anchor_x) + list(t["date"])
 
             def ext(col):
@@ -1114,7 +1714,8 @@ class KRForecast:
                             label="95% interval")
             ax.fill_between(x, ext("lower_80"), ext("upper_80"), color="tab:blue", alpha=0.30, lw=0,
                             label="80% interval")
-            ax.plot(x, ext("forecast"), color="tab:blue", lw=1.6, ls="--", label="forecast (median)")
+            ax.plot(x, ext("forecast"), color="tab:blue", lw=1.6, ls="--", marker=".",
+                    label="forecast check-ins (median)")
         if pd.notna(self.target):
             ax.axhline(self.target, color="tab:green", lw=1.2, label=f"target {self.target:g}")
         if self.direction in _MOVING and pd.notna(self.baseline) and pd.notna(self.target):
@@ -1122,8 +1723,11 @@ class KRForecast:
                     label="expected pace")
         ax.axvline(self.as_of, color="0.5", lw=1, ls="-.", label=f"as of {self.as_of.date()}")
         ax.axvspan(q.start, q.end, color="0.92", zorder=0)
-        p = "n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}"
-        ax.set_title(f"{self.title} ({self.team_id}, {q.label})\np_hit {p} · {self.method}", fontsize=10)
+        if self.final:
+            p = f"final: {self.outcome}" if isinstance(self.outcome, str) else "final: not scored"
+        else:
+            p = "p_hit " + ("n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}")
+        ax.set_title(f"{self.title} ({self.team_id}, {q.label})\n{p} · {self.method}", fontsize=10)
         ax.set_xlabel("week")
         unit = self.unit if isinstance(self.unit, str) and self.unit else "value"
         ax.set_ylabel(unit)
@@ -1134,7 +1738,8 @@ class KRForecast:
 
 def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bool = False,
                         n_paths: int = N_PATHS, seed: int = 0, drivers: pd.DataFrame | None = None,
-                        engine: str = "fast") -> KRForecast:
+                        engine: str = "fast", calibration: "Calibration | bool" = True,
+                        seasonal: bool = False) -> KRForecast:
     """Forecast one key result (as :func:`forecast_key_results`) and keep its paths for a plot.
 
     Parameters
@@ -1142,16 +1747,24 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
     ds : Dataset
     kr_id : str
         A key result id; its quarter is its objective's.
-    as_of, with_drivers, n_paths, seed, drivers, engine
+    as_of, with_drivers, n_paths, seed, drivers, engine, seasonal
         As in :func:`forecast_key_results`.
+    calibration : Calibration or bool, default True
+        True: fitted on ``ds``'s earlier quarters as :func:`forecast_key_results` does (the same
+        ``p_hit`` as its table; it forecasts the history, so it costs more than the key result itself);
+        a :class:`Calibration` (:func:`fit_calibration`) to reuse one; False: the model's probability.
+        A report working on one team's slice of the data must pass the organisation's calibration
+        (or read ``p_hit`` from the organisation's forecast table).
 
     Returns
     -------
     KRForecast
-        With ``.plot(ax=None)``, ``.table`` (the cone by week) and ``.summary()``.
+        With ``.plot(ax=None)``, ``.table`` (the check-in path) and ``.summary()``.
     """
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}.")
+    check_dataset(ds)
+    if not isinstance(calibration, (bool, Calibration)):
+        raise TypeError(f"calibration must be True, False or a Calibration (from fit_calibration), "
+                        f"got {type(calibration).__name__}.")
     krs = ds.key_results_in()
     hit = krs.loc[krs["kr_id"] == kr_id]
     if hit.empty:
@@ -1165,23 +1778,37 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
     # only the KR's team is needed from here on (same numbers, much less to score and resample)
     cut = ds.filter_teams([hit["team_id"].iloc[0]]).known_on(ts)
     sc = _kr_frame(cut, q, ts)
-    sc = sc.loc[sc["kr_id"] == kr_id]
-    case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine)[0]
-    row, paths, fut = _forecast_case(case, q, ts, n_paths, seed, engine)
-    y, dates = case.y, case.dates
+    sc = sc.loc[sc["kr_id"] == kr_id].copy()
+    sc["_hit"] = _hit(sc)
+    case = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=bool(seasonal))[0]
+    row, paths, fut, hpaths, hdates = _forecast_case(case, q, ts, n_paths, seed, engine)
+    r = _finish([row])
+    if ts < q.end:
+        if calibration is True:
+            calibration = _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers,
+                                           n_paths=n_paths, seed=seed, engine=engine, seasonal=bool(seasonal))
+        if isinstance(calibration, Calibration):
+            r = _calibrate(r, calibration)
+        else:
+            r = r.assign(calibration=r["calibration"].where(r["calibration"] != "none", "off"))
+    r = r.iloc[0]
     qf = _quantile_frame(paths)
     qf.insert(0, "date", fut[: len(qf)])
     qf = qf.drop(columns="step")
+    hq = _quantile_frame(hpaths)
+    hq.insert(0, "date", hdates[: len(hq)])
+    hq = hq.drop(columns="step")
     ci = cut.checkins
     ci = ci.loc[(ci["kr_id"] == kr_id) & (ci["date"] >= q.start)].sort_values("date")
-    r = _finish([row]).iloc[0]
     return KRForecast(
         kr_id=kr_id, title=str(r["title"]), team_id=str(r["team_id"]), direction=str(r["direction"]),
         unit=r["unit"], metric=r["metric"], quarter=q, as_of=ts, baseline=float(r["baseline"]),
         target=float(r["target"]), expectation=float(r["expectation"]), current=float(r["current"]),
-        history=pd.Series(y, index=dates, name="value"),
+        history=pd.Series(case.y, index=case.dates, name="value"),
         checkins=pd.Series(ci["value"].to_numpy(), index=pd.DatetimeIndex(ci["date"]), name="checkin"),
         table=qf, p_hit=float(r["p_hit"]), method=str(r["method"]), note=r["note"], row=r, paths=paths,
+        history_table=hq, p_model=float(r["p_model"]), expected_score=float(r["expected_score"]),
+        final=bool(r["final"]), outcome=r["outcome"] if isinstance(r["outcome"], str) else None,
     )
 
 
@@ -1251,8 +1878,7 @@ def forecast_kpis(
     ForecastWarning
         For series with too little history (they get NaN rows).
     """
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}.")
+    check_dataset(ds)
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
     if ds.kpis.empty:
         raise ValueError("the dataset has no KPI values to forecast.")
@@ -1324,6 +1950,7 @@ def forecast_kpis(
     return out[KPI_FORECAST_COLUMNS]
 
 
+
 # =============================================================================================
 # Backtest
 # =============================================================================================
@@ -1347,8 +1974,82 @@ def _past_quarters(ds: Dataset) -> list[str]:
     return out
 
 
-def _brier(p: pd.Series, y: pd.Series) -> float:
-    return float(np.mean((p.to_numpy(dtype="float64") - y.to_numpy(dtype="float64")) ** 2)) if len(p) else np.nan
+def _brier(p: Any, y: Any) -> float:
+    p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
+    return float(np.mean((p - y) ** 2)) if len(p) else np.nan
+
+
+class BrierDecomposition(NamedTuple):
+    """Murphy's (1973) decomposition of the Brier score over forecast bins.
+
+    ``brier ≈ reliability - resolution + uncertainty``; the identity is exact when every forecast in
+    a bin is the same (a forecaster with a few distinct values, binned by value), otherwise it is off
+    by the within-bin variance terms (Stephenson, Coelho and Jolliffe 2008), reported as ``residual``.
+    """
+
+    brier: float
+    reliability: float
+    resolution: float
+    uncertainty: float
+    residual: float
+
+
+def _bins(p: np.ndarray, bins: int) -> np.ndarray:
+    edges = np.linspace(0, 1, bins + 1)
+    return np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+
+
+def brier_decomposition(p: Any, y: Any, *, bins: int = CALIBRATION_BINS) -> BrierDecomposition:
+    """Brier score of probabilities ``p`` for 0/1 outcomes ``y`` and its Murphy decomposition.
+
+    Forecasts are grouped into ``bins`` equal-width bins of [0, 1] (a forecaster with at most
+    ``bins`` distinct values is grouped by value instead, which makes the identity exact):
+    reliability ``Σ n_k (p̄_k - ȳ_k)² / N``, resolution ``Σ n_k (ȳ_k - ȳ)² / N``, uncertainty
+    ``ȳ (1 - ȳ)``.
+    """
+    p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
+    if len(p) == 0:
+        return BrierDecomposition(*(np.nan,) * 5)
+    uniq = np.unique(p)
+    idx = np.searchsorted(uniq, p) if len(uniq) <= bins else _bins(p, bins)
+    n = np.bincount(idx).astype("float64")
+    used = n > 0
+    pk = np.bincount(idx, weights=p)[used] / n[used]
+    yk = np.bincount(idx, weights=y)[used] / n[used]
+    ybar = float(y.mean())
+    N = len(p)
+    rel = float(np.sum(n[used] * (pk - yk) ** 2) / N)
+    res = float(np.sum(n[used] * (yk - ybar) ** 2) / N)
+    unc = ybar * (1 - ybar)
+    bs = _brier(p, y)
+    return BrierDecomposition(bs, rel, res, unc, bs - (rel - res + unc))
+
+
+def expected_calibration_error(p: Any, y: Any, *, bins: int = CALIBRATION_BINS) -> float:
+    """ECE: ``Σ_k (n_k / N) |p̄_k - ȳ_k|`` over ``bins`` equal-width bins of the forecast."""
+    p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
+    if len(p) == 0:
+        return np.nan
+    idx = _bins(p, bins)
+    n = np.bincount(idx, minlength=bins).astype("float64")
+    used = n > 0
+    pk = np.bincount(idx, weights=p, minlength=bins)[used] / n[used]
+    yk = np.bincount(idx, weights=y, minlength=bins)[used] / n[used]
+    return float(np.sum(n[used] * np.abs(pk - yk)) / len(p))
+
+
+def auc(p: Any, y: Any) -> float:
+    """Area under the ROC curve: the Mann–Whitney U of the hits' forecasts against the misses' over
+    ``n_hit · n_miss`` (scipy ``mannwhitneyu``; ties count one half). NaN without both outcomes."""
+    p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
+    pos, neg = p[y == 1], p[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return np.nan
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+
+
+#: The forecasters the backtest compares (columns of ``predictions``).
+FORECASTERS = ("p_hit", "p_model", "pace_calibrated", "pace_rule", "base_rate")
 
 
 @dataclass(frozen=True, eq=False)
@@ -1359,46 +2060,63 @@ class BacktestResult:
     ----------
     predictions : pandas.DataFrame
         One row per quarter, as-of point and key result (increase, decrease and maintain KRs), with
-        columns (in order):
+        :data:`PREDICTION_COLUMNS`:
 
         - ``quarter`` (str), ``at`` (float: fraction of the quarter), ``as_of`` (datetime64)
         - ``team_id``, ``kr_id``, ``direction``, ``metric``, ``history``, ``method`` (str)
-        - ``p_hit`` (float): the forecast, from data up to ``as_of`` only
+        - ``p_hit`` (float): the forecast as :func:`forecast_key_results` gives it on ``as_of``
+          (calibrated on earlier quarters only when they hold enough key results)
+        - ``p_model`` (float): the model's probability before calibration
+        - ``calibration`` (str): what was applied (as in :func:`forecast_key_results`)
         - ``pace_status`` (str): the scoring module's status at ``as_of``
         - ``pace_rule`` (float): 1 when ``pace_status`` is ``on track``, else 0
-        - ``base_rate`` (float): share of KRs that hit their target in the other quarters
-        - ``hit`` (float): 1 when the KR's final score reached its expectation, 0 when not; NaN with
-          no check-in in the quarter
+        - ``pace_calibrated`` (float): the hit rate of KRs with the same pace status at the same point
+          in the *other* backtest quarters (leave one quarter out; the base rate when the status
+          does not occur there)
+        - ``base_rate`` (float): share of KRs that hit in the other quarters
+        - ``hit`` (float): the outcome the score reports at the quarter's end (1 / 0; NaN unscored)
         - ``final_value`` (float): the KR's last check-in of the quarter
-        - ``forecast``, ``lower_80``, ``upper_80``, ``lower_95``, ``upper_95`` (float): the forecast of it
+        - ``forecast``, ``lower_80``, ``upper_80``, ``lower_95``, ``upper_95`` (float): its forecast
         - ``in_80``, ``in_95`` (boolean): whether the final value fell in the intervals
         - with ``with_drivers=True`` also ``p_hit_drivers``, ``method_drivers``, ``drivers``
     summary : pandas.DataFrame
-        One row per ``at`` and one for all (``at`` = ``'all'``) over the KRs that have a ``p_hit`` and an
-        outcome: n, hit_rate, brier_p_hit, brier_pace_rule, brier_base_rate, reduction_vs_pace_rule
-        (1 - brier_p_hit / brier_pace_rule), reduction_vs_base_rate, pace_rule_accuracy, coverage_80,
-        coverage_95 (share of final values inside the intervals); with drivers also brier_p_hit_drivers,
-        n_with_drivers (KRs whose model kept a driver) and drivers_improved.
+        One row per ``at`` and one for all points (``at`` = ``'all'``), over the KRs with a ``p_hit``
+        and an outcome (:data:`SUMMARY_COLUMNS`): n, hit_rate, the Brier score of each forecaster
+        (brier_p_hit, brier_p_model, brier_pace_calibrated, brier_pace_rule, brier_base_rate),
+        ratio_vs_pace_calibrated (brier_p_hit / brier_pace_calibrated; the target is ≤ 0.90),
+        diff_low / diff_high (95% bootstrap interval by team of brier_p_hit − brier_pace_calibrated),
+        ece_p_hit (target ≤ 0.05), auc_p_hit, auc_pace_calibrated, n_calibrated (rows whose p_hit
+        was recalibrated), coverage_80, coverage_95 (share of final values inside the intervals).
+    scores : pandas.DataFrame
+        Long form, one row per ``at`` (and ``'all'``) and forecaster (:data:`SCORE_COLUMNS`): at,
+        forecaster, n, brier, reliability, resolution, uncertainty, residual (Murphy's decomposition,
+        :func:`brier_decomposition`), auc, ece, brier_low, brier_high (bootstrap by team),
+        diff_vs_pace_calibrated, diff_low, diff_high, diff_vs_base_rate, diff_base_low, diff_base_high
+        (differences of Brier scores, negative = better than the baseline, with 95% intervals from
+        resampling teams with replacement).
     calibration : pandas.DataFrame
-        Reliability of ``p_hit``: per ``at`` (and ``'all'``) and bin of p_hit (10 equal bins): at, bin,
-        p_low, p_high, n, mean_p_hit, observed_rate.
+        Reliability table per ``at`` (and ``'all'``), forecaster (p_hit, p_model, pace_calibrated) and
+        bin of 10 equal-width bins (:data:`CALIBRATION_COLUMNS`): at, forecaster, bin, p_low, p_high,
+        n, mean_p, observed_rate.
     options : dict
-        quarters, at, n_paths, seed, with_drivers, base_rate rule.
+        quarters, at, n_paths, seed, with_drivers, n_boot, base_rate rule.
     """
 
     predictions: pd.DataFrame
     summary: pd.DataFrame
     calibration: pd.DataFrame
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     options: dict = field(default_factory=dict)
 
     def write(self, directory: "str | os.PathLike[str]") -> list[Path]:
-        """Write predictions.csv, summary.csv and calibration.csv into ``directory`` (created if missing)."""
+        """Write predictions.csv, summary.csv, calibration.csv and scores.csv into ``directory`` (created if
+        missing)."""
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise NotADirectoryError(f"{d} exists and is not a folder; give a folder for the backtest tables.")
         d.mkdir(parents=True, exist_ok=True)
         out = []
-        for name in ("predictions", "summary", "calibration"):
+        for name in ("predictions", "summary", "calibration", "scores"):
             path = d / f"{name}.csv"
             getattr(self, name).to_csv(path, index=False)
             out.append(path)
@@ -1410,87 +2128,140 @@ class BacktestResult:
             return "<BacktestResult: no key results to score>"
         a = s.loc[s["at"] == "all"].iloc[0]
         return (f"<BacktestResult {len(self.predictions)} predictions, n={int(a['n'])}: Brier p_hit "
-                f"{a['brier_p_hit']:.3f}, pace rule {a['brier_pace_rule']:.3f}, base rate {a['brier_base_rate']:.3f}>")
+                f"{a['brier_p_hit']:.3f}, calibrated pace status {a['brier_pace_calibrated']:.3f}, "
+                f"base rate {a['brier_base_rate']:.3f}; ECE {a['ece_p_hit']:.3f}>")
 
-    def plot(self, ax=None):
-        """Calibration (reliability) diagram of ``p_hit`` over all as-of points; returns the axes."""
+    def plot_reliability(self, ax=None, *, at: str = "all"):
+        """Reliability diagram: observed hit rate against the mean forecast per bin, for p_hit and the
+        calibrated pace status, at one point (``'all'``: all points pooled). Returns the axes."""
         # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax
-        c = self.calibration.loc[self.calibration["at"] == "all"]
+        c = self.calibration.loc[(self.calibration["at"] == at) & (self.calibration["n"] > 0)]
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
-        ax.scatter(c["mean_p_hit"], c["observed_rate"], s=np.clip(c["n"].to_numpy() * 3, 10, 300),
-                   color="tab:blue", alpha=0.8, label="p_hit bins (size: n)")
-        ax.plot(c["mean_p_hit"], c["observed_rate"], color="tab:blue", lw=1)
+        styles = {"p_hit": ("tab:blue", "o", "P(hit)"),
+                  "pace_calibrated": ("tab:orange", "s", "calibrated pace status")}
+        for name, (color, marker, label) in styles.items():
+            g = c.loc[c["forecaster"] == name]
+            if g.empty:
+                continue
+            ax.scatter(g["mean_p"], g["observed_rate"], s=np.clip(g["n"].to_numpy() * 2, 10, 300), color=color,
+                       marker=marker, alpha=0.8, label=f"{label} (size: key results)")
+            ax.plot(g["mean_p"], g["observed_rate"], color=color, lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("mean p_hit in bin")
+        ax.set_xlabel("forecast probability (bin mean)")
         ax.set_ylabel("share of key results that hit")
-        a = self.summary.loc[self.summary["at"] == "all"]
+        a = self.summary.loc[self.summary["at"] == at]
         if len(a):
             a = a.iloc[0]
-            ax.set_title(f"Calibration of p_hit (Brier {a['brier_p_hit']:.3f}; pace rule "
-                         f"{a['brier_pace_rule']:.3f}; base rate {a['brier_base_rate']:.3f})", fontsize=10)
+            ax.set_title(f"P(hit) Brier {a['brier_p_hit']:.3f} vs calibrated pace status "
+                         f"{a['brier_pace_calibrated']:.3f}; ECE {a['ece_p_hit']:.3f}", fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
         return ax
 
+    def plot(self, ax=None):
+        """The reliability diagram over all points (:meth:`plot_reliability`)."""
+        return self.plot_reliability(ax=ax)
+
 
 def _outcomes(ds: Dataset, q: Quarter) -> pd.DataFrame:
-    """The final score of each KR at the quarter's end and whether it reached its expectation."""
+    """The outcome each KR's score reports at the quarter's end (:func:`_hit`) and its last check-in."""
     sc = _kr_frame(ds, q, q.end)
-    hit = (sc["score"] >= sc["expectation"] - _EPS).astype("float64").where(sc["score"].notna())
-    return pd.DataFrame({"kr_id": sc["kr_id"], "hit": hit, "final_value": sc["current"]})
+    return pd.DataFrame({"kr_id": sc["kr_id"], "hit": _hit(sc), "final_value": sc["current"]})
 
 
-def _summarise(pred: pd.DataFrame, with_drivers: bool) -> pd.DataFrame:
-    rows = []
-    groups = [(f"{a:.4g}", g) for a, g in pred.groupby("at", sort=True)] + [("all", pred)]
-    for label, g in groups:
+def _groups(pred: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(f"{a:.4g}", g) for a, g in pred.groupby("at", sort=True)] + [("all", pred)]
+
+
+def _boot_by_team(g: pd.DataFrame, cols: Sequence[str], n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """Brier scores of each column over ``n_boot`` resamples of teams (with replacement)."""
+    teams, inv = np.unique(g["team_id"].to_numpy(dtype=object).astype(str), return_inverse=True)
+    y = g["hit"].to_numpy(dtype="float64")
+    T = len(teams)
+    rng = np.random.default_rng([seed, 20])
+    draws = rng.integers(0, T, size=(n_boot, T))
+    counts = np.zeros((n_boot, T))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), T), draws.ravel()), 1.0)
+    n_by = np.bincount(inv, minlength=T).astype("float64")
+    out = {}
+    for c in cols:
+        se = (g[c].to_numpy(dtype="float64") - y) ** 2
+        s_by = np.bincount(inv, weights=se, minlength=T)
+        out[c] = (counts @ s_by) / np.maximum(counts @ n_by, 1)
+    return out
+
+
+def _score_tables(pred: pd.DataFrame, n_boot: int, seed: int, with_drivers: bool
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rows, summ, cal = [], [], []
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    for label, g in _groups(pred):
         g = g.loc[g["p_hit"].notna() & g["hit"].notna()]
-        bp, bpace, bbase = _brier(g["p_hit"], g["hit"]), _brier(g["pace_rule"], g["hit"]), \
-            _brier(g["base_rate"], g["hit"])
-        r = {
-            "at": label, "n": len(g), "hit_rate": float(g["hit"].mean()) if len(g) else np.nan,
-            "brier_p_hit": bp, "brier_pace_rule": bpace, "brier_base_rate": bbase,
-            "reduction_vs_pace_rule": 1 - bp / bpace if bpace else np.nan,
-            "reduction_vs_base_rate": 1 - bp / bbase if bbase else np.nan,
-            "pace_rule_accuracy": float((g["pace_rule"] == g["hit"]).mean()) if len(g) else np.nan,
-            "coverage_80": float(g["in_80"].astype("float64").mean()) if len(g) else np.nan,
-            "coverage_95": float(g["in_95"].astype("float64").mean()) if len(g) else np.nan,
-        }
+        y = g["hit"].to_numpy(dtype="float64")
+        boot = _boot_by_team(g, FORECASTERS, n_boot, seed) if len(g) and n_boot else {}
+        metrics = {}
+        for f in FORECASTERS:
+            p = g[f].to_numpy(dtype="float64")
+            dec = brier_decomposition(p, y)
+            r = {"at": label, "forecaster": f, "n": len(g), "brier": dec.brier, "reliability": dec.reliability,
+                 "resolution": dec.resolution, "uncertainty": dec.uncertainty, "residual": dec.residual,
+                 "auc": auc(p, y), "ece": expected_calibration_error(p, y)}
+            for base, tag in (("pace_calibrated", "diff"), ("base_rate", "diff_base")):
+                d = dec.brier - _brier(g[base], y)
+                r["diff_vs_" + base] = d
+                if boot:
+                    bd = boot[f] - boot[base]
+                    r[tag + "_low"], r[tag + "_high"] = (float(x) for x in np.quantile(bd, [0.025, 0.975]))
+                else:
+                    r[tag + "_low"] = r[tag + "_high"] = np.nan
+            if boot:
+                r["brier_low"], r["brier_high"] = (float(x) for x in np.quantile(boot[f], [0.025, 0.975]))
+            else:
+                r["brier_low"] = r["brier_high"] = np.nan
+            rows.append(r)
+            metrics[f] = r
+            if f in ("p_hit", "p_model", "pace_calibrated"):
+                idx = _bins(p, CALIBRATION_BINS)
+                for b in range(CALIBRATION_BINS):
+                    sel = idx == b
+                    cal.append({"at": label, "forecaster": f, "bin": b + 1, "p_low": edges[b], "p_high": edges[b + 1],
+                                "n": int(sel.sum()), "mean_p": float(p[sel].mean()) if sel.any() else np.nan,
+                                "observed_rate": float(y[sel].mean()) if sel.any() else np.nan})
+        m = metrics
+        fv = g["final_value"]
+        s = {"at": label, "n": len(g), "hit_rate": float(y.mean()) if len(g) else np.nan,
+             **{f"brier_{f}": m[f]["brier"] for f in FORECASTERS},
+             "ratio_vs_pace_calibrated": (m["p_hit"]["brier"] / m["pace_calibrated"]["brier"]
+                                          if m["pace_calibrated"]["brier"] else np.nan),
+             "diff_low": m["p_hit"]["diff_low"], "diff_high": m["p_hit"]["diff_high"],
+             "ece_p_hit": m["p_hit"]["ece"], "auc_p_hit": m["p_hit"]["auc"],
+             "auc_pace_calibrated": m["pace_calibrated"]["auc"],
+             "n_calibrated": int(g["calibration"].str.startswith("logistic").sum()),
+             "coverage_80": float(g["in_80"].dropna().astype("float64").mean()) if fv.notna().any() else np.nan,
+             "coverage_95": float(g["in_95"].dropna().astype("float64").mean()) if fv.notna().any() else np.nan}
         if with_drivers:
             gd = g.loc[g["p_hit_drivers"].notna()]
-            r["brier_p_hit_drivers"] = _brier(gd["p_hit_drivers"], gd["hit"])
-            r["brier_p_hit_same_krs"] = _brier(gd["p_hit"], gd["hit"])
-            r["n_with_drivers"] = int(gd["drivers"].notna().sum())
-            r["drivers_improved"] = bool(r["brier_p_hit_drivers"] < r["brier_p_hit_same_krs"])
-        rows.append(r)
-    cols = SUMMARY_COLUMNS + (["brier_p_hit_drivers", "brier_p_hit_same_krs", "n_with_drivers", "drivers_improved"]
-                              if with_drivers else [])
-    out = pd.DataFrame(rows, columns=cols)
-    out["n"] = out["n"].astype("int64")
-    out["at"] = out["at"].astype("str")
-    return out
-
-
-def _calibration(pred: pd.DataFrame, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
-    edges = np.linspace(0, 1, bins + 1)
-    rows = []
-    groups = [(f"{a:.4g}", g) for a, g in pred.groupby("at", sort=True)] + [("all", pred)]
-    for label, g in groups:
-        g = g.loc[g["p_hit"].notna() & g["hit"].notna()]
-        idx = np.clip(np.searchsorted(edges, g["p_hit"].to_numpy(), side="right") - 1, 0, bins - 1)
-        for b in range(bins):
-            sel = idx == b
-            rows.append({"at": label, "bin": b + 1, "p_low": edges[b], "p_high": edges[b + 1], "n": int(sel.sum()),
-                         "mean_p_hit": float(g["p_hit"].to_numpy()[sel].mean()) if sel.any() else np.nan,
-                         "observed_rate": float(g["hit"].to_numpy()[sel].mean()) if sel.any() else np.nan})
-    out = pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
-    out["n"] = out["n"].astype("int64")
-    out["bin"] = out["bin"].astype("int64")
-    out["at"] = out["at"].astype("str")
-    return out
+            s["brier_p_hit_drivers"] = _brier(gd["p_hit_drivers"], gd["hit"])
+            s["brier_p_hit_same_krs"] = _brier(gd["p_hit"], gd["hit"])
+            s["n_with_drivers"] = int(gd["drivers"].notna().sum())
+            s["drivers_improved"] = bool(s["brier_p_hit_drivers"] < s["brier_p_hit_same_krs"])
+        summ.append(s)
+    scols = SUMMARY_COLUMNS + (["brier_p_hit_drivers", "brier_p_hit_same_krs", "n_with_drivers", "drivers_improved"]
+                               if with_drivers else [])
+    summary = pd.DataFrame(summ, columns=scols)
+    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    calib = pd.DataFrame(cal, columns=CALIBRATION_COLUMNS)
+    for t in (summary, scores, calib):
+        t["at"] = t["at"].astype("str")
+        t["n"] = t["n"].astype("int64")
+    summary["n_calibrated"] = summary["n_calibrated"].astype("int64")
+    calib["bin"] = calib["bin"].astype("int64")
+    for t, c in ((scores, "forecaster"), (calib, "forecaster")):
+        t[c] = t[c].astype("str")
+    return summary, scores, calib
 
 
 def backtest(
@@ -1502,51 +2273,63 @@ def backtest(
     n_paths: int = N_PATHS,
     seed: int = 0,
     engine: str = "fast",
+    n_boot: int = 1000,
+    seasonal: bool = False,
 ) -> BacktestResult:
     """Forecast every past quarter's key results part-way through and compare with what happened.
 
     For each quarter and each fraction in ``at``, the as-of date is the first day by whose end that
     fraction of the quarter has elapsed (1/3 of a 92-day quarter: day 31). Every increase, decrease
-    and maintain KR is forecast from the data up to that date only (:func:`forecast_key_results`
-    on the dataset cut at ``as_of``), and ``p_hit`` is compared with the outcome: whether the KR's
-    final score (scoring at the quarter's end) reached its expectation.
+    and maintain KR is forecast as :func:`forecast_key_results` would have on that day (data dated up
+    to it only; calibrated on the quarters that ended before it when they hold enough key results),
+    and compared with the outcome its score reports at the quarter's end. The forecasters, on the
+    same KRs (those with a ``p_hit`` and an outcome):
 
-    The comparison is on the same KRs — those with a ``p_hit`` and an outcome:
+    * ``p_hit`` and ``p_model`` (the model's probability before calibration);
+    * ``pace_calibrated``, the fair baseline: the pace status turned into a probability, the hit
+      rate of KRs with that status at the same point in the *other* backtest quarters (leave one
+      quarter out — it sees later quarters, which ``p_hit``'s calibration never does);
+    * ``pace_rule``: 1 for ``on track``, 0 otherwise (its Brier score is its error rate);
+    * ``base_rate``: the share of KRs that hit in the other quarters (leave one quarter out; with a
+      single quarter, that quarter's own share).
 
-    * ``p_hit``: Brier score ``mean((p_hit - hit)^2)`` and a calibration table;
-    * the pace rule: the scoring module's status at the same as-of date, read as 1 for ``on track``
-      and 0 otherwise (at risk, off track, no data);
-    * the base rate: a constant forecast, the share of KRs that hit in the *other* backtest quarters
-      (leave one quarter out, so a quarter's own outcomes never enter its forecast; with a single
-      quarter, that quarter's share — then it has seen the outcomes and flatters itself).
+    Scores: Brier with Murphy's decomposition, AUC, ECE, a reliability table, and 95% intervals by
+    bootstrapping teams (``n_boot`` resamples).
 
     Parameters
     ----------
     ds : Dataset
     quarters : iterable of str, optional
         Default: every quarter with objectives whose last full week the data reach.
-    at : sequence of float, default (1/3, 1/2)
-        As-of points, fractions of the quarter in (0, 1].
+    at : sequence of float, default (1/3, 1/2, 2/3)
+        As-of points, fractions of the quarter in (0, 1).
     with_drivers : bool, default False
         Also forecast with the drivers found by the lead-lag analysis on the data up to each as-of
         date, and report both (``p_hit_drivers``; summary ``brier_p_hit_drivers``, ``drivers_improved``).
     n_paths, seed, engine
         As in :func:`forecast_key_results`.
+    n_boot : int, default 1000
+        Bootstrap resamples of teams for the intervals (0: none).
+    seasonal : bool, default False
+        Forecast with the yearly seasonal candidates (as :func:`forecast_key_results`): run the
+        backtest both ways to choose.
 
     Returns
     -------
     BacktestResult
-        ``.predictions``, ``.summary``, ``.calibration`` (DataFrames), ``.write(directory)``, ``.plot()``.
+        ``.predictions``, ``.summary``, ``.scores``, ``.calibration`` (DataFrames), ``.write(directory)``,
+        ``.plot_reliability(ax=None)``.
     """
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (from okr_analysis.load), got {type(ds).__name__}.")
+    check_dataset(ds)
     n_paths, seed = _check_paths(n_paths), _check_seed(seed)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be a non-negative integer (bootstrap resamples; 0 for none), got {n_boot!r}.")
     try:
         fracs = [float(a) for a in at]
     except (TypeError, ValueError):
         raise ValueError(f"at must be a sequence of fractions of the quarter such as (1/3, 1/2), got {at!r}.") from None
-    if not fracs or any(not 0 < a <= 1 for a in fracs):
-        raise ValueError(f"at must hold fractions of the quarter in (0, 1], got {at!r}.")
+    if not fracs or any(not 0 < a < 1 for a in fracs):
+        raise ValueError(f"at must hold fractions of the quarter in (0, 1) (at 1 the outcome is known), got {at!r}.")
     labels = _past_quarters(ds) if quarters is None else [ds.quarter(x).label for x in quarters]
     for lab in labels:
         if lab not in ds.quarters:
@@ -1554,7 +2337,9 @@ def backtest(
                              f"{', '.join(ds.quarters)}.")
     if not labels:
         raise ValueError("no past quarter to backtest: the data do not reach the end of any quarter with objectives.")
+    labels = sorted(set(labels), key=lambda lab: ds.quarter(lab).start)
     parts = []
+    cache: dict = {}
     for lab in labels:
         q = ds.quarter(lab)
         outcome = _outcomes(ds, q).set_index("kr_id")
@@ -1562,15 +2347,13 @@ def backtest(
             ts = _as_of_at(q, a)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ForecastWarning)
-                f = forecast_key_results(ds, q, as_of=ts, n_paths=n_paths, seed=seed, engine=engine)
+                f = _forecast_table(ds, q, ts, with_drivers=False, drivers=None, n_paths=n_paths, seed=seed,
+                                    engine=engine, calibrate=True, cache=cache, seasonal=bool(seasonal))
                 if with_drivers:
                     fd = forecast_key_results(ds, q, as_of=ts, n_paths=n_paths, seed=seed, with_drivers=True,
                                               engine=engine)
-            cut = ds.known_on(ts)
-            pace = _kr_frame(cut, q, ts).set_index("kr_id")["status"]
             f = f.loc[f["direction"].isin(_MOVING + _MAINTAIN)].copy()
             f["at"] = a
-            f["pace_status"] = f["kr_id"].map(pace).astype("str")
             f["pace_rule"] = (f["pace_status"] == "on track").astype("float64")
             f["hit"] = f["kr_id"].map(outcome["hit"]).astype("float64")
             f["final_value"] = f["kr_id"].map(outcome["final_value"]).astype("float64")
@@ -1596,10 +2379,22 @@ def backtest(
             other, rule = per_kr["hit"], "all quarters (only one quarter)"
         rate[lab] = float(other.mean()) if len(other) else np.nan
     pred["base_rate"] = pred["quarter"].map(rate).astype("float64")
+    # calibrated pace status: each status's hit rate at the same point in the other quarters
+    known = pred.loc[pred["hit"].notna()]
+    pc = np.full(len(pred), np.nan)
+    for (lab, a), idx in pred.groupby(["quarter", "at"]).groups.items():
+        other = known.loc[(known["quarter"] != lab) & (known["at"] == a)]
+        if other.empty:
+            other = known.loc[known["at"] == a]
+        rates = other.groupby("pace_status")["hit"].mean()
+        st = pred.loc[idx, "pace_status"]
+        pc[pred.index.get_indexer(idx)] = st.map(rates).fillna(rate[lab]).to_numpy(dtype="float64")
+    pred["pace_calibrated"] = pc
     cols = PREDICTION_COLUMNS + (["p_hit_drivers", "method_drivers", "drivers"] if with_drivers else [])
     pred = pred[cols].sort_values(["quarter", "at", "team_id", "kr_id"], kind="stable").reset_index(drop=True)
+    summary, scores, calib = _score_tables(pred, int(n_boot), seed, with_drivers)
     return BacktestResult(
-        predictions=pred, summary=_summarise(pred, with_drivers), calibration=_calibration(pred),
+        predictions=pred, summary=summary, calibration=calib, scores=scores,
         options={"quarters": labels, "at": fracs, "n_paths": n_paths, "seed": seed, "with_drivers": with_drivers,
-                 "base_rate": rule},
+                 "n_boot": int(n_boot), "seasonal": bool(seasonal), "base_rate": rule},
     )

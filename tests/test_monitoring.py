@@ -25,7 +25,7 @@ from statsmodels.tsa.stattools import acf  # noqa: E402
 
 from conftest import tiny_tables  # noqa: E402
 from okr_analysis import DataWarning  # noqa: E402
-from okr_analysis.io import from_frames# noqa: E402
+from okr_analysis.io import from_frames  # noqa: E402
 from okr_analysis.monitoring import (  # noqa: E402
     ADJUSTED_RULES,
     RULES,

@@ -19,9 +19,9 @@ import jinja2
 from markupsafe import Markup
 from traitlets import Bool
 
+from ..config import TEMPLATE_DIR, chromium_override
 from ..formatting import score as format_score
 from ..formatting import status_counts as format_status_counts
-from ..config import TEMPLATE_DIR, chromium_override
 
 __all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
 

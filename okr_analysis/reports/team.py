@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..forecasting import forecast_key_result
+from ..formatting import number as _fmt
+from ..formatting import percent as _percent
 from ..monitoring import control_chart
 from ..plots import (
     plot_kr_progress,
@@ -24,8 +26,6 @@ from ..plots import (
     plot_lagged_correlations,
     plot_peer_comparison,
 )
-from ..formatting import number as _fmt
-from ..formatting import percent as _percent
 from ..resample import infer_freq
 from ..rules import (
     BASELINE_PERIODS,
