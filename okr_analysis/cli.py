@@ -31,6 +31,7 @@ from .forecasting import backtest as backtest_fn
 from .forecasting import forecast_key_results
 from .hygiene import lint as lint_fn
 from .io.loading import load
+from .io.quarters import quarter_of
 from .leadlag import lead_lag
 from .monitoring import monitor as monitor_fn
 from .privacy import gate
@@ -337,6 +338,18 @@ def _window(value: str) -> int | str:
     raise click.BadParameter("use a number of periods (e.g. 13) or 'quarter'.", param_hint="--window")
 
 
+def _scores_as_of(ds, as_of: str | None) -> pd.DataFrame | None:
+    """Key-result scores of the quarter containing ``as_of`` (default: the latest quarter with objectives), or
+    None when that quarter has none."""
+    if as_of is None:
+        label = ds.latest_quarter
+    else:
+        label = quarter_of(pd.Series([pd.Timestamp(as_of)]), fiscal_year_start=ds.fiscal_year_start).iloc[0]
+    if label is None or label not in ds.quarters:
+        return None
+    return score_key_results(ds, label, as_of=as_of)
+
+
 @cli.command()
 @source_argument
 @as_of_option
@@ -355,7 +368,8 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     table = monitor_fn(ds, as_of=as_of, window=_window(window), freq=freq.upper() if freq else None)
-    table = gate(table, ds, kind="kpis", min_group_size=min_group_size)
+    # the quarter of the as-of date: a team whose key results suppression hides has its people metrics hidden too
+    table = gate(table, ds, kind="kpis", kr_scores=_scores_as_of(ds, as_of), min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["team_id", "metric", "trend", "assessment", "slope", "p_value", "latest",
                                   "peer_percentile", "n_signals", "signals"])

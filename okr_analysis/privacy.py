@@ -263,7 +263,9 @@ def _kr_mask(out: pd.DataFrame, h: Hidden) -> pd.Series:
 
 
 def _people_of_small(out: pd.DataFrame, h: Hidden) -> pd.Series:
-    return out["team_id"].isin(h.small_teams) & out["metric"].isin(h.people_metrics)
+    """People-metric rows of teams below the minimum size, and of teams whose key results suppression hides
+    (a complement team's KPI would otherwise show its hidden key result's current value)."""
+    return out["team_id"].isin(h.small_teams | h.teams) & out["metric"].isin(h.people_metrics)
 
 
 def _gate_lint(out: pd.DataFrame, h: Hidden) -> pd.DataFrame:

@@ -257,7 +257,7 @@ def _raw_tables(ds, q):
         "score-objective": (score(ds, q, level="objective"), dict(kind="objective_scores", kr_scores=krs)),
         "score-team": (score(ds, q, level="team"), dict(kind="team_scores", kr_scores=krs)),
         "lint": (lint(ds, q), dict(kind="lint", kr_scores=krs)),
-        "monitor": (monitor(ds), dict(kind="kpis")),
+        "monitor": (monitor(ds), dict(kind="kpis", kr_scores=krs)),
         "drivers": (drivers, dict(kind="drivers")),
         "forecast": (fc, dict(kind="forecasts", kr_scores=score_key_results(ds, q, as_of="2026-08-15"))),
         "backtest": (preds, dict(kind="backtest", kr_scores=bt_scores)),

@@ -34,7 +34,7 @@ def _small_team(ctx: Any) -> bool:
 
 
 #: Kinds of table whose suppression needs only the teams' sizes and the metric catalogue.
-_SIZE_ONLY_KINDS = ("kpis", "peers", "candidates", "drivers")
+_SIZE_ONLY_KINDS = ("drivers",)  # the other kinds also hide the people metrics of complement teams
 
 
 def _hidden(ctx: Any, *, teams: Any = None) -> Hidden:
