@@ -144,7 +144,8 @@ def summary(ctx: Any) -> list[str]:
 _SCORECARD_BLANK = ("current", "progress", "score", "band", "p_hit")
 _SCORECARD_COLUMNS = ["objective_id", "objective_title", "objective_kind", "objective_score", "objective_band",
                       "objective_status", "met_expectation", "kr_id", "title", "metric", "direction", "baseline",
-                      "target", "current", "unit", "progress", "score", "band", "status", "p_hit", "suppressed"]
+                      "target", "current", "unit", "progress", "score", "band", "status", "p_hit", "final",
+                      "suppressed"]
 
 
 def scorecard_table(ctx: Any) -> pd.DataFrame:
@@ -156,7 +157,8 @@ def scorecard_table(ctx: Any) -> pd.DataFrame:
         One row per key result (objectives in order): objective_id, objective_title, objective_kind,
         objective_score, objective_band, objective_status, met_expectation (of the objective), kr_id, title,
         metric, direction, baseline, target, current, unit, progress, score, band, status, p_hit (the
-        forecast probability of reaching the target; missing without forecasts), suppressed (bool). A key
+        forecast probability of the scored outcome; after the quarter the outcome itself, 1 or 0; missing
+        without forecasts), final (bool: the quarter is over, p_hit is the outcome), suppressed (bool). A key
         result that suppression hides has current, progress, score, band and p_hit empty and its status
         reading the suppression label; its objective's score, band and met_expectation are empty and its
         status reads the label.
@@ -172,10 +174,21 @@ def scorecard_table(ctx: Any) -> pd.DataFrame:
                                        "status": "objective_status"}), on="objective_id", how="left")
     if fc is not None and len(fc):
         table = table.merge(fc[["kr_id", "p_hit"]], on="kr_id", how="left")
+        # after the quarter p_hit is the observed outcome (1 or 0): the scorecard says "final: hit / missed"
+        final = fc.set_index("kr_id")["final"] if "final" in fc else pd.Series(dtype=bool)
+        table["final"] = table["kr_id"].map(final).fillna(False).astype(bool)
     else:
         table["p_hit"] = np.nan
+        table["final"] = False
     table = _gate(ctx, table, kind="kr_scores", blank=_SCORECARD_BLANK)
     return table[_SCORECARD_COLUMNS]
+
+
+def _p_hit_text(p_hit: Any, final: bool) -> str:
+    """The scorecard's P(hit) cell: the forecast while the quarter is open, the outcome once it is over."""
+    if final and pd.notna(p_hit) and isinstance(p_hit, (int, float, np.floating)):
+        return "final: hit" if p_hit >= 0.5 else "final: missed"
+    return _percent(p_hit)
 
 
 def scorecard(ctx: Any) -> pd.DataFrame:
@@ -208,7 +221,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
             f'<td>{e(str(first["objective_status"]))}</td><td></td></tr>')
         for r in group.itertuples(index=False):
             base = "—" if pd.isna(r.baseline) else _fmt(r.baseline, r.unit)
-            p = _percent(r.p_hit)
+            p = _p_hit_text(r.p_hit, r.final)
             rows.append(
                 f"<tr><td>{e(str(r.title))}</td><td>{e(str(r.direction).replace('_', ' '))}</td>"
                 f'<td class="num">{e(base)}</td><td class="num">{e(_fmt(r.target, r.unit))}</td>'
@@ -247,6 +260,9 @@ def key_result_charts(ctx: Any) -> int:
     if hidden.any():
         _display_html(_para(f"{int(hidden.sum())} key result(s) on people metrics are not charted: "
                             f"{_hidden_reason(ctx)}.", "okr-note"))
+    fc = _forecasts(ctx)
+    shared = (fc.set_index("kr_id")[["p_hit"] + (["final"] if "final" in fc else [])].to_dict("index")
+              if fc is not None and len(fc) else {})
     for r in krs[~hidden].itertuples(index=False):
         points = ci[(ci["kr_id"] == r.kr_id) & (ci["date"] >= q.start) & (ci["date"] <= ctx.as_of)]
         fig, ax = plt.subplots(figsize=(7.5, 3.2))
@@ -255,7 +271,11 @@ def key_result_charts(ctx: Any) -> int:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    forecast_key_result(ctx.ds, r.kr_id, as_of=ctx.as_of).plot(ax=ax)
+                    # calibration=False here: this kernel's data is one team's slice; the probability the chart
+                    # states is the shared forecast's, as in the scorecard
+                    fc_one = forecast_key_result(ctx.ds, r.kr_id, as_of=ctx.as_of, calibration=False)
+                    fc_one.plot(ax=ax)
+                    ax.set_title(_chart_title(fc_one, shared.get(r.kr_id)), fontsize=10)
                 drawn_by_forecast = True
             except ValueError:
                 drawn_by_forecast = False
@@ -265,6 +285,20 @@ def key_result_charts(ctx: Any) -> int:
         _show_figure(fig)
         drawn += 1
     return drawn
+
+
+def _chart_title(forecast: Any, shared: dict | None) -> str:
+    """A key-result chart's title: its title and what the scorecard says of it (final outcome, or the shared
+    forecast's probability)."""
+    head = f"{forecast.title} ({forecast.team_id}, {forecast.quarter.label})"
+    p_hit = (shared or {}).get("p_hit", np.nan)
+    final = bool((shared or {}).get("final", forecast.final))
+    if final:
+        outcome = ("hit" if p_hit >= 0.5 else "missed") if pd.notna(p_hit) else (forecast.outcome or "not scored")
+        return f"{head}\nfinal: {outcome}"
+    if pd.isna(p_hit):
+        return f"{head}\n{forecast.method}"
+    return f"{head}\n{_percent(p_hit)} likely to reach the target · {forecast.method}"
 
 
 _KPI_VIEW = ["metric", "latest", "assessment", "slope", "p_value", "peer_rank", "n_peers", "peer_percentile",
