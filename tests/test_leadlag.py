@@ -842,3 +842,37 @@ def test_power_study_small():
     f = false.set_index("pairs")
     assert f.loc["null", "leads"] <= 1 / 12 and f.loc["walk", "leads"] <= 1 / 6
     assert f.loc["shock", "leads"] <= 1 / 6 and f.loc["season", "directional"] <= 1 / 6
+
+
+def test_pooled_effect_is_the_summed_lag_coefficient_with_driscoll_kraay_se():
+    """Two teams (no period means removed): the pooled effect and its SE equal statsmodels OLS with team
+    dummies (constant and own lags by team), common leading lags, cov_type='hac-groupsum'."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(14)
+    G, T, q = 2, 110, 2
+    x = _ar1(rng, (G, T), 0.5)
+    y = 0.3 * np.roll(x, 1, axis=1) + _ar1(rng, (G, T), 0.4)
+    row = _pooled(_quiet(lead_lag_frame, _frame(x, y), pairs=[("lead", "lag")], time="t", team="team",
+                         transform="none", seasonal=False, order=q))
+    rows = np.arange(q, T)
+    blocks, lead, ys, tt = [], [], [], []
+    for i in range(G):
+        ys_, xs_ = S.standardise(y[i]), S.standardise(x[i])
+        b = np.zeros((rows.size, G * (1 + q)))
+        b[:, i * (1 + q)] = 1.0
+        for j in range(1, q + 1):
+            b[:, i * (1 + q) + j] = ys_[rows - j]
+        blocks.append(b)
+        lead.append(np.column_stack([xs_[rows - j] for j in range(1, q + 1)]))
+        ys.append(ys_[rows])
+        tt.append(rows - q)
+    X = np.column_stack([np.vstack(blocks), np.vstack(lead)])
+    lags = int(np.floor(4 * ((T - q) / 100.0) ** (2 / 9)))
+    ref = sm.OLS(np.concatenate(ys), X).fit(cov_type="hac-groupsum",
+                                            cov_kwds=dict(time=np.concatenate(tt), maxlags=lags))
+    w = np.zeros(X.shape[1])
+    w[-q:] = 1.0
+    assert row["effect"] == pytest.approx(w @ ref.params, rel=1e-8)
+    assert row["effect_se"] == pytest.approx(np.sqrt(w @ ref.cov_params() @ w), rel=1e-8)
+    assert row["effect_lag"] == q and row["effect"] > 0 and row["effect_p"] < 0.05
