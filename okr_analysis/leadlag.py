@@ -633,12 +633,22 @@ def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, targ
     return best
 
 
-def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[S.GramCache, int]]:
-    """Cross-product caches split into groups of teams with the same own-lag order, one group at a time
-    (each group is a copy: made as it is used, so a pooled test holds one at once, not all teams twice)."""
+class _Rows:
+    """The teams ``idx`` of a cross-product cache, without copying it: ``from_row`` indexes the cache's
+    (shared, cached) matrices, which is all a pooled test needs."""
+
+    def __init__(self, gram: S.GramCache, idx: np.ndarray):
+        self.gram, self.idx = gram, idx
+
+    def from_row(self, p: int) -> np.ndarray:
+        return self.gram.from_row(p)[self.idx]
+
+
+def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
+    """Cross-product caches split into groups of teams with the same own-lag order (views, not copies)."""
     for g, o in zip(grams, orders):
         for p in np.unique(o):
-            yield g.subset(o == p), int(p)
+            yield _Rows(g, np.flatnonzero(o == p)), int(p)
 
 
 def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], target: int, start: int):
