@@ -443,6 +443,25 @@ class _Frame:
             for m in self.metrics:
                 self.values[m][tid] = arrays[m][idx]
 
+    def deseason(self, freq: str, seasonal: bool | None) -> int:
+        """Remove each team's annual cycle from every metric, in place; returns the Fourier terms fitted per
+        series (0 when none). See :func:`_deseason_values`."""
+        if seasonal is False or freq not in SEASONAL:
+            return 0
+        per_year, K = SEASONAL[freq]
+        need = int(2 * per_year) - 1  # two years of periods (104 weeks, 24 months)
+        longest = max((int(np.isfinite(v).sum()) for m in self.metrics for v in self.values[m].values()), default=0)
+        if seasonal is None and longest < need:
+            return 0
+        done = 0
+        for m in self.metrics:
+            for tid in self.teams:
+                new = _deseason_values(self.values[m][tid], self.pcodes[tid], per_year, K, min(need, 4 * K + 4))
+                if new is not None:
+                    self.values[m][tid] = new
+                    done += 1
+        return 2 * K if done else 0
+
     def series(self, metric: str) -> list[np.ndarray]:
         """Each team's longest complete run of one metric (for the stationarity vote)."""
         out = []
@@ -756,6 +775,7 @@ class _Options:
     require: tuple[str, ...] = ()
     lead_order: str = LEAD_ORDER
     seasonal: bool | None = None
+    n_seasonal: int = 0  # Fourier terms removed per team series (set by _run)
 
 
 def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options) -> dict[str, list[dict]]:
@@ -792,7 +812,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
                          n_periods=max([s.x.size for s in series], default=0), reason=why))
         return dict(rows=rows, lags=lag_rows, granger=granger_rows, forecasts=fc_rows)
 
-    good, n_seasonal = _deseason(good, opt)
+    n_seasonal = opt.n_seasonal * len(good)  # residual degrees of freedom the lagging metric's fits used
     blocks = _blocks(good)
     G = len(good)
     common = G >= COMMON_MIN_TEAMS
@@ -804,7 +824,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
         n_common = 0
         pool_k = team_k
     test_name = "granger" + (" with seasonal terms" if n_seasonal else "")
-    n_common += n_seasonal  # residual degrees of freedom the seasonal fit of the lagging metric used
+    n_common += n_seasonal
 
     # ---- pooled row: the primary test ----
     ts = pool_k["teams"]
@@ -902,31 +922,24 @@ def _fourier(t: np.ndarray, period: float, order: int) -> np.ndarray:
                                                 for f in (np.sin, np.cos)])
 
 
-def _deseason(series: list[_TeamSeries], opt: "_Options") -> tuple[list[_TeamSeries], int]:
-    """Remove each team's annual cycle from both metrics (Fourier terms fitted per team and metric).
+def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, need: int) -> np.ndarray | None:
+    """One team's metric without its annual cycle (None: too few values to fit it).
 
-    Applied with ``seasonal=True``, or by default to weekly and monthly data of at least two years: two
-    KPIs that follow the same team's calendar, one a few weeks behind, would otherwise "predict" each
-    other. The terms: a constant and ``sin/cos(2 pi k t / P)``, k = 1..K (W: P = 52.18, K = 3; M: P = 12,
-    K = 2), ``t`` the period's position on the run's calendar. Returns the series and the residual degrees
-    of freedom the lagging metric's fits used (``2K`` per team).
+    Applied with ``seasonal=True``, or by default to weekly and monthly data of at least two years (104
+    weeks or 24 months): two KPIs that follow the same team's calendar, one a few weeks behind, would
+    otherwise "predict" each other. OLS of the finite values on a constant, a linear trend and Fourier terms
+    ``sin/cos(2 pi k t / P)``, k = 1..K (W: P = 52.18, K = 3; M: P = 12, K = 2; ``t`` the period's position
+    on the run's calendar); the fitted Fourier part is subtracted, the level and the trend are kept (the
+    stationarity vote comes after, and no longer mistakes a cycle for a unit root).
     """
-    if opt.seasonal is False or opt.freq not in SEASONAL:
-        return series, 0
-    per_year, K = SEASONAL[opt.freq]
-    if opt.seasonal is None and max((s.x.size for s in series), default=0) < 2 * per_year:
-        return series, 0
-    out, used = [], 0
-    for s in series:
-        if s.x.size < 2 * per_year:
-            out.append(s)
-            continue
-        F = _fourier(np.asarray(s.codes, dtype="float64"), per_year, K)
-        coef = np.linalg.lstsq(F, np.column_stack([s.x, s.y]), rcond=None)[0]
-        r = np.column_stack([s.x, s.y]) - F @ coef
-        out.append(_TeamSeries(s.team, r[:, 0], r[:, 1], s.periods, s.codes, s.problem))
-        used += 2 * K
-    return out, used
+    ok = np.isfinite(a)
+    if ok.sum() < need:
+        return None
+    t = np.asarray(codes, dtype="float64")
+    F = _fourier(t, per_year, K)
+    X = np.column_stack([F[:, :1], t - t[ok].mean(), F[:, 1:]])
+    coef = np.linalg.lstsq(X[ok], a[ok], rcond=None)[0]
+    return a - F[:, 1:] @ coef[2:]
 
 
 def _partialled(pool_k: dict, L: int, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -1546,6 +1559,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
     from tqdm.auto import tqdm
 
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
+    opt.n_seasonal = frame.deseason(opt.freq, opt.seasonal)
     transforms = _resolve_transforms(frame, metrics, transform)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
