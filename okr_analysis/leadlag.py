@@ -8,7 +8,8 @@ notes-drivers-method.md until it moves to the docs):
 1. pairs: catalogue leading × lagging metrics (or the pairs named), resampled to one frequency (W, M, Q
    or A); a lag is counted in periods and a positive lag means the leading metric moves first; the
    largest lag follows the frequency (W 8, M 6, Q 4, A 2, at most a tenth of the periods);
-2. stationarity: ADF and KPSS together vote per team series; a metric is differenced when at least half
+2. seasonality (weekly or monthly data of 2+ years): each team's annual cycle removed (Fourier terms);
+   stationarity: ADF and KPSS together vote per team series; a metric is differenced when at least half
    its series vote so, and a pair is differenced as a whole when either metric is;
 3. the primary test, one per pair: a pooled Granger F test (team constants and own-lag dynamics, own
    order by BIC per team, common coefficients on the leading metric's lags, the cross-team mean of each

@@ -641,6 +641,10 @@ def test_progress_bar_and_argument_errors(sample_ds, capsys):
         lead_lag(sample_ds, pairs=[("first_response_time", "csat")], transform="log")
     with pytest.raises(ValueError, match="require"):
         lead_lag(sample_ds, pairs=[("first_response_time", "csat")], require=("magic",))
+    with pytest.raises(ValueError, match="lead_order"):
+        lead_lag(sample_ds, pairs=[("first_response_time", "csat")], lead_order="smallest p")
+    with pytest.raises(TypeError, match="seasonal"):
+        lead_lag(sample_ds, pairs=[("first_response_time", "csat")], seasonal="yes")
     with pytest.raises(ValueError, match="order"):
         lead_lag(sample_ds, order=9, max_lag=8)
     with pytest.raises(TypeError, match="Dataset"):
