@@ -728,11 +728,11 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
         xt, yt = S.prewhiten(Xs, Ys, ao, ap)
         r, n = S.ccf(xt, yt, lags)
         P = max(5, int(math.ceil(opt.oos_fraction * T)))
-        act, fcr, fcu = (np.full((B, P), np.nan) for _ in range(3))
-        for po in np.unique(own_y):
-            sel = own_y == po
-            act[sel], fcr[sel], fcu[sel], _ = S.rolling_oos(blk.Y[sel], blk.X[sel], own=int(po), max_lead=W,
-                                                            n_test=P)
+        # forecasts: the own-lag order and the leading lag are chosen inside each expanding window
+        if opt.order is None:
+            act, fcr, fcu, _ = S.rolling_oos(blk.Y, blk.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic)
+        else:
+            act, fcr, fcu, _ = S.rolling_oos(blk.Y, blk.X, own=opt.order, max_lead=W, n_test=P)
         sd = blk.Y.std(axis=1)
         for i, tid in enumerate(blk.teams):
             teams.append(dict(

@@ -880,3 +880,30 @@ def test_pooled_effect_is_the_summed_lag_coefficient_with_driscoll_kraay_se():
     assert row["effect"] == pytest.approx(w @ ref.params, rel=1e-8)
     assert row["effect_se"] == pytest.approx(np.sqrt(w @ ref.cov_params() @ w), rel=1e-8)
     assert row["effect_lag"] == q and row["effect"] > 0 and row["effect_p"] < 0.05
+
+
+def test_rolling_oos_chooses_the_own_order_inside_each_window():
+    """With own_max, each origin picks the own-lag order by BIC on its own training window (statsmodels OLS
+    bic on the common rows), then forecasts as before: no selection step sees the forecast period."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(8)
+    T, K, Pmax, P = 80, 3, 4, 15
+    x = _ar1(rng, (2, T), 0.5)
+    y = _ar1(rng, (2, T), 0.7) + 0.5 * np.roll(x, 2, axis=1)
+    actual, fr, fu, chosen = S.rolling_oos(y, x, own=1, max_lead=K, n_test=P, own_max=Pmax)
+    L = max(K, Pmax)
+    for b in range(2):
+        for i, s in enumerate(range(T - P, T)):
+            rows = np.arange(L, s)
+            fits = []
+            for p in range(1, Pmax + 1):
+                Xr = np.column_stack([np.ones(rows.size)] + [y[b, rows - j] for j in range(1, p + 1)])
+                fits.append((sm.OLS(y[b, rows], Xr).fit(), Xr, p))
+            fit, Xr, p = min(fits, key=lambda f: f[0].bic)
+            zr = np.r_[1.0, [y[b, s - j] for j in range(1, p + 1)]]
+            assert fr[b, i] == pytest.approx(zr @ fit.params, rel=1e-8)
+            ks = [sm.OLS(y[b, rows], np.column_stack([Xr, x[b, rows - k]])).fit() for k in range(1, K + 1)]
+            k = int(np.argmin([f.ssr for f in ks])) + 1
+            assert chosen[b, i] == k
+            assert fu[b, i] == pytest.approx(np.r_[zr, x[b, s - k]] @ ks[k - 1].params, rel=1e-8)
