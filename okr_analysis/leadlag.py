@@ -703,7 +703,7 @@ def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, win
     return f, p, dfd
 
 
-def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
+def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = True) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
     forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`)."""
     L = opt.max_lag
@@ -716,7 +716,10 @@ def _team_kernels(blocks: list[_Block], opt: "_Options") -> dict:
         Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
         gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), L), L)
         designs_std.append(gram)
-        gs = S._granger_from_design(gram, range(1, L + 1))  # grangertest at every order
+        # grangertest at every order, for the team rows' reference table (the pooled rows have their own)
+        nan = np.full((B, L), np.nan)
+        gs = (S._granger_from_design(gram, range(1, L + 1)) if reference
+              else S.GrangerScreen(np.arange(1, L + 1), nan, nan, nan, nan, nan))
         if opt.order is None:
             own_y = S.ar_select(Ys, max_order=L, ic=opt.ic, min_order=1)[0]
             own_x = S.ar_select(Xs, max_order=L, ic=opt.ic, min_order=1)[0]
@@ -820,7 +823,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
-        pool_k = _team_kernels(pblocks, opt)
+        pool_k = _team_kernels(pblocks, opt, reference=False)
     else:
         n_common = 0
         pool_k = team_k
