@@ -380,7 +380,8 @@ def ccf(x: np.ndarray, y: np.ndarray, lags) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # Out-of-sample: rolling-origin (expanding window) one-step forecasts, nested models
 # ---------------------------------------------------------------------------------------------
-def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test: int
+def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test: int,
+                own_max: int | None = None, ic: str = "bic"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One-step forecasts of ``y`` at each of the last ``n_test`` periods from two nested models.
 
@@ -390,6 +391,10 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     forecast of period ``s`` uses OLS on the rows ``max(own, max_lead) <= t < s`` only (expanding window,
     re-estimated at every origin).
 
+    With ``own_max``, the own-lag order is chosen inside each training window too (``own`` is ignored):
+    ``1..own_max`` by ``ic`` (``'bic'``, ``'aic'`` or ``'hqic'``, statsmodels' OLS criteria) on the window's rows
+    ``t >= max(own_max, max_lead)``, so no selection step sees the period it forecasts.
+
     Returns ``(actual, forecast_restricted, forecast_unrestricted, chosen_lag)``, each ``(B, n_test)``,
     forecasts in the scale of the inputs.
     """
@@ -397,12 +402,12 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     x = np.atleast_2d(np.asarray(x, dtype="float64"))
     B, T = y.shape
     K = int(max_lead)
-    L = max(int(own), K)
+    orders = [int(own)] if own_max is None else list(range(1, int(own_max) + 1))
+    L = max(max(orders), K)
     mu = y.mean(axis=1, keepdims=True)
     sd = y.std(axis=1, keepdims=True)
     sd = np.where(sd > 0, sd, 1.0)
     Z = lagged_design(np.stack([(y - mu) / sd, standardise(x)], axis=-1), L)
-    restricted = np.array([0] + [lag_col(0, j, L) for j in range(1, int(own) + 1)])
     target = cur_col(0, 2, L)
     first = T - int(n_test)
     rows = Z[:, L:first, :]
@@ -410,22 +415,41 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     fr = np.full((B, n_test), np.nan)
     fu = np.full((B, n_test), np.nan)
     chosen = np.zeros((B, n_test), dtype=int)
-    bi = np.arange(B)
     for i, s in enumerate(range(first, T)):
-        b = _solve(G[:, restricted][:, :, restricted], G[:, restricted, target][:, :, None])[:, :, 0]
-        fr[:, i] = (Z[:, s, restricted] * b).sum(axis=1)
-        ssr = np.full((B, K), np.inf)
-        fk = np.full((B, K), np.nan)
-        for k in range(1, K + 1):
-            reg = np.append(restricted, lag_col(1, k, L))
-            c = G[:, reg, target]
-            bk = _solve(G[:, reg][:, :, reg], c[:, :, None])[:, :, 0]
-            ssr[:, k - 1] = G[:, target, target] - (c * bk).sum(axis=1)
-            fk[:, k - 1] = (Z[:, s, reg] * bk).sum(axis=1)
-        kbest = np.argmin(np.where(np.isfinite(ssr), ssr, np.inf), axis=1)
-        fu[:, i] = fk[bi, kbest]
-        chosen[:, i] = kbest + 1
         z = Z[:, s, :]
+        # the own-lag order: fixed, or by the information criterion of the window
+        rb, crit = {}, np.full((B, len(orders)), np.inf)
+        n = s - L
+        for j, p in enumerate(orders):
+            reg = np.array([0] + [lag_col(0, q, L) for q in range(1, p + 1)])
+            c = G[:, reg, target]
+            b = _solve(G[:, reg][:, :, reg], c[:, :, None])[:, :, 0]
+            rb[p] = (reg, b)
+            if len(orders) > 1:
+                ssr = G[:, target, target] - (c * b).sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    llf = -n / 2.0 * (np.log(2 * np.pi) + np.log(ssr / n) + 1)
+                pen = {"bic": np.log(n), "aic": 2.0, "hqic": 2.0 * np.log(np.log(n))}[ic]
+                crit[:, j] = np.where(np.isfinite(llf), -2 * llf + pen * (p + 1), np.inf)
+        pick = np.zeros(B, dtype=int) if len(orders) == 1 else np.argmin(crit, axis=1)
+        for j, p in enumerate(orders):
+            sel = np.flatnonzero(pick == j)
+            if sel.size == 0:
+                continue
+            reg, b = rb[p]
+            fr[sel, i] = (z[sel][:, reg] * b[sel]).sum(axis=1)
+            Gs = G[sel]
+            ssr = np.full((sel.size, K), np.inf)
+            fk = np.full((sel.size, K), np.nan)
+            for k in range(1, K + 1):
+                regk = np.append(reg, lag_col(1, k, L))
+                c = Gs[:, regk, target]
+                bk = _solve(Gs[:, regk][:, :, regk], c[:, :, None])[:, :, 0]
+                ssr[:, k - 1] = Gs[:, target, target] - (c * bk).sum(axis=1)
+                fk[:, k - 1] = (z[sel][:, regk] * bk).sum(axis=1)
+            kbest = np.argmin(np.where(np.isfinite(ssr), ssr, np.inf), axis=1)
+            fu[sel, i] = fk[np.arange(sel.size), kbest]
+            chosen[sel, i] = kbest + 1
         G = G + z[:, :, None] * z[:, None, :]
     actual = y[:, first:]
     return actual, mu + sd * fr, mu + sd * fu, chosen

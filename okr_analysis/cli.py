@@ -378,10 +378,10 @@ def monitor(source: str, as_of: str | None, window: str, freq: str | None, out: 
 
 @cli.command()
 @source_argument
-@click.option("--freq", type=click.Choice(["W", "M", "Q"], case_sensitive=False), default=None,
-              help="Resample KPIs to weeks, months or fiscal quarters (default: the data's own).")
-@click.option("--max-lag", type=click.IntRange(1, 52), default=8, show_default=True,
-              help="Largest lag tested, in periods.")
+@click.option("--freq", type=click.Choice(["W", "M", "Q", "A"], case_sensitive=False), default=None,
+              help="Resample KPIs to weeks, months, fiscal quarters or fiscal years (default: the data's own).")
+@click.option("--max-lag", type=click.IntRange(1, 52), default=None,
+              help="Largest lag tested, in periods (default: W 8, M 6, Q 4, A 2, at most a tenth of the periods).")
 @click.option("--by-team", is_flag=True, help="Also test every team on its own (rows per team).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               show_default=True, help="False-discovery rate for the 'leads' verdict.")
@@ -414,7 +414,7 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
     table = gate(result.table, ds, kind="drivers", min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["leading", "lagging", "team_id", "freq", "lag", "correlation", "granger_p",
-                                  "q_value", "oos_skill", "verdict"])
+                                  "q_value", "oos_skill", "verdict", "oos_confirmed"])
         if not by_team:
             table = table.sort_values(["verdict", "lagging"], key=lambda c: c.map(VERDICT_ORDER) if c.name == "verdict"
                                       else c, kind="stable")

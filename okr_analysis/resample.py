@@ -1,7 +1,8 @@
-"""KPIs to weekly, monthly or fiscal-quarterly periods, with each metric's aggregation.
+"""KPIs to weekly, monthly, fiscal-quarterly or fiscal-yearly periods, with each metric's aggregation.
 
 Periods are labelled by their first day (``period_start``): weeks start on Monday,
-months on the 1st, quarters on the first day of the fiscal quarter.
+months on the 1st, quarters on the first day of the fiscal quarter, years on the first day of the
+fiscal year.
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ from .io.quarters import _check_fiscal_year_start
 
 __all__ = ["FREQS", "infer_freq", "period_start", "resample_kpis", "kpi_panel"]
 
-FREQS = {"W": "weekly", "M": "monthly", "Q": "quarterly"}
+FREQS = {"W": "weekly", "M": "monthly", "Q": "quarterly", "A": "annual"}
 _ALIASES = {"w": "W", "week": "W", "weekly": "W", "m": "M", "month": "M", "monthly": "M",
-            "q": "Q", "quarter": "Q", "quarterly": "Q"}
+            "q": "Q", "quarter": "Q", "quarterly": "Q", "a": "A", "y": "A", "year": "A", "yearly": "A",
+            "annual": "A"}
+#: Months in a period of each frequency (weeks: none).
+_MONTHS = {"M": 1, "Q": 3, "A": 12}
 
 
 def check_freq(freq: str) -> str:
-    """Normalise a frequency name to ``'W'``, ``'M'`` or ``'Q'``."""
+    """Normalise a frequency name to ``'W'``, ``'M'``, ``'Q'`` or ``'A'`` (aliases: ``'weekly'``, ``'Y'``,
+    ``'year'``, ...)."""
     if isinstance(freq, str):
         key = freq.strip()
         if key in FREQS:
             return key
         if key.lower() in _ALIASES:
             return _ALIASES[key.lower()]
-    raise ValueError(f"freq must be one of 'W' (weekly), 'M' (monthly) or 'Q' (quarterly), got {freq!r}.")
+    raise ValueError(f"freq must be one of 'W' (weekly), 'M' (monthly), 'Q' (quarterly) or 'A' (annual), "
+                     f"got {freq!r}.")
 
 
 def period_start(dates: pd.Series | pd.DatetimeIndex, freq: str, *, fiscal_year_start: int = 1) -> pd.Series:
@@ -38,9 +44,9 @@ def period_start(dates: pd.Series | pd.DatetimeIndex, freq: str, *, fiscal_year_
     Parameters
     ----------
     dates : Series or DatetimeIndex
-    freq : {'W', 'M', 'Q'}
+    freq : {'W', 'M', 'Q', 'A'}
     fiscal_year_start : int, default 1
-        Quarters follow this fiscal calendar.
+        Quarters and years follow this fiscal calendar.
     """
     freq = check_freq(freq)
     _check_fiscal_year_start(fiscal_year_start)
@@ -50,7 +56,7 @@ def period_start(dates: pd.Series | pd.DatetimeIndex, freq: str, *, fiscal_year_
     elif freq == "M":
         out = d - pd.to_timedelta(d.dt.day - 1, unit="D")
     else:
-        months_back = (d.dt.month - fiscal_year_start) % 3
+        months_back = (d.dt.month - fiscal_year_start) % _MONTHS[freq]
         first_of_month = d - pd.to_timedelta(d.dt.day - 1, unit="D")
         out = _shift_months(first_of_month, months_back)
     return out.astype("datetime64[ns]")
@@ -80,9 +86,10 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def infer_freq(ds: Dataset) -> str:
-    """The data's own KPI frequency: ``'W'``, ``'M'`` or ``'Q'`` from the median spacing of dates.
+    """The data's own KPI frequency: ``'W'``, ``'M'``, ``'Q'`` or ``'A'`` from the median spacing of dates.
 
-    Spacing under 20 days is weekly, under 60 days monthly, longer quarterly.
+    The median gap between consecutive dates of one team and metric: under 20 days is weekly, under 60
+    days monthly, under 200 days quarterly, longer annual (one date a year, e.g. a yearly survey).
     """
     k = ds.kpis
     k = k[k["date"].notna().to_numpy() & k["team_id"].notna().to_numpy() & k["metric"].notna().to_numpy()]
@@ -99,7 +106,7 @@ def infer_freq(ds: Dataset) -> str:
     if len(gaps) == 0:
         return "W"
     step = float(np.median(gaps))
-    return "W" if step < 20 else ("M" if step < 60 else "Q")
+    return "W" if step < 20 else ("M" if step < 60 else ("Q" if step < 200 else "A"))
 
 
 def resample_kpis(
@@ -116,8 +123,8 @@ def resample_kpis(
     Parameters
     ----------
     ds : Dataset
-    freq : {'W', 'M', 'Q'}, optional
-        Target frequency; default: the data's own (:func:`infer_freq`). Quarters are fiscal.
+    freq : {'W', 'M', 'Q', 'A'}, optional
+        Target frequency; default: the data's own (:func:`infer_freq`). Quarters and years are fiscal.
     teams, metrics : iterable of str, optional
         Restrict to these teams / metrics.
     start, end : date-like, optional
@@ -229,8 +236,8 @@ def kpi_panel(ds: Dataset, freq: str | None = None, *, metrics: Iterable[str] | 
     stamp = groups.period.view("datetime64[ns]")
     if freq == "W":  # periods are Mondays: count days, step 7
         pos, step = stamp.view("int64") // 86_400_000_000_000, 7
-    else:  # periods are first days of months: count months, step 1 or 3
-        pos, step = stamp.astype("datetime64[M]").astype("int64"), (1 if freq == "M" else 3)
+    else:  # periods are first days of months: count months, step 1, 3 or 12
+        pos, step = stamp.astype("datetime64[M]").astype("int64"), _MONTHS[freq]
     starts = np.flatnonzero(np.r_[True, team[1:] != team[:-1]])
     first, last = np.minimum.reduceat(pos, starts), np.maximum.reduceat(pos, starts)
     length = (last - first) // step + 1

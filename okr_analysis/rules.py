@@ -37,6 +37,7 @@ __all__ = [
     "window_label",
     "LINT_DEFAULTS",
     "driver_min_periods",
+    "driver_min_periods_floor",
 ]
 
 # ---- scores -----------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ STATUS_ORDER: Mapping[str, int] = MappingProxyType(
 
 # ---- drivers -----------------------------------------------------------------------------------------
 #: Driver verdicts (:func:`okr_analysis.lead_lag`), in the order tables list them: evidence first.
-VERDICTS = ("leads", "reverse", "contemporaneous", "no evidence", "insufficient data")
+VERDICTS = ("leads", "feedback", "reverse", "contemporaneous", "no evidence", "insufficient data")
 #: Sort key of each verdict.
 VERDICT_ORDER: Mapping[str, int] = MappingProxyType({v: i for i, v in enumerate(VERDICTS)})
 
@@ -94,6 +95,11 @@ VERDICT_ORDER: Mapping[str, int] = MappingProxyType({v: i for i, v in enumerate(
 def driver_min_periods(max_lag: int) -> int:
     """Periods a driver test needs after the transform by default: ``4 × max_lag + 12`` (44 for max_lag 8)."""
     return 4 * int(max_lag) + 12
+
+
+def driver_min_periods_floor(max_lag: int) -> int:
+    """The fewest periods a driver test accepts when asked (``min_periods=``): ``3 × max_lag + 6``."""
+    return 3 * int(max_lag) + 6
 
 
 # ---- KPI monitoring --------------------------------------------------------------------------------------

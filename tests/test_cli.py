@@ -168,3 +168,41 @@ def test_score_prints_suppressed_cells(sample_dir):
     assert r.exit_code == 0, r.output
     line = next(x for x in r.stdout.splitlines() if x.lstrip().startswith("hr-partners"))
     assert "suppressed" in line
+
+
+def test_drivers_chickegg_with_yearly_dates_through_the_command(tmp_path, reference_dir):
+    """R's ChickEgg (lmtest) as an organisation with one date a year: the command infers annual periods,
+    eggs lead chickens and chickens do not lead eggs (Thurman & Fisher 1988; grangertest(order = 3):
+    F 5.405, p 0.00297 and F 0.5916, p 0.624, tests/data/README.md), run as a real process."""
+    exe = BIN / "okr-analysis"
+    if not exe.exists():
+        pytest.skip("the package is not installed in this environment (run `make test`)")
+    ce = pd.read_csv(reference_dir / "ChickEgg.csv")
+    t = tiny_tables()
+    dates = pd.to_datetime(ce["year"].astype(str) + "-12-31")
+    t["kpis"] = pd.concat([pd.DataFrame({"team_id": "t1", "metric": m, "date": dates, "value": ce[m]})
+                           for m in ("egg", "chicken")], ignore_index=True)
+    t["metrics"] = pd.concat([t["metrics"], pd.DataFrame({
+        "metric": ["egg", "chicken"], "description": ["Eggs produced", "Chickens"], "unit": ["", ""],
+        "higher_is_better": [True, True], "kind": ["leading", "lagging"], "aggregation": ["last", "last"],
+        "people_metric": [False, False]})], ignore_index=True)
+    folder = write_csv_folder(t, tmp_path / "chickegg")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = tmp_path / "drivers.csv"
+    proc = subprocess.run([str(exe), "drivers", str(folder), "-o", str(out)], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    row = pd.read_csv(out).iloc[0]
+    assert (row["leading"], row["lagging"], row["freq"], row["verdict"]) == ("egg", "chicken", "A", "leads")
+    assert row["q_value"] < 0.05 and row["reverse_q"] > 0.5
+    assert row["sentence"].startswith("Egg moves first; chicken follows about")
+    # both directions in one run (a family of two primary tests), and --freq A given explicitly
+    proc = subprocess.run([str(exe), "drivers", str(folder), "--freq", "A", "--pair", "egg:chicken",
+                           "--pair", "chicken:egg", "-o", str(out)], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    v = pd.read_csv(out).set_index(["leading", "lagging"])["verdict"]
+    assert v[("egg", "chicken")] == "leads" and v[("chicken", "egg")] == "reverse"
+    # the printed table reads the verdict too
+    proc = subprocess.run([str(exe), "drivers", str(folder)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "leads" in proc.stdout

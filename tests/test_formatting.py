@@ -74,7 +74,7 @@ def test_rules_are_the_ones_the_analyses_use(sample_ds):
     assert f"more than {rules.LINT_DEFAULTS['max_kpis']} KPIs" in LINT_CODES["TEAM_TOO_MANY_KPIS"][1]
     assert hygiene.LINT_CODES is LINT_CODES
     assert list(rules.VERDICT_ORDER) == list(rules.VERDICTS) and rules.VERDICT_ORDER["leads"] == 0
-    from okr_analysis.leadlag import VERDICTS  # leadlag keeps its own copy (owned elsewhere): they must agree
+    from okr_analysis.leadlag import VERDICTS  # leadlag re-exports the one definition
     assert tuple(VERDICTS) == rules.VERDICTS
     assert set(rules.STATUS_ORDER) == set(rules.STATUSES)
     assert rules.driver_min_periods(8) == 44

@@ -44,7 +44,8 @@ def rows(team: str, metric: str, dates, values) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("given, expected", [
     ("W", "W"), ("w", "W"), ("week", "W"), ("Weekly", "W"), (" M ", "M"), ("month", "M"),
-    ("monthly", "M"), ("Q", "Q"), ("quarter", "Q"), ("QUARTERLY", "Q"),
+    ("monthly", "M"), ("Q", "Q"), ("quarter", "Q"), ("QUARTERLY", "Q"), ("A", "A"), ("a", "A"), ("Y", "A"),
+    ("year", "A"), ("yearly", "A"), ("Annual", "A"),
 ])
 def test_check_freq_aliases(given, expected):
     assert check_freq(given) == expected
@@ -84,6 +85,15 @@ def test_period_start_fiscal_quarters(fys, date, expected):
     assert got.iloc[0] == pd.Timestamp(expected)
 
 
+@pytest.mark.parametrize("fys, date, expected", [
+    (1, "2026-01-01", "2026-01-01"), (1, "2026-12-31", "2026-01-01"), (4, "2026-03-31", "2025-04-01"),
+    (4, "2026-04-01", "2026-04-01"), (10, "2026-09-30", "2025-10-01"), (10, "2026-10-02", "2026-10-01"),
+])
+def test_period_start_fiscal_years(fys, date, expected):
+    got = period_start(pd.Series(pd.to_datetime([date])), "A", fiscal_year_start=fys)
+    assert got.iloc[0] == pd.Timestamp(expected)
+
+
 def test_period_start_quarters_agree_with_the_quarter_class():
     from okr_analysis.io import Quarter
 
@@ -96,7 +106,7 @@ def test_period_start_quarters_agree_with_the_quarter_class():
 
 def test_period_start_keeps_missing_dates_and_checks_arguments():
     s = pd.Series(pd.to_datetime(["2026-05-05", None]))
-    for freq in "WMQ":
+    for freq in "WMQA":
         out = period_start(s, freq)
         assert pd.isna(out.iloc[1]) and not pd.isna(out.iloc[0])
     with pytest.raises(ValueError, match="fiscal_year_start"):
@@ -111,6 +121,10 @@ def test_infer_freq_from_the_spacing_of_dates(tiny_ds):
     assert infer_freq(monthly) == "M"
     quarterly = org(rows("t1", "csat", pd.date_range("2024-01-01", periods=8, freq="QS"), np.arange(8.0)))
     assert infer_freq(quarterly) == "Q"
+    # one date a year (an annual survey; R's ChickEgg as year-end dates) is annual, not quarterly
+    yearly = org(rows("t1", "csat", pd.date_range("1930-12-31", periods=54, freq="YE"), np.arange(54.0)))
+    assert infer_freq(yearly) == "A"
+    assert infer_freq(org(rows("t1", "csat", pd.date_range("2020-03-15", periods=5, freq="12MS"), 1.0))) == "A"
     single = org(rows("t1", "csat", ["2026-07-06"], [1.0]))
     assert infer_freq(single) == "W"
     # gaps are measured within a team and metric, never across series
@@ -246,7 +260,8 @@ def _pandas_panel(long, freq):
     """What kpi_panel lays out: pivot, then each team reindexed to its full range of periods."""
     wide = long.pivot_table(index=["team_id", "period_start"], columns="metric", values="value", aggfunc="first")
     wide.columns.name = None
-    step = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3)}[freq]
+    step = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3),
+            "A": pd.DateOffset(months=12)}[freq]
     pieces = []
     for team, sub in wide.groupby(level="team_id"):
         idx = sub.index.get_level_values("period_start")
@@ -274,7 +289,7 @@ def gappy_org():
     return load(t, fiscal_year_start=4)
 
 
-@pytest.mark.parametrize("freq", ["W", "M", "Q"])
+@pytest.mark.parametrize("freq", ["W", "M", "Q", "A"])
 def test_resample_and_panel_equal_the_plain_pandas_way(gappy_org, freq):
     ds = gappy_org
     assert set(ds.metrics["aggregation"]) == {"mean", "sum", "last"}

@@ -13,8 +13,16 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+from ..leadlag import POOLED, verdict_sentence
 from ..privacy import Hidden, gate, hidden_values, small_teams
-from ..rules import EXPECTATION, PACE_AT_RISK, PACE_ON_TRACK, STATUS_ORDER, band_rule
+from ..rules import (
+    EXPECTATION,
+    PACE_AT_RISK,
+    PACE_ON_TRACK,
+    STATUS_ORDER,
+    VERDICT_ORDER,
+    band_rule,
+)
 from .display import _display_html, _show
 from .shared import SHARED_ANALYSES
 
@@ -197,3 +205,17 @@ def _show_figure(fig: matplotlib.figure.Figure, *, alt: str | None = None) -> No
     fig.tight_layout()
     display(fig, metadata={"image/png": {"alt": alt or figure_alt_text(fig)}})
     plt.close(fig)
+
+
+#: Driver verdicts a report states in words (the others are listed in the table or named in a note).
+_STATED_VERDICTS = ("leads", "feedback", "reverse", "contemporaneous")
+
+
+def driver_sentences(rows: pd.DataFrame) -> list[str]:
+    """The plain-language sentence (:func:`okr_analysis.leadlag.verdict_sentence`) of each pooled driver row
+    with evidence, strongest verdict first."""
+    if rows.empty:
+        return []
+    pooled = rows[(rows["team_id"] == POOLED) & rows["verdict"].isin(_STATED_VERDICTS)]
+    pooled = pooled.assign(_o=pooled["verdict"].map(VERDICT_ORDER)).sort_values(["_o", "lagging", "leading"])
+    return [verdict_sentence(r) for _, r in pooled.iterrows()]

@@ -12,7 +12,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..plots import plot_score_distribution, plot_team_kr_heatmap
-from .common import _gate, _scored_teams, _show_figure, methods, record_summary
+from .common import (
+    _gate,
+    _scored_teams,
+    _show_figure,
+    driver_sentences,
+    methods,
+    record_summary,
+)
 from .display import _display_html, _para, _show, show_sentences
 from .team import _driver_view
 
@@ -64,8 +71,11 @@ def org_drivers(ctx: Any) -> pd.DataFrame:
         _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
         return view
     found = view[view["verdict"] != "no evidence"]
+    drivers = ctx.table("drivers")
+    show_sentences(driver_sentences(_gate(ctx, drivers[drivers["team_id"] == "*"], kind="drivers")))
     _show(found, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
-                         "q-values over every test)", empty="No leading KPI predicts any outcome with enough evidence.")
+                         "q-values over the primary test of each pair)",
+          empty="No leading KPI predicts any outcome with enough evidence.")
     others = len(view) - len(found)
     if others:
         pairs = ", ".join(f"{a} → {b}" for a, b in zip(view.loc[view["verdict"] == "no evidence", "leading"],

@@ -35,7 +35,6 @@ from ..rules import (
     VERDICT_ORDER,
     band_rule,
     expectation_text,
-    period_word,
     window_label,
 )
 from .common import (
@@ -46,6 +45,7 @@ from .common import (
     _hidden_krs,
     _hidden_reason,
     _show_figure,
+    driver_sentences,
     methods,
     record_summary,
 )
@@ -456,12 +456,9 @@ def leading_indicators(ctx: Any) -> pd.DataFrame:
         _display_html(_para(f"None of {ctx.team_name}'s key results is measured by a lagging KPI with candidate "
                             "drivers in the catalogue.", "okr-note"))
         return pd.DataFrame()
-    found = rows[(rows["verdict"] == "leads") & (rows["team_id"] == "*")]
-    if len(found):
-        unit = period_word(str(found["freq"].iloc[0]))
-        text = "; ".join(f"{r.leading} leads {r.lagging} by {int(r.lag)} {unit}{'s' if r.lag != 1 else ''} "
-                         f"(correlation {r.correlation:+.2f}, q = {r.q_value:.2g})" for r in found.itertuples())
-        _display_html(_para(f"Across the organisation: {text}."))
+    sentences = driver_sentences(rows)
+    if sentences:
+        show_sentences(sentences)
     else:
         _display_html(_para("No leading KPI in the catalogue predicts these key results' metrics with enough "
                             "evidence (see the table for what was tested).", "okr-note"))
