@@ -122,7 +122,7 @@ def test_leading_indicators_show_the_planted_driver(tier2):
     found = view[(view["verdict"] == "leads") & (view["scope"] == "all teams (pooled)")]
     assert {("first_response_time", "csat")} <= set(zip(found["leading"], found["lagging"]))
     assert int(found.set_index("leading").loc["first_response_time", "lag"]) == 2
-    assert "first_response_time leads csat by 2 weeks" in html
+    assert "First response time moves first; CSAT follows about 2 weeks later across the organisation" in html
 
 
 def test_hygiene_lists_this_teams_findings_only(tier2):

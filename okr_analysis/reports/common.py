@@ -23,7 +23,7 @@ from ..rules import (
     VERDICT_ORDER,
     band_rule,
 )
-from .display import _display_html, _show
+from .display import _ACRONYMS, _display_html, _show
 from .shared import SHARED_ANALYSES
 
 __all__ = ["methods", "record_summary"]
@@ -218,4 +218,6 @@ def driver_sentences(rows: pd.DataFrame) -> list[str]:
         return []
     pooled = rows[(rows["team_id"] == POOLED) & rows["verdict"].isin(_STATED_VERDICTS)]
     pooled = pooled.assign(_o=pooled["verdict"].map(VERDICT_ORDER)).sort_values(["_o", "lagging", "leading"])
-    return [verdict_sentence(r) for _, r in pooled.iterrows()]
+    metrics = set(pooled["leading"]) | set(pooled["lagging"])
+    names = {m: " ".join(_ACRONYMS.get(w, w) for w in str(m).split("_")) for m in metrics}  # csat → CSAT
+    return [verdict_sentence(r, metric_names=names) for _, r in pooled.iterrows()]
