@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ IMPACT_COLUMNS = ["initiative_id", "team_id", "metric", "start", "n_pre", "n_pos
                   "verdict", "reason"]
 
 #: The columns of :attr:`ImpactResult.series`, in order.
-SERIES_COLUMNS = ["initiative_id", "period_start", "observed", "counterfactual", "lower", "upper", "post"]
+SERIES_COLUMNS = ["initiative_id", "team_id", "period_start", "observed", "counterfactual", "lower", "upper", "post"]
 
 #: Periods used before and after the start (at most), per frequency.
 WINDOW = {"W": (26, 26), "M": (12, 12), "Q": (8, 8)}
@@ -328,10 +328,17 @@ class ImpactResult:
     ----------
     table : pandas.DataFrame
         One row per initiative (:func:`initiative_impact`).
+    metrics : pandas.DataFrame
+        The metrics catalogue (units for the sentences).
+    titles : dict
+        Initiative id → title.
+    placebo_counts : dict
+        Initiative id → (placebo runs with a change at least as large, placebo runs).
     series : pandas.DataFrame
         The periods of each estimated initiative's window, with columns:
 
         - ``initiative_id`` (str)
+        - ``team_id`` (str): the initiative's team
         - ``period_start`` (datetime64): first day of the period
         - ``observed`` (float): the team's value
         - ``counterfactual`` (float): what the comparison teams (or, without them, the team's own
@@ -344,12 +351,13 @@ class ImpactResult:
     series: pd.DataFrame = field(repr=False)
     metrics: pd.DataFrame = field(repr=False)
     titles: dict = field(repr=False, default_factory=dict)
+    placebo_counts: dict = field(repr=False, default_factory=dict)
 
     def sentence(self, initiative_id: str) -> str:
         """The plain sentence for reports (see :func:`sentence`)."""
         row = self._row(initiative_id)
         return sentence(row, metrics=self.metrics, title=self.titles.get(initiative_id),
-                        placebo_counts=getattr(self, "_placebo_counts", {}).get(initiative_id))
+                        placebo_counts=self.placebo_counts.get(initiative_id))
 
     def _row(self, initiative_id: str) -> pd.Series:
         hit = self.table[self.table["initiative_id"] == initiative_id]
@@ -457,7 +465,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
             w = k.pivot(index="period_start", columns="team_id", values="value").sort_index()
             wide_cache[ini.metric] = (w.index, {c: i for i, c in enumerate(w.columns)},
                                       np.asarray(w.columns, dtype=object), w.to_numpy(dtype="float64"))
-        idx, col_of, names, values = wide_cache[ini.metric]
+        idx, col_of, _, values = wide_cache[ini.metric]
         if ini.team_id not in col_of:
             row["reason"] = f"team {ini.team_id} has no values of {ini.metric}"
             continue
@@ -532,7 +540,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
                    reason=reason)
         half = (fit.hi - fit.lo) / 2
         series.append(pd.DataFrame({
-            "initiative_id": ini.initiative_id, "period_start": idx[use].to_numpy(), "observed": y,
+            "initiative_id": ini.initiative_id, "team_id": ini.team_id, "period_start": idx[use].to_numpy(), "observed": y,
             "counterfactual": fit.counterfactual,
             "lower": np.where(post, fit.counterfactual + fit.effect - half, np.nan),
             "upper": np.where(post, fit.counterfactual + fit.effect + half, np.nan), "post": post}))
@@ -546,7 +554,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
         table[col] = table[col].astype("float64")
     series_frame = (pd.concat(series, ignore_index=True) if series else
                     pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-                        SERIES_COLUMNS, ["str", "datetime64[ns]", "float64", "float64", "float64", "float64",
+                        SERIES_COLUMNS, ["str", "str", "datetime64[ns]", "float64", "float64", "float64", "float64",
                                          "bool"])}))
     if min_group_size is not None:
         table = suppress_kpis(table, ds, min_group_size=min_group_size,
@@ -555,9 +563,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
         series_frame = series_frame[~series_frame["initiative_id"].isin(hidden)].reset_index(drop=True)
         placebo_counts = {k: v for k, v in placebo_counts.items() if k not in hidden}
     titles = dict(zip(chosen["initiative_id"], chosen["title"]))
-    result = ImpactResult(table.reset_index(drop=True), series_frame, ds.metrics.copy(), titles)
-    object.__setattr__(result, "_placebo_counts", placebo_counts)
-    return result
+    return ImpactResult(table.reset_index(drop=True), series_frame, ds.metrics.copy(), titles, placebo_counts)
 
 
 def initiative_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, from_milestones: bool = False,
