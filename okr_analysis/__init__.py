@@ -9,6 +9,7 @@ The public API, by topic (each module documents every output column):
 - KPI monitoring: :func:`kpi_trends`, :func:`control_chart`, :func:`benchmark`, :func:`candidate_key_results`,
   :func:`monitor`
 - leading vs lagging: :func:`lead_lag`, :func:`lead_lag_frame`, :func:`lagged_correlations`, :func:`granger_test`
+- did the initiative work: :func:`initiative_impact`, :func:`estimate_impact`
 - forecasts: :func:`forecast_key_results`, :func:`forecast_key_result`, :func:`forecast_kpis`, :func:`backtest`
 - reports: :func:`build_reports`
 """
@@ -22,6 +23,7 @@ from .forecasting import (
     forecast_kpis,
 )
 from .hygiene import LINT_CODES, lint
+from .impact import estimate_impact, initiative_impact
 from .io.dataset import Dataset
 from .io.loading import from_frames, load
 from .io.quarters import Quarter, parse_quarter
@@ -53,6 +55,8 @@ __all__ = [
     "forecast_key_results",
     "forecast_kpis",
     "granger_test",
+    "estimate_impact",
+    "initiative_impact",
     "lagged_correlations",
     "lead_lag",
     "lead_lag_frame",

@@ -30,6 +30,7 @@ from .exceptions import NoObjectivesError, UnknownTeamsError, ValidationError
 from .forecasting import backtest as backtest_fn
 from .forecasting import forecast_key_results
 from .hygiene import lint as lint_fn
+from .impact import initiative_impact
 from .io.loading import load
 from .io.quarters import quarter_of
 from .leadlag import lead_lag
@@ -419,6 +420,30 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
             table = table.sort_values(["verdict", "lagging"], key=lambda c: c.map(VERDICT_ORDER) if c.name == "verdict"
                                       else c, kind="stable")
     write_table(table, out, what="driver rows")
+
+
+@cli.command()
+@source_argument
+@click.option("--initiative", "initiatives", multiple=True, metavar="ID",
+              help="Only this initiative (repeat the option); default: every initiative.")
+@click.option("--as-of", "as_of", default=None, metavar="DATE", help="Use KPI values up to this date only.")
+@click.option("--from-milestones", is_flag=True,
+              help="Also treat milestone key results that reached 1 as initiatives (on their objective's KPIs).")
+@out_option
+@min_group_option
+@fiscal_option
+@handle_errors
+def impact(source: str, initiatives: tuple[str, ...], as_of: str | None, from_milestones: bool, out: str | None,
+           min_group_size: int, fiscal_year_start: int) -> None:
+    """Did the initiative work? The change of each initiative's KPI after its start, against comparison teams."""
+    check_csv_out(out)
+    ds = load_source(source, fiscal_year_start)
+    table = initiative_impact(ds, initiatives=list(initiatives) or None, as_of=as_of,
+                              from_milestones=from_milestones, min_group_size=min_group_size)
+    if out is None:
+        table = _readable(table, ["initiative_id", "team_id", "metric", "start", "n_controls", "effect", "ci_low",
+                                  "ci_high", "p_value", "placebo_p", "verdict"])
+    write_table(table, out, what="initiatives")
 
 
 @cli.command()

@@ -1,6 +1,6 @@
 """The sample organisation: realistic synthetic OKR and KPI tables with known answers.
 
-:func:`make_sample` builds the seven tables of the data format
+:func:`make_sample` builds the eight tables of the data format
 (:mod:`okr_analysis.schemas`) for *Acme Corp*, a 12-team company, or for a
 synthetic organisation of any size (``n_teams=...``). :func:`write_sample`
 writes them to a folder of CSV or Parquet files that :func:`okr_analysis.load`
@@ -51,6 +51,7 @@ __all__ = [
     "write_sample",
     "BUILT_IN_DRIVERS",
     "BUILT_IN_DECLINES",
+    "BUILT_IN_INITIATIVES",
     "UNRELATED_METRIC",
     "SAMPLE_README",
 ]
@@ -84,6 +85,19 @@ BUILT_IN_DECLINES: list[dict[str, str]] = [
 _DECLINE_SIZE = {("support-tier2", "csat"): -0.25, ("hr-partners", "turnover"): +0.7,
                  ("sales-smb", "conversion"): -0.35}
 
+#: Initiatives of the default organisation (the ``initiatives`` table) and the step each one
+#: planted in its team's KPI from its start on (``effect``, in the metric's unit; 0: none). Starts are
+#: counted back from the first Monday of the sample's final OKR quarter (``weeks_before``); the
+#: dates shown are those of the default ``end``. Samples made with ``n_teams`` have no initiatives.
+BUILT_IN_INITIATIVES: list[dict[str, Any]] = [
+    {"initiative_id": "mentoring", "team_id": "support-emea", "title": "Mentoring programme",
+     "metric": "engagement", "start": "2026-05-04", "weeks_before": 9, "effect": +6.0},
+    {"initiative_id": "flex-hours", "team_id": "sales-enterprise", "title": "Flexible hours",
+     "metric": "absenteeism", "start": "2026-03-02", "weeks_before": 18, "effect": -1.0},
+    {"initiative_id": "stay-interviews", "team_id": "eng-data", "title": "Stay interviews",
+     "metric": "turnover", "start": "2026-04-06", "weeks_before": 13, "effect": 0.0},
+]
+
 SAMPLE_README = """\
 ## The sample organisation
 
@@ -104,13 +118,18 @@ synthetic company with known answers, so every analysis can be tried before real
   `parent_objective_id`, a mix of committed and aspirational, 2–4 key results each, weekly check-ins
   with confidence and comments (a key result on a KPI reports that KPI's value). About half the key
   results reach their target; the KPIs teams work on improve over the year.
-- **Built-in answers** (`BUILT_IN_DRIVERS`, `UNRELATED_METRIC`, `BUILT_IN_DECLINES`):
+- **Built-in answers** (`BUILT_IN_DRIVERS`, `UNRELATED_METRIC`, `BUILT_IN_DECLINES`,
+  `BUILT_IN_INITIATIVES`):
   - training attendance leads engagement by 4 weeks (+), in every leaf team;
   - first response time leads CSAT by 2 weeks (−), in the support teams;
   - qualified leads lead revenue by 6 weeks (+), in the sales teams;
   - `intranet_visits` trends upwards but is unrelated to everything;
   - in 2026Q3, CSAT of `support-tier2` drops, turnover of `hr-partners` rises and conversion of
     `sales-smb` falls;
+  - three initiatives (`BUILT_IN_INITIATIVES`, the `initiatives` table), each on a KPI its team
+    has no key result on: the mentoring programme of `support-emea` (from 2026-05-04) raises its
+    engagement by 6 points, flexible hours in `sales-enterprise` (from 2026-03-02) cut its absenteeism
+    by 1 percentage point, and the stay interviews of `eng-data` (from 2026-04-06) change nothing;
   - hygiene findings: some team objectives are not aligned to a parent, one objective has a
     single key result, one has only milestones, one key result goes stale (no check-in in its last
     3 weeks), and one confidence drops by 4 points from one check-in to the next.
@@ -531,7 +550,7 @@ def make_sample(
     -------
     dict of str to pandas.DataFrame
         The tables ``teams``, ``objectives``, ``key_results``, ``checkins``, ``kpis``,
-        ``metrics`` and ``benchmarks``, with exactly the columns of
+        ``metrics``, ``benchmarks`` and ``initiatives``, with exactly the columns of
         :data:`okr_analysis.schemas.TABLES`. Ids are strings, dates ``datetime64[ns]``,
         quarters labels such as ``'2026Q3'``; validate and type them with
         :func:`okr_analysis.loaders.from_frames`.
@@ -544,13 +563,13 @@ def make_sample(
     See Also
     --------
     write_sample : write the tables to a folder.
-    BUILT_IN_DRIVERS, UNRELATED_METRIC, BUILT_IN_DECLINES : the planted answers.
+    BUILT_IN_DRIVERS, UNRELATED_METRIC, BUILT_IN_DECLINES, BUILT_IN_INITIATIVES : the planted answers.
 
     Examples
     --------
     >>> tables = make_sample(seed=0)
     >>> sorted(tables)
-    ['benchmarks', 'checkins', 'key_results', 'kpis', 'metrics', 'objectives', 'teams']
+    ['benchmarks', 'checkins', 'initiatives', 'key_results', 'kpis', 'metrics', 'objectives', 'teams']
     """
     end_ts = _check_args(seed, n_teams, weeks, end)
     return _Builder(int(seed), None if n_teams is None else int(n_teams), int(weeks), end_ts).build()
@@ -714,6 +733,7 @@ class _Builder:
     def build(self) -> dict[str, pd.DataFrame]:
         self._draw_params()
         self._plan_okrs()
+        self._plant_initiatives()
         self._generate_kpis()
         objectives = pd.DataFrame(self.objectives, columns=TABLES["objectives"].column_names)
         key_results, checkins = self._okr_tables()
@@ -725,8 +745,34 @@ class _Builder:
             "kpis": self._kpis_table(),
             "metrics": self._metrics_table(),
             "benchmarks": pd.DataFrame(list(_BENCHMARKS), columns=["metric", "value", "source"]),
+            "initiatives": self._initiatives_table(),
         }
         return {name: tables[name][TABLES[name].column_names] for name in TABLES}
+
+    def _plant_initiatives(self) -> None:
+        """The built-in initiatives' steps, added to their team's KPI from the start on (default organisation).
+
+        Added after the OKR plan, so key results are planned as before; no random numbers are drawn,
+        so every other team's KPIs stay the same."""
+        self.initiatives: list[dict[str, Any]] = []
+        if not self.default or not self.quarters:
+            return
+        first = _PRE + self.quarters[-1].start
+        for ini in BUILT_IN_INITIATIVES:
+            t0 = first - ini["weeks_before"]
+            if t0 - _PRE < 8:  # too little history before the start: leave it out
+                continue
+            row = self.metric_row[ini["metric"]][self.team_pos[ini["team_id"]]]
+            self.ramps[ini["metric"]][row, t0:] += ini["effect"]
+            self.initiatives.append({"initiative_id": ini["initiative_id"], "team_id": ini["team_id"],
+                                     "title": ini["title"], "start": self.dates[t0 - _PRE], "metric": ini["metric"],
+                                     "end": pd.NaT, "kr_id": None})
+
+    def _initiatives_table(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.initiatives, columns=TABLES["initiatives"].column_names)
+        for col in ("start", "end"):
+            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
+        return frame
 
     @staticmethod
     def _metrics_table() -> pd.DataFrame:

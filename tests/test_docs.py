@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from okr_analysis import forecasting, hygiene, leadlag, monitoring, resample, scoring
+from okr_analysis import forecasting, hygiene, impact, leadlag, monitoring, resample, scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -68,6 +68,8 @@ CASES = {
         lambda ds: forecasting.backtest(ds, quarters=["2026Q2"], at=(0.5,), n_paths=200).predictions),
     "okr_analysis.leadlag.LeadLagResult:table": (
         leadlag.TABLE_COLUMNS, lambda ds: leadlag.lead_lag(ds, pairs=[("first_response_time", "csat")]).table),
+    "okr_analysis.impact.initiative_impact": (impact.IMPACT_COLUMNS, lambda ds: impact.initiative_impact(ds)),
+    "okr_analysis.impact.ImpactResult:series": (impact.SERIES_COLUMNS, lambda ds: impact.estimate_impact(ds).series),
 }
 # leadlag.py and forecasting.py are being edited elsewhere: a known disagreement is recorded here (strict, so the
 # fix makes this test fail until the mark, and the note on the methods page, are removed).

@@ -156,6 +156,19 @@ def _append(table, row_values):
     return mutate
 
 
+def _initiatives(col=None, value=None, row=0):
+    """Add a valid initiatives table to the tiny organisation, then set one cell."""
+    def mutate(t):
+        t["initiatives"] = pd.DataFrame({
+            "initiative_id": ["chat", "coach"], "team_id": ["t3", "t1"], "title": ["Live chat", "Coaching"],
+            "start": ["2026-03-02", "2026-04-06"], "metric": ["csat", "frt"], "end": [None, "2026-06-29"],
+            "kr_id": ["k3a", None]})
+        if col is not None:
+            t["initiatives"][col] = t["initiatives"][col].astype(object)
+            t["initiatives"].loc[row, col] = value
+    return mutate
+
+
 CASES = {
     "missing table": (lambda t: t.pop("kpis"), ": table is missing — add kpis.csv"),
     "missing required column": (_drop_col("key_results", "target"),
@@ -219,6 +232,27 @@ CASES = {
                                   "key_results(key_results.csv):2: baseline: increase key result 'kc1' has no baseline"),
     "benchmark → metric": (_set("benchmarks", 0, "metric", "happiness"),
                            "benchmarks(benchmarks.csv):2: metric: 'happiness' is not in metrics.metric"),
+    "initiative → team": (_initiatives("team_id", "t9"),
+                          "initiatives(initiatives.csv):2: team_id: 't9' is not in teams.team_id — use a team_id"),
+    "initiative → metric": (_initiatives("metric", "mood", row=1),
+                            "initiatives(initiatives.csv):3: metric: 'mood' is not in metrics.metric — use a metric "
+                            "from the metrics table"),
+    "initiative → KR": (_initiatives("kr_id", "k404"),
+                        "initiatives(initiatives.csv):2: kr_id: 'k404' is not in key_results.kr_id — use a kr_id"),
+    "initiative KR of another team": (_initiatives("kr_id", "k1a"),
+                                      "initiatives(initiatives.csv):2: kr_id: key result 'k1a' belongs to team 't1', "
+                                      "not to the initiative's team 't3' — use a key result of the initiative's own"),
+    "initiative start not a date": (_initiatives("start", "next spring"),
+                                    "initiatives(initiatives.csv):2: start: 'next spring' is not a date — write dates "
+                                    "as YYYY-MM-DD"),
+    "initiative without start": (_initiatives("start", ""),
+                                 "initiatives(initiatives.csv):2: start: required value is empty — fill in start"),
+    "initiative ends before it starts": (_initiatives("end", "2026-01-05", row=1),
+                                         "initiatives(initiatives.csv):3: end: initiative 'coach' ends (2026-01-05) "
+                                         "before it starts (2026-04-06) — give an end on or after the start"),
+    "duplicate initiative": (_initiatives("initiative_id", "chat", row=1),
+                             "initiatives(initiatives.csv):3: initiative_id: duplicate initiative_id 'chat' — give "
+                             "every row its own initiative_id"),
 }
 
 
@@ -233,6 +267,22 @@ def test_each_rule_gives_its_message(case, tmp_path):
     lines = [str(p) for p in info.value.problems]
     assert any(text in line for line in lines), "\n".join(lines)
     assert str(info.value).startswith(f"{len(lines)} problem")
+
+
+def test_initiatives_are_optional_and_typed(tmp_path):
+    ds = load(write_csv_folder(tiny_tables(), tmp_path / "none"))
+    assert ds.initiatives.empty and list(ds.initiatives.columns) == TABLES["initiatives"].column_names
+    t = tiny_tables()
+    _initiatives()(t)
+    ds = load(write_csv_folder(t, tmp_path / "some"))
+    assert ds.initiatives["start"].dtype == "datetime64[ns]" and ds.initiatives["end"].dtype == "datetime64[ns]"
+    assert ds.initiatives["end"].isna().tolist() == [True, False]
+    assert ds.initiatives["kr_id"].tolist()[0] == "k3a" and pd.isna(ds.initiatives["kr_id"].tolist()[1])
+    # an initiative on a metric its team does not measure loads with a warning
+    t["initiatives"].loc[0, "metric"] = "csat"
+    t["kpis"] = t["kpis"][~((t["kpis"]["team_id"] == "t3") & (t["kpis"]["metric"] == "csat"))]
+    with pytest.warns(DataWarning, match=r"1 initiative\(s\) on a metric their team does not measure: chat \(t3/csat\)"):
+        load(write_csv_folder(t, tmp_path / "unmeasured"))
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -370,7 +420,7 @@ def filtered_in_memory(full: Dataset, *, teams=None, start=None, end=None, quart
         return f[keep]
 
     out = {"teams": ds.teams, "objectives": obj, "key_results": krs, "checkins": within(ci),
-           "kpis": within(kpis), "metrics": ds.metrics, "benchmarks": ds.benchmarks}
+           "kpis": within(kpis), "metrics": ds.metrics, "benchmarks": ds.benchmarks, "initiatives": ds.initiatives}
     return {n: f.reset_index(drop=True) for n, f in out.items()}
 
 

@@ -16,9 +16,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REPORT_PARAMETERS = {"source", "team_id", "quarter", "as_of", "min_group_size", "shared"}
 
 
-def test_the_three_notebooks_exist():
+EXPLORATION = {"kpi_driver_exploration.ipynb", "initiative_impact.ipynb"}
+
+
+def test_the_four_notebooks_exist():
     assert {p.name for p in NOTEBOOKS} == {"team_quarterly_review.ipynb", "org_quarterly_overview.ipynb",
-                                           "kpi_driver_exploration.ipynb"}
+                                           "kpi_driver_exploration.ipynb", "initiative_impact.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -41,7 +44,7 @@ def test_parameter_defaults_point_at_the_sample_organisation(path):
     assert params["source"]["default"].strip("'\"") == "../data/sample"
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^DATA\s*:=\s*data/sample$", makefile, re.M), "make demo/lab write the sample there"
-    if path.name != "kpi_driver_exploration.ipynb":
+    if path.name not in EXPLORATION:
         assert set(params) == REPORT_PARAMETERS
         assert params["min_group_size"]["default"] == "5"
 
@@ -58,3 +61,16 @@ def test_exploration_notebook_runs_top_to_bottom(sample_dir, tmp_path):
     assert "leads" in text
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert images >= 3
+
+
+def test_initiative_notebook_runs_top_to_bottom(sample_dir, tmp_path):
+    out = tmp_path / "impact.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "initiative_impact.ipynb"), str(out),
+                        parameters={"source": str(sample_dir)}, cwd=str(ROOT / "notebooks"), progress_bar=False,
+                        kernel_name="python3")
+    nb = nbformat.read(out, as_version=4)
+    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Engagement rose by" in text and "no detectable effect" in text
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert images >= 1

@@ -488,3 +488,39 @@ def test_other_end_dates_and_short_histories():
         warnings.simplefilter("ignore")
         ds = from_frames(make_sample(n_teams=2, weeks=30))
     assert len(ds.teams) == 5
+
+
+# ----------------------------------------------------------------------------------
+# Planted initiatives
+# ----------------------------------------------------------------------------------
+def test_initiatives_are_planted_steps_on_their_team_only(tables, monkeypatch):
+    """The initiatives table lists BUILT_IN_INITIATIVES; each adds exactly its step to its team's KPI from the
+    start on, and nothing else in the sample changes."""
+    import okr_analysis.sample as sample_module
+    from okr_analysis.sample import BUILT_IN_INITIATIVES
+
+    ini = tables["initiatives"]
+    assert ini["initiative_id"].tolist() == [i["initiative_id"] for i in BUILT_IN_INITIATIVES]
+    assert ini["start"].dt.strftime("%Y-%m-%d").tolist() == [i["start"] for i in BUILT_IN_INITIATIVES]
+    assert (ini["start"].dt.weekday == 0).all() and ini["end"].isna().all()
+    kr = tables["key_results"].merge(tables["objectives"][["objective_id", "team_id"]], on="objective_id")
+    assert not set(zip(kr["team_id"], kr["metric"])) & set(zip(ini["team_id"], ini["metric"]))
+    monkeypatch.setattr(sample_module, "BUILT_IN_INITIATIVES",
+                        [dict(i, effect=0.0) for i in BUILT_IN_INITIATIVES])
+    plain = make_sample(seed=0)["kpis"]
+    k = tables["kpis"]
+    diff = k["value"] - plain["value"]
+    for planted in BUILT_IN_INITIATIVES:
+        mine = (k["team_id"] == planted["team_id"]) & (k["metric"] == planted["metric"])
+        after = mine & (k["date"] >= pd.Timestamp(planted["start"]))
+        assert np.allclose(diff[after], planted["effect"], atol=0.051)  # KPIs are rounded to 1 or 2 decimals
+        assert (diff[mine & ~after] == 0).all()
+    touched = np.zeros(len(k), dtype=bool)
+    for planted in BUILT_IN_INITIATIVES:
+        touched |= (k["team_id"] == planted["team_id"]).to_numpy() & (k["metric"] == planted["metric"]).to_numpy()
+    assert (diff[~touched] == 0).all()
+
+
+def test_scaled_samples_have_no_initiatives():
+    t = make_sample(seed=0, n_teams=8, weeks=40)
+    assert t["initiatives"].empty and list(t["initiatives"].columns) == TABLES["initiatives"].column_names

@@ -13,7 +13,9 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from .coercion import _empty_table
 from .quarters import Quarter, to_day
+from .schemas import TABLES
 from .validation import tables_from_frames
 
 __all__ = ["Dataset", "check_dataset"]
@@ -30,6 +32,9 @@ class Dataset:
         ``objectives.quarter`` holds canonical labels such as ``'2026Q3'``.
     benchmarks : pandas.DataFrame
         External benchmarks (metric, value, source); empty when the source has none.
+    initiatives : pandas.DataFrame
+        What teams launched and the KPI each should move (initiative_id, team_id, title, start,
+        metric, end, kr_id); empty when the source has none (see :func:`okr_analysis.impact.initiative_impact`).
     fiscal_year_start : int
         Calendar month in which the fiscal year starts (1 = January).
     source : str
@@ -47,9 +52,14 @@ class Dataset:
     kpis: pd.DataFrame
     metrics: pd.DataFrame
     benchmarks: pd.DataFrame
+    initiatives: pd.DataFrame = None  # type: ignore[assignment]  # None: an empty, typed table
     fiscal_year_start: int = 1
     source: str = "<frames>"
     warnings: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.initiatives is None:
+            object.__setattr__(self, "initiatives", _empty_table(TABLES["initiatives"]))
 
     # -- construction -----------------------------------------------------------
     @classmethod
@@ -241,6 +251,7 @@ class Dataset:
             "date_from": None if dates.empty else dates.min().date().isoformat(),
             "date_to": None if dates.empty else dates.max().date().isoformat(),
             "benchmarks": int(len(self.benchmarks)),
+            "initiatives": int(len(self.initiatives)),
             "warnings": len(self.warnings),
         }
 
@@ -271,6 +282,7 @@ class Dataset:
             kpis=self.kpis[self.kpis["team_id"].isin(keep)].reset_index(drop=True),
             metrics=self.metrics,
             benchmarks=self.benchmarks,
+            initiatives=self.initiatives[self.initiatives["team_id"].isin(keep)].reset_index(drop=True),
             fiscal_year_start=self.fiscal_year_start,
             source=self.source,
             warnings=self.warnings,

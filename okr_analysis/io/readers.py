@@ -399,7 +399,7 @@ def _read_source(source: Any, notes: list[str], problems: list[Problem],
             for name in TABLES:
                 read(name, None)
             return shown, out
-        for name in ("teams", "metrics", "benchmarks"):  # small: read whole
+        for name in ("teams", "metrics", "benchmarks", "initiatives"):  # small: read whole
             read(name, None)
         team_ids = scope.resolve_teams(out.get("teams"))
         dates = (scope.start, scope.end) if scope.start is not None or scope.end is not None else None

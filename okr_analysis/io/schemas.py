@@ -163,6 +163,21 @@ TABLES: dict[str, TableSpec] = {
         required=False,
         description="Optional external benchmarks for metrics.",
     ),
+    "initiatives": TableSpec(
+        "initiatives",
+        (
+            ColumnSpec("initiative_id", "id", required=True),
+            ColumnSpec("team_id", "id", required=True),
+            ColumnSpec("title", "text", required=True),
+            ColumnSpec("start", "date", required=True),
+            ColumnSpec("metric", "id", required=True),
+            ColumnSpec("end", "date", fix="give the date the initiative ended, or leave it empty while it runs"),
+            ColumnSpec("kr_id", "id", fix="use the kr_id of the milestone key result that tracks it, or leave it empty"),
+        ),
+        key=("initiative_id",),
+        required=False,
+        description="Optional initiatives: what a team launched, when, and the KPI it should move.",
+    ),
 }
 
 REQUIRED_TABLES = tuple(name for name, spec in TABLES.items() if spec.required)

@@ -125,6 +125,10 @@ def _check_references(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], problem
         ("kpis", "team_id", "teams", "team_id", "use a team_id from the teams table"),
         ("kpis", "metric", "metrics", "metric", "add the metric to the metrics table"),
         ("benchmarks", "metric", "metrics", "metric", "add the metric to the metrics table"),
+        ("initiatives", "team_id", "teams", "team_id", "use a team_id from the teams table"),
+        ("initiatives", "metric", "metrics", "metric", "use a metric from the metrics table (the KPI the initiative "
+         "should move)"),
+        ("initiatives", "kr_id", "key_results", "kr_id", "use a kr_id from the key_results table, or leave it empty"),
     ]
     for table, col, target, tcol, fix in refs:
         if table not in t or target not in t or (table, col) in skip:
@@ -204,6 +208,38 @@ def _check_key_results(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], proble
         notes.append(f"key_results({raw.file}):{row}: target: key result {kr['kr_id'].iloc[i]!r} has target equal to "
                      "its baseline, so progress cannot be measured; it is loaded, left unscored and flagged by "
                      "`okr-analysis lint` (KR_UNMEASURABLE). Set a target different from the baseline.")
+
+
+def _check_initiatives(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], problems: list[Problem],
+                       notes: list[str]) -> None:
+    """Initiatives: an end on or after the start, a tracking key result of the same team, a measured metric."""
+    if "initiatives" not in t:
+        return
+    ini, raw = t["initiatives"], raws["initiatives"]
+    for i, row in _rows(raw, ini["end"].notna() & ini["start"].notna() & (ini["end"] < ini["start"])):
+        problems.append(Problem("initiatives", raw.file, row, "end",
+                                f"initiative {ini['initiative_id'].iloc[i]!r} ends ({ini['end'].iloc[i].date()}) "
+                                f"before it starts ({ini['start'].iloc[i].date()})",
+                                "give an end on or after the start, or leave end empty"))
+    if {"key_results", "objectives"} <= t.keys():
+        owner = t["key_results"][["kr_id", "objective_id"]].merge(
+            t["objectives"][["objective_id", "team_id"]], on="objective_id", how="left")
+        kr_team = ini["kr_id"].map(dict(zip(owner["kr_id"], owner["team_id"])))
+        wrong = kr_team.notna() & ini["team_id"].notna() & (kr_team != ini["team_id"])
+        for i, row in _rows(raw, wrong):
+            problems.append(Problem("initiatives", raw.file, row, "kr_id",
+                                    f"key result {ini['kr_id'].iloc[i]!r} belongs to team {kr_team.iloc[i]!r}, "
+                                    f"not to the initiative's team {ini['team_id'].iloc[i]!r}",
+                                    "use a key result of the initiative's own team, or leave kr_id empty"))
+    if "kpis" in t and len(t["kpis"]):
+        measured = set(zip(t["kpis"]["team_id"], t["kpis"]["metric"]))
+        missing = [(a, b, c) for a, b, c in zip(ini["initiative_id"], ini["team_id"], ini["metric"])
+                   if isinstance(b, str) and isinstance(c, str) and (b, c) not in measured]
+        if missing:
+            shown = "; ".join(f"{a} ({b}/{c})" for a, b, c in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            notes.append(f"initiatives({raw.file}): {len(missing)} initiative(s) on a metric their team does not "
+                         f"measure: {shown}{more}; their effect cannot be estimated.")
 
 
 def _check_warnings(t: dict[str, pd.DataFrame], raws: dict[str, _Raw], notes: list[str], fiscal_year_start: int) -> None:
@@ -323,12 +359,17 @@ def build_tables(raws: dict[str, _Raw], *, fiscal_year_start: int, source: str, 
         # outside it); parent_objective_id may point to an objective outside the subset (another
         # team's or quarter's), which a filtered read cannot see: that reference is not checked.
         typed = scope.apply(typed, source)
+        sub_teams = set(typed["teams"]["team_id"]) if scope.teams is not None and "teams" in typed else None
         complete = {n: (f if n == "teams" else typed[n]) for n, f in complete.items()}
         complete = {n: f for n, f in complete.items() if len(f)}
-        skip = frozenset({("objectives", "parent_objective_id")})
+        skip = frozenset({("objectives", "parent_objective_id"), ("initiatives", "kr_id")})
+        if "initiatives" in complete and sub_teams is not None:  # the initiatives of the kept teams
+            ini = complete["initiatives"]
+            complete["initiatives"] = typed["initiatives"] = ini[ini["team_id"].isin(sub_teams)]
     _check_references(complete, raws, problems, skip)
     _check_cycles(complete, raws, problems)
     _check_key_results(complete, raws, problems, notes)
+    _check_initiatives(complete, raws, problems, notes)
     if problems:
         raise ValidationError(source, problems)
     if scoped and "teams" in complete:
