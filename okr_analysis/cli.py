@@ -439,7 +439,8 @@ def impact(source: str, initiatives: tuple[str, ...], as_of: str | None, from_mi
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     table = initiative_impact(ds, initiatives=list(initiatives) or None, as_of=as_of,
-                              from_milestones=from_milestones, min_group_size=min_group_size)
+                              from_milestones=from_milestones, min_group_size=None)
+    table = gate(table, ds, kind="impact", min_group_size=min_group_size)
     if out is None:
         table = _readable(table, ["initiative_id", "team_id", "metric", "start", "n_controls", "effect", "ci_low",
                                   "ci_high", "p_value", "placebo_p", "verdict"])

@@ -31,10 +31,10 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.sandwich_covariance import cov_nw_groupsum
 
-from .io.dataset import Dataset
+from .io.dataset import Dataset, check_dataset
 from .io.quarters import to_day
 from .io.schemas import TABLES
-from .privacy import suppress_kpis
+from .privacy import gate
 from .resample import infer_freq, period_start, resample_kpis
 
 __all__ = ["IMPACT_COLUMNS", "SERIES_COLUMNS", "ImpactResult", "estimate_impact", "initiative_impact",
@@ -379,6 +379,7 @@ class ImpactResult:
         -------
         matplotlib Axes
         """
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
         import matplotlib.pyplot as plt  # lazy import: pyplot costs ~0.5 s and most callers draw nothing
 
         row = self._row(initiative_id)
@@ -430,8 +431,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
         ``.table`` (:func:`initiative_impact`), ``.series``, ``.plot(initiative_id, ax=None)``,
         ``.sentence(initiative_id)``.
     """
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset (okr_analysis.load(...)), got {type(ds).__name__}.")
+    check_dataset(ds)
     cutoff = None
     if as_of is not None:
         cutoff = to_day(as_of)
@@ -557,8 +557,7 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
                         SERIES_COLUMNS, ["str", "str", "datetime64[ns]", "float64", "float64", "float64", "float64",
                                          "bool"])}))
     if min_group_size is not None:
-        table = suppress_kpis(table, ds, min_group_size=min_group_size,
-                              keep=("initiative_id", "team_id", "metric", "start")).drop(columns="suppressed")
+        table = gate(table, ds, kind="impact", min_group_size=min_group_size).drop(columns="suppressed")
         hidden = set(table.loc[table["verdict"].astype(str).str.startswith("suppressed"), "initiative_id"])
         series_frame = series_frame[~series_frame["initiative_id"].isin(hidden)].reset_index(drop=True)
         placebo_counts = {k: v for k, v in placebo_counts.items() if k not in hidden}
@@ -583,7 +582,7 @@ def initiative_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None
         (:func:`initiatives_from_milestones`).
     min_group_size : int or None, default 5
         Rows of people metrics of teams below this headcount are suppressed
-        (:func:`okr_analysis.privacy.suppress_kpis`); None: no suppression.
+        (:func:`okr_analysis.privacy.gate`, kind ``impact``); None: no suppression.
 
     Returns
     -------

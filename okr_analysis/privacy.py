@@ -149,6 +149,7 @@ _KPI_KEYS = ("team_id", "metric", "window_start", "window_end")
 _FORECAST_KEYS = ("quarter", "team_id", "objective_id", "kr_id", "title", "direction", "metric", "unit", "baseline",
                   "target", "expectation", "as_of", "forecast_date", "horizon")
 _DRIVER_KEYS = ("leading", "lagging", "team_id", "freq")
+_IMPACT_KEYS = ("initiative_id", "team_id", "metric", "start")
 #: Lint findings whose messages quote a key result's check-in dates or confidence values.
 _LINT_KR_DETAILS = ("KR_STALE", "CONFIDENCE_DROP")
 
@@ -161,7 +162,10 @@ GATE_KINDS: Mapping[str, str] = {
                         "counts; and the aligned_score of their parent objectives",
     "team_scores": "teams with a hidden key result or hidden as a complement: scores, bands, roll-ups and "
                    "status counts",
-    "kpis": "KPI rows (monitor, kpi_trends, benchmark …): every value of a people metric of a small team",
+    "kpis": "KPI rows (monitor, kpi_trends, benchmark …): every value of a people metric of a small team, or of "
+            "a team whose key results suppression hides",
+    "impact": "initiative rows (initiative_impact): every estimate on a people metric of a small team (or of a "
+              "team whose key results suppression hides); id, team, metric and start stay",
     "candidates": "candidate key results: rows of a people metric of a small team are left out",
     "peers": "peer comparisons (benchmark rows drawn beside other teams): rows of a people metric of a small "
              "team are left out",
@@ -350,6 +354,10 @@ def gate(table: pd.DataFrame, ds: Dataset, *, kind: str, min_group_size: int = 5
         _need(out, kind, ["team_id", "metric"])
         mask = _people_of_small(out, h)
         _hide(out, mask, [c for c in out.columns if c not in _KPI_KEYS], h.label, blank)
+    elif kind == "impact":
+        _need(out, kind, ["team_id", "metric"])
+        mask = _people_of_small(out, h)
+        _hide(out, mask, [c for c in out.columns if c not in _IMPACT_KEYS], h.label, blank)
     elif kind in ("candidates", "peers"):
         _need(out, kind, ["team_id", "metric"])
         out = out.loc[~_people_of_small(out, h).to_numpy()].copy()

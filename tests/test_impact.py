@@ -300,7 +300,7 @@ def test_bad_arguments_name_the_argument(sample_ds):
         initiative_impact(sample_ds, initiatives=["nope"])
     with pytest.raises(ValueError, match="as_of must be a date"):
         initiative_impact(sample_ds, as_of="soon")
-    with pytest.raises(TypeError, match="ds must be a Dataset"):
+    with pytest.raises(TypeError, match="ds must be an okr_analysis Dataset"):
         initiative_impact({"teams": None})
     with pytest.raises(ValueError, match="initiatives is missing the column"):
         initiative_impact(sample_ds, initiatives=pd.DataFrame({"initiative_id": ["x"]}))
@@ -321,6 +321,6 @@ def test_cli_impact_prints_and_writes_the_planted_answers(sample_dir, tmp_path):
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     got = pd.read_csv(out)
-    assert list(got.columns) == IMPACT_COLUMNS and got["initiative_id"].tolist() == ["mentoring"]
+    assert list(got.columns) == IMPACT_COLUMNS + ["suppressed"] and got["initiative_id"].tolist() == ["mentoring"]
     r = CliRunner().invoke(cli, ["impact", str(sample_dir), "--initiative", "nope"])
     assert r.exit_code == 1 and "'nope' not found" in r.output

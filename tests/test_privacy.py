@@ -244,7 +244,16 @@ def _csv_text(frame):
 
 def _raw_tables(ds, q):
     """Each CLI command's table as the library computes it, before the gate, with the gate call it needs."""
-    from okr_analysis import backtest, forecast_key_results, lead_lag, lint, monitor, score, score_key_results
+    from okr_analysis import (
+        backtest,
+        forecast_key_results,
+        initiative_impact,
+        lead_lag,
+        lint,
+        monitor,
+        score,
+        score_key_results,
+    )
 
     krs = score_key_results(ds, q)
     fc = forecast_key_results(ds, q, as_of="2026-08-15")
@@ -261,6 +270,7 @@ def _raw_tables(ds, q):
         "drivers": (drivers, dict(kind="drivers")),
         "forecast": (fc, dict(kind="forecasts", kr_scores=score_key_results(ds, q, as_of="2026-08-15"))),
         "backtest": (preds, dict(kind="backtest", kr_scores=bt_scores)),
+        "impact": (initiative_impact(ds, min_group_size=None), dict(kind="impact")),
     }
 
 
@@ -280,6 +290,7 @@ def test_every_cli_output_is_the_gate_applied_to_the_library_table(sample_dir, s
         "drivers": (["drivers", sample_dir, "--by-team", "--pair", "training_attendance:engagement"], "x.csv"),
         "forecast": (["forecast", sample_dir, "-q", q, "--as-of", "2026-08-15"], "x.csv"),
         "backtest": (["backtest", sample_dir], "bt"),
+        "impact": (["impact", sample_dir], "x.csv"),
     }
     with_out = {name for name, cmd in cli.commands.items() if any(p.name == "out" for p in cmd.params)}
     # `report` writes the report sections and the index: test_report_sections_show_nothing_the_gate_hides
@@ -294,13 +305,21 @@ def test_every_cli_output_is_the_gate_applied_to_the_library_table(sample_dir, s
         table, how = raw[name]
         expected = _csv_text(gate(table, sample_ds, **how))
         pd.testing.assert_frame_equal(written, expected, obj=name)
+        if name == "impact":  # the sample's initiatives are on teams of 5 or more: nothing to hide (tested below)
+            continue
         assert expected["suppressed"].isin(["True"]).any(), f"{name}: the sample hides nothing here"
         # and the gate did hide something the raw table shows
         assert not _csv_text(table).equals(expected.drop(columns=["suppressed"])), name
 
 
 def test_gate_kinds_hide_what_the_suppress_functions_hide(sample_ds):
-    from okr_analysis import lint, monitor, score_key_results, score_objectives, score_teams
+    from okr_analysis import (
+        lint,
+        monitor,
+        score_key_results,
+        score_objectives,
+        score_teams,
+    )
     from okr_analysis.privacy import (
         GATE_KINDS,
         gate,
@@ -335,3 +354,21 @@ def test_gate_kinds_hide_what_the_suppress_functions_hide(sample_ds):
         gate(mon, sample_ds, kind="kr_scores")
     assert set(GATE_KINDS) >= {"kr_scores", "objective_scores", "team_scores", "kpis", "forecasts", "backtest",
                                "drivers", "lint"}
+
+
+def test_the_impact_gate_hides_a_small_teams_people_metric_estimate(sample_ds):
+    """An initiative on a people metric of a team below the minimum size keeps its id, team, metric and start;
+    its estimate, interval, p-values, verdict and reason read the suppression label."""
+    from okr_analysis import initiative_impact
+    from okr_analysis.privacy import gate
+
+    table = initiative_impact(sample_ds, min_group_size=None)
+    people = set(sample_ds.metrics.loc[sample_ds.metrics["people_metric"], "metric"])
+    row = table[table["metric"].isin(people)].iloc[[0]].copy()
+    row["team_id"] = "hr-partners"  # 4 people
+    out = gate(row, sample_ds, kind="impact")
+    assert bool(out["suppressed"].iloc[0])
+    assert out[["initiative_id", "team_id", "metric"]].equals(row[["initiative_id", "team_id", "metric"]])
+    for col in ("effect", "ci_low", "ci_high", "p_value", "verdict", "reason"):
+        assert str(out[col].iloc[0]).startswith("suppressed"), col
+    assert not gate(table, sample_ds, kind="impact")["suppressed"].any()
