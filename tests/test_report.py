@@ -636,7 +636,8 @@ def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
 # A batch notebook reads only its own part of the tree
 # ----------------------------------------------------------------------------------
 TEAM_SECTIONS = ("summary", "scorecard", "key_result_charts", "kpi_panel", "leading_indicators", "hygiene",
-                 "methods", "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables")
+                 "methods", "initiatives", "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables",
+                 "initiatives_table")
 ORG_SECTIONS = ("org_summary", "department_scores", "team_kr_heatmap", "teams_at_risk", "lint_counts",
                 "org_drivers", "methods", "department_scores_table", "team_kr_heatmap_table", "teams_at_risk_table",
                 "lint_counts_table", "org_drivers_table")

@@ -357,3 +357,25 @@ def test_kpi_panel_names_the_window_in_the_datas_own_periods(sample_tables):
         ctx = open_report(ds, team_id="support-tier2", quarter="2026Q3")
     _, html = _run(team_sections.kpi_panel, ctx)
     assert "over the 13 months to" in html and "13 weeks" not in html
+
+
+def test_initiatives_section_states_the_planted_effect_and_is_absent_without_initiatives(sample_dir, tier2, shell):
+    """support-emea's planted mentoring programme (engagement +6 from 4 May 2026) is reported as a rise, in a
+    sentence and a chart whose alt text is that sentence; a team without initiatives shows nothing."""
+    emea = _ctx(sample_dir, "support-emea")
+    table, html = _run(team_sections.initiatives, emea)
+    row = table.set_index("initiative_id").loc["mentoring"]
+    assert row["verdict"] == "improved" and row["ci_low"] > 0 and not row["suppressed"]
+    assert "Initiatives</h2>" in html and "Mentoring programme" in html and "rose by" in html
+    from IPython.core.pylabtools import select_figure_formats
+
+    select_figure_formats(shell, {"png"})  # figures are displayed as PNG, as in the report's kernel
+    with warnings.catch_warnings(), capture_output() as cap:
+        warnings.simplefilter("ignore")
+        team_sections.initiatives(emea)
+    charts = [o for o in cap.outputs if "image/png" in o.data]
+    assert len(charts) == len(table)  # one chart per initiative, its alt text the sentence
+    assert all("rose by" in c.metadata["image/png"]["alt"] or "fell by" in c.metadata["image/png"]["alt"]
+               or "no detectable" in c.metadata["image/png"]["alt"].lower() for c in charts)
+    table, html = _run(team_sections.initiatives, tier2)
+    assert table.empty and html == ""

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..forecasting import forecast_key_results
 from ..hygiene import lint
+from ..impact import estimate_impact
 from ..io.dataset import Dataset
 from ..io.quarters import Quarter
 from ..leadlag import lagged_correlations, lead_lag
@@ -131,6 +132,15 @@ def _forecasts_table(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_
     return table.drop(columns=[c for c in ("history",) if c in table.columns])
 
 
+def _impact(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    return estimate_impact(ds, as_of=as_of, min_group_size=min_group_size).table
+
+
+def _impact_series(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    # computed a second time for its series (the registry holds one table per name); initiatives are few
+    return estimate_impact(ds, as_of=as_of, min_group_size=min_group_size).series
+
+
 #: name -> f(ds, *, quarter, as_of, min_group_size) -> DataFrame. Tables with a ``team_id``
 #: column can be sliced per team with :meth:`ReportContext.team_table`.
 SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -147,4 +157,6 @@ SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
     "drivers": _drivers,
     "lagged_correlations": _lagged_correlations,
     "forecasts": _forecasts_table,
+    "impact": _impact,
+    "impact_series": _impact_series,
 }

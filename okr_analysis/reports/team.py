@@ -19,6 +19,7 @@ import pandas as pd
 from ..forecasting import forecast_key_result
 from ..formatting import number as _fmt
 from ..formatting import percent as _percent
+from ..impact import ImpactResult
 from ..monitoring import control_chart
 from ..plots import (
     plot_kr_progress,
@@ -54,6 +55,8 @@ from .shared import SHARED_ANALYSES
 
 __all__ = [
     "hygiene",
+    "initiatives",
+    "initiatives_table",
     "hygiene_tables",
     "key_result_charts",
     "kpi_panel",
@@ -506,3 +509,32 @@ def hygiene(ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
           caption=f"Candidate key results for {ctx.quarter.next().label}",
           empty="No KPI stands out as a candidate key result for next quarter.")
     return findings, cands
+
+
+def initiatives_table(ctx: Any) -> pd.DataFrame:
+    """The effect of this team's initiatives on their KPIs (:func:`okr_analysis.initiative_impact`, through
+    the privacy gate): one row per initiative, and ``suppressed`` (bool); empty when the team has none."""
+    table = ctx.team_table("impact")
+    return _gate(ctx, table, kind="impact") if len(table) else table
+
+
+def initiatives(ctx: Any) -> pd.DataFrame:
+    """Did the team's initiatives work? A heading, one sentence and one chart (the team against its
+    counterfactual) per initiative; nothing at all when the team has no initiative.
+
+    Returns :func:`initiatives_table`.
+    """
+    table = initiatives_table(ctx)
+    if table.empty:
+        return table
+    titles = dict(zip(ctx.ds.initiatives["initiative_id"], ctx.ds.initiatives["title"]))
+    result = ImpactResult(table, ctx.team_table("impact_series"), ctx.ds.metrics, titles)
+    _display_html('<h2 id="initiatives">Initiatives</h2>')
+    show_sentences([result.sentence(i) for i in table["initiative_id"]])
+    for row in table.itertuples(index=False):
+        if str(row.verdict).startswith("suppressed") or not (result.series["initiative_id"] == row.initiative_id).any():
+            continue
+        fig, ax = plt.subplots(figsize=(7.5, 3.0))
+        result.plot(row.initiative_id, ax=ax)
+        _show_figure(fig, alt=result.sentence(row.initiative_id))
+    return table
