@@ -341,6 +341,8 @@ def test_complement_teams_kpis_do_not_reveal_hidden_key_results(sample_dir):
     table = team_sections.kpi_table(ctx).set_index("metric")
     for r in hidden.itertuples():
         assert table.loc[r.metric, "latest"] != _fmt(r.current, r.unit), r.metric
+    _, html = _run(team_sections.kpi_panel, ctx)  # the note gives this team's own reason (6 people: a complement)
+    assert "work out the figures of a smaller team" in html and "fewer than 5 people" not in html
 
 
 def test_kpi_panel_names_the_window_in_the_datas_own_periods(sample_tables):

@@ -398,8 +398,7 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
             fig.suptitle("The team against its peers (latest value; dashed: company median)", fontsize=10)
             _show_figure(fig)
     if hidden.any():
-        _display_html(_para(f"People metrics of {ctx.team_name} are not shown: the team has fewer than "
-                            f"{ctx.min_group_size} people.", "okr-note"))
+        _display_html(_para(f"People metrics of {ctx.team_name} are not shown: {_hidden_reason(ctx)}.", "okr-note"))
     return view
 
 
