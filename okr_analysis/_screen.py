@@ -18,6 +18,8 @@ Each kernel is tested against statsmodels / pandas in ``tests/test_leadlag.py`` 
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +40,7 @@ __all__ = [
     "ccf",
     "rolling_oos",
     "clark_west",
+    "clark_west_rows",
     "screen",
 ]
 
@@ -263,6 +266,43 @@ def var_ic(gram: GramCache, k: int, *, ic: str = "bic") -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Prewhitening: AR order by AIC (statsmodels ar_select_order semantics), then filter both series
 # ---------------------------------------------------------------------------------------------
+_AR_CACHE: "OrderedDict[tuple, tuple[np.ndarray, int, np.ndarray]]" = OrderedDict()
+_AR_CACHE_SIZE = 32
+
+
+def _ar_core(x: np.ndarray, P: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """AR(p) fits with a constant of the standardised rows of ``x``, p = 0..P: residual sums of squares on
+    the common sample ``t >= P`` ``(B, P + 1)``, its size, and the coefficients of each order fitted on its
+    own sample ``t >= p`` ``(B, P + 1, P + 1)`` (row ``p``: ``[const, phi_1..phi_p, 0...]``).
+
+    Kept in a small cache keyed by the data: pairs that share a metric (and its transform and teams) share
+    its AR fits, the lagging metric's own-lag order and the leading metric's prewhitening filter.
+    """
+    key = (x.shape, int(P), hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest())
+    hit = _AR_CACHE.get(key)
+    if hit is not None:
+        _AR_CACHE.move_to_end(key)
+        return hit
+    B, T = x.shape
+    gram = GramCache(lagged_design(standardise(x)[:, :, None], max(P, 1)), max(P, 1))
+    Lg = gram.L
+    cur = cur_col(0, 1, Lg)
+    ssr = np.full((B, P + 1), np.nan)
+    coefs = np.zeros((B, P + 1, P + 1))
+    n = T - P
+    for p in range(P + 1):
+        reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
+        _, e, n = ols_fit(gram, P, reg, [cur])
+        ssr[:, p] = (e[:, :, 0] ** 2).sum(axis=1)
+        b, _, _ = ols_fit(gram, p, reg, [cur])
+        coefs[:, p, : p + 1] = b[:, :, 0]
+    out = (ssr, int(n), coefs)
+    _AR_CACHE[key] = out
+    if len(_AR_CACHE) > _AR_CACHE_SIZE:
+        _AR_CACHE.popitem(last=False)
+    return out
+
+
 def ar_ic(x: np.ndarray, *, max_order: int, ic: str = "aic") -> np.ndarray:
     """Information criteria of AR(p) models with a constant, p = 0..max_order, per row of ``x`` (B, T).
 
@@ -271,20 +311,11 @@ def ar_ic(x: np.ndarray, *, max_order: int, ic: str = "aic") -> np.ndarray:
     ``bic = -2 llf + log(n)(p+1)``, ``hqic = -2 llf + 2 log(log n)(p+1)``. Returns ``(B, max_order + 1)``.
     """
     x = np.atleast_2d(np.asarray(x, dtype="float64"))
-    B, T = x.shape
     P = int(max_order)
-    gram = GramCache(lagged_design(standardise(x)[:, :, None], max(P, 1)), max(P, 1))
-    Lg = gram.L
-    cur = cur_col(0, 1, Lg)
-    out = np.full((B, P + 1), np.nan)
-    for p in range(P + 1):
-        reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
-        _, e, n = ols_fit(gram, P, reg, [cur])
-        ssr = (e[:, :, 0] ** 2).sum(axis=1)
-        llf = -n * (np.log(2 * np.pi * ssr / n) + 1) / 2
-        pen = {"aic": 2.0, "bic": np.log(n), "hqic": 2.0 * np.log(np.log(n))}[ic]
-        out[:, p] = -2 * llf + pen * (p + 1)
-    return out
+    ssr, n, _ = _ar_core(x, P)
+    llf = -n * (np.log(2 * np.pi * ssr / n) + 1) / 2
+    pen = {"aic": 2.0, "bic": np.log(n), "hqic": 2.0 * np.log(np.log(n))}[ic]
+    return -2 * llf + pen * (np.arange(P + 1) + 1)[None, :]
 
 
 def ar_select(x: np.ndarray, *, max_order: int, ic: str = "aic", min_order: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -300,23 +331,16 @@ def ar_select(x: np.ndarray, *, max_order: int, ic: str = "aic", min_order: int 
     crit = ar_ic(x, max_order=P, ic=ic)
     crit[:, :min_order] = np.inf
     orders = np.argmin(np.where(np.isnan(crit), np.inf, crit), axis=1)
-    mu = x.mean(axis=1, keepdims=True)
-    sd = x.std(axis=1, keepdims=True)
+    _, _, coefs = _ar_core(x, P)
+    mu = x.mean(axis=1)
+    sd = x.std(axis=1)
     sd = np.where(sd > 0, sd, 1.0)
-    gram = GramCache(lagged_design(((x - mu) / sd)[:, :, None], max(P, 1)), max(P, 1))
-    Lg = gram.L
-    cur = cur_col(0, 1, Lg)
+    b = coefs[np.arange(B), orders]  # (B, P + 1), standardised scale
+    # back to the original scale: x = mu + sd * xs
+    phi = b[:, 1:]
     params = np.zeros((B, P + 1))
-    for p in np.unique(orders):
-        sel = orders == p
-        reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
-        b, _, _ = ols_fit(gram, int(p), reg, [cur])
-        b = b[:, :, 0]
-        # back to the original scale: x = mu + sd * xs
-        phi = b[:, 1:]
-        const = sd[:, 0] * b[:, 0] + mu[:, 0] * (1 - phi.sum(axis=1))
-        params[sel, 0] = const[sel]
-        params[sel, 1: p + 1] = phi[sel]
+    params[:, 0] = sd * b[:, 0] + mu * (1 - phi.sum(axis=1))
+    params[:, 1:] = phi
     return orders, params
 
 
@@ -380,6 +404,28 @@ def ccf(x: np.ndarray, y: np.ndarray, lags) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # Out-of-sample: rolling-origin (expanding window) one-step forecasts, nested models
 # ---------------------------------------------------------------------------------------------
+def _chol_forward(A: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``L^-1 C`` with ``L`` the lower Cholesky factor of each ``A`` (``A`` (B, m, m), ``C`` (B, m, r)),
+    by explicit loops over the (few) columns, vectorised over the batch: no per-matrix LAPACK call, which
+    dominates for thousands of 9 × 9 systems. A matrix that is not positive definite gives NaN rows.
+
+    The leading ``j × j`` block of ``L`` is the Cholesky factor of the leading block of ``A``, so row ``j``
+    of the result serves every nested regression on the first ``j + 1`` columns at once.
+    """
+    B, m, _ = A.shape
+    Lc = np.zeros_like(A)
+    W = np.empty((B, m, C.shape[2]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(m):
+            lj = Lc[:, j, :j]
+            d = np.sqrt(A[:, j, j] - (lj * lj).sum(axis=1))
+            Lc[:, j, j] = d
+            if j + 1 < m:
+                Lc[:, j + 1:, j] = (A[:, j + 1:, j] - np.einsum("bik,bk->bi", Lc[:, j + 1:, :j], lj)) / d[:, None]
+            W[:, j, :] = (C[:, j, :] - np.einsum("bk,bkr->br", lj, W[:, :j, :])) / d[:, None]
+    return W
+
+
 def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test: int,
                 own_max: int | None = None, ic: str = "bic"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -395,6 +441,12 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     ``1..own_max`` by ``ic`` (``'bic'``, ``'aic'`` or ``'hqic'``, statsmodels' OLS criteria) on the window's rows
     ``t >= max(own_max, max_lead)``, so no selection step sees the period it forecasts.
 
+    How: the regressions of one origin are nested (constant, own lag 1, 2, ...), so one Cholesky
+    factorisation of the window's cross-products, with the target, every leading lag and the forecast row
+    as right-hand sides (:func:`_chol_forward`), gives every own order's fit by cumulative sums; each
+    one-column extension by a leading lag follows from the partitioned (Schur complement) formulas,
+    ``ssr_k = ssr_r - e_k^2 / s_k`` and ``yhat_k = yhat_r + (e_k / s_k)(x_k - z' G^-1 g_k)``.
+
     Returns ``(actual, forecast_restricted, forecast_unrestricted, chosen_lag)``, each ``(B, n_test)``,
     forecasts in the scale of the inputs.
     """
@@ -403,54 +455,68 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     B, T = y.shape
     K = int(max_lead)
     orders = [int(own)] if own_max is None else list(range(1, int(own_max) + 1))
-    L = max(max(orders), K)
+    P = max(orders)
+    L = max(P, K)
     mu = y.mean(axis=1, keepdims=True)
     sd = y.std(axis=1, keepdims=True)
     sd = np.where(sd > 0, sd, 1.0)
-    Z = lagged_design(np.stack([(y - mu) / sd, standardise(x)], axis=-1), L)
-    target = cur_col(0, 2, L)
+    ys, xs = (y - mu) / sd, standardise(x)
+    # a compact design, columns [1, y_{t-1..t-P}, x_{t-1..t-K}, y_t]: every block below is a slice (a view)
+    m = P + K + 2
+    D = np.zeros((B, T, m))
+    D[:, :, 0] = 1.0
+    for j in range(1, P + 1):
+        D[:, j:, j] = ys[:, : T - j]
+    for k in range(1, K + 1):
+        D[:, k:, P + k] = xs[:, : T - k]
+    D[:, :, m - 1] = ys
+    a, lead, tgt = slice(0, P + 1), slice(P + 1, P + 1 + K), m - 1
     first = T - int(n_test)
-    rows = Z[:, L:first, :]
+    rows = D[:, L:first, :]
     G = np.matmul(rows.transpose(0, 2, 1), rows)
     fr = np.full((B, n_test), np.nan)
     fu = np.full((B, n_test), np.nan)
     chosen = np.zeros((B, n_test), dtype=int)
+    ords = np.asarray(orders)
+    ar = np.arange(B)
+    diag = np.arange(P + 1, P + 1 + K)
+    C = np.empty((B, P + 1, K + 2))
     for i, s in enumerate(range(first, T)):
-        z = Z[:, s, :]
-        # the own-lag order: fixed, or by the information criterion of the window
-        rb, crit = {}, np.full((B, len(orders)), np.inf)
+        z = D[:, s, :]
         n = s - L
-        for j, p in enumerate(orders):
-            reg = np.array([0] + [lag_col(0, q, L) for q in range(1, p + 1)])
-            c = G[:, reg, target]
-            b = _solve(G[:, reg][:, :, reg], c[:, :, None])[:, :, 0]
-            rb[p] = (reg, b)
-            if len(orders) > 1:
-                ssr = G[:, target, target] - (c * b).sum(axis=1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    llf = -n / 2.0 * (np.log(2 * np.pi) + np.log(ssr / n) + 1)
-                pen = {"bic": np.log(n), "aic": 2.0, "hqic": 2.0 * np.log(np.log(n))}[ic]
-                crit[:, j] = np.where(np.isfinite(llf), -2 * llf + pen * (p + 1), np.inf)
-        pick = np.zeros(B, dtype=int) if len(orders) == 1 else np.argmin(crit, axis=1)
-        for j, p in enumerate(orders):
-            sel = np.flatnonzero(pick == j)
-            if sel.size == 0:
-                continue
-            reg, b = rb[p]
-            fr[sel, i] = (z[sel][:, reg] * b[sel]).sum(axis=1)
-            Gs = G[sel]
-            ssr = np.full((sel.size, K), np.inf)
-            fk = np.full((sel.size, K), np.nan)
-            for k in range(1, K + 1):
-                regk = np.append(reg, lag_col(1, k, L))
-                c = Gs[:, regk, target]
-                bk = _solve(Gs[:, regk][:, :, regk], c[:, :, None])[:, :, 0]
-                ssr[:, k - 1] = Gs[:, target, target] - (c * bk).sum(axis=1)
-                fk[:, k - 1] = (z[sel][:, regk] * bk).sum(axis=1)
-            kbest = np.argmin(np.where(np.isfinite(ssr), ssr, np.inf), axis=1)
-            fu[sel, i] = fk[np.arange(sel.size), kbest]
-            chosen[sel, i] = kbest + 1
-        G = G + z[:, :, None] * z[:, None, :]
+        C[:, :, 0] = G[:, a, tgt]
+        C[:, :, 1:K + 1] = G[:, a, lead]
+        C[:, :, K + 1] = z[:, a]
+        W = _chol_forward(G[:, a, a], C)
+        wt, Wk, v = W[:, :, 0], W[:, :, 1:K + 1], W[:, :, K + 1]
+        # row p of each cumulative sum: the regression on the constant and own lags 1..p
+        ssr_r = (G[:, tgt, tgt][:, None] - np.cumsum(wt * wt, axis=1))[:, ords]          # (B, n_orders)
+        f_r = np.cumsum(v * wt, axis=1)[:, ords]
+        if len(orders) > 1:
+            pen = {"bic": np.log(n), "aic": 2.0, "hqic": 2.0 * np.log(np.log(n))}[ic]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                llf = -n / 2.0 * (np.log(2 * np.pi) + np.log(ssr_r / n) + 1)
+            crit = np.where(np.isfinite(llf), -2 * llf + pen * (ords + 1)[None, :], np.inf)
+            pick = np.argmin(crit, axis=1)
+        else:
+            pick = np.zeros(B, dtype=int)
+        row = ords[pick]  # the chosen order's row of the cumulative sums
+        cs_kk = np.cumsum(Wk * Wk, axis=1)[ar, row]                     # (B, K)
+        cs_kt = np.cumsum(Wk * wt[:, :, None], axis=1)[ar, row]
+        zu = np.cumsum(v[:, :, None] * Wk, axis=1)[ar, row]
+        s_k = G[:, diag, diag] - cs_kk
+        e_k = G[:, lead, tgt] - cs_kt
+        ssr_p = ssr_r[ar, pick]
+        f_p = f_r[ar, pick]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ssr_k = ssr_p[:, None] - e_k ** 2 / s_k
+            f_k = f_p[:, None] + e_k / s_k * (z[:, lead] - zu)
+        ssr_k = np.where(np.isfinite(ssr_k) & (s_k > 0), ssr_k, np.inf)
+        kb = np.argmin(ssr_k, axis=1)
+        fr[:, i] = f_p
+        fu[:, i] = f_k[ar, kb]
+        chosen[:, i] = kb + 1
+        G += z[:, :, None] * z[:, None, :]
     actual = y[:, first:]
     return actual, mu + sd * fr, mu + sd * fu, chosen
 
@@ -496,6 +562,33 @@ def clark_west(actual: np.ndarray, f_restricted: np.ndarray, f_unrestricted: np.
     stat = fbar / se if se > 0 else np.nan
     pval = float(stats.norm.sf(stat)) if np.isfinite(stat) else np.nan
     return ClarkWest(float(stat), pval, float(skill), n)
+
+
+def clark_west_rows(actual: np.ndarray, f_restricted: np.ndarray, f_unrestricted: np.ndarray) -> ClarkWest:
+    """:func:`clark_west` (no clusters) of every row at once: a :class:`ClarkWest` of ``(B,)`` arrays, row
+    ``i`` equal to ``clark_west(actual[i], f_restricted[i], f_unrestricted[i])``."""
+    a = np.atleast_2d(np.asarray(actual, dtype="float64"))
+    fr = np.atleast_2d(np.asarray(f_restricted, dtype="float64"))
+    fu = np.atleast_2d(np.asarray(f_unrestricted, dtype="float64"))
+    ok = np.isfinite(a) & np.isfinite(fr) & np.isfinite(fu)
+    n = ok.sum(axis=1)
+    er = np.where(ok, a - fr, 0.0)
+    eu = np.where(ok, a - fu, 0.0)
+    d = np.where(ok, fr - fu, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mse_r = (er ** 2).sum(axis=1) / n
+        mse_u = (eu ** 2).sum(axis=1) / n
+        skill = np.where(mse_r > 0, 1.0 - mse_u / mse_r, np.nan)
+        f = er ** 2 - (eu ** 2 - d ** 2)
+        fbar = f.sum(axis=1) / n
+        var = (np.where(ok, f - fbar[:, None], 0.0) ** 2).sum(axis=1) / (n - 1)
+        se = np.sqrt(var) / np.sqrt(n)
+        stat = np.where(se > 0, fbar / se, np.nan)
+    few = n < 3
+    stat = np.where(few, np.nan, stat)
+    skill = np.where(few, np.nan, skill)
+    p = np.where(np.isfinite(stat), stats.norm.sf(np.where(np.isfinite(stat), stat, 0.0)), np.nan)
+    return ClarkWest(stat, p, skill, n)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -907,3 +907,20 @@ def test_rolling_oos_chooses_the_own_order_inside_each_window():
             k = int(np.argmin([f.ssr for f in ks])) + 1
             assert chosen[b, i] == k
             assert fu[b, i] == pytest.approx(np.r_[zr, x[b, s - k]] @ ks[k - 1].params, rel=1e-8)
+
+
+def test_clark_west_rows_equals_clark_west_row_by_row():
+    """The batched Clark–West of the team rows equals the one-series version, missing forecasts included."""
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((6, 30))
+    fr = a + rng.standard_normal((6, 30))
+    fu = a + 0.8 * rng.standard_normal((6, 30))
+    fu[1, :5] = np.nan
+    a[2, 3] = np.nan
+    fr[4, 2:] = np.nan  # fewer than 3 forecasts
+    rows = S.clark_west_rows(a, fr, fu)
+    for i in range(a.shape[0]):
+        one = S.clark_west(a[i], fr[i], fu[i])
+        assert rows.n[i] == one.n
+        for got, want in ((rows.stat[i], one.stat), (rows.p[i], one.p), (rows.skill[i], one.skill)):
+            assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-10)
