@@ -1348,6 +1348,9 @@ class LeadLagResult:
           p-value); team rows: the OLS standard error (t p-value)
         - ``cw_stat``, ``cw_p`` (float): Clark–West statistic and one-sided p-value; ``n_forecasts`` (Int64)
         - ``n_teams``, ``n_periods`` (Int64): teams pooled and periods used (after the transform)
+        - ``common_removed`` (bool): True when each period's cross-team mean (of the standardised series) was
+          removed before the pooled tests (pooled rows of pairs with at least three teams); False for team
+          rows and smaller pairs
         - ``transform_leading``, ``transform_lagging`` (str): ``none``, ``detrend`` or ``diff``
         - ``reason`` (str): why the verdict was given, with the numbers
         - ``oos_confirmed`` (boolean): Clark–West p < alpha (True / False); NA with fewer than
