@@ -406,24 +406,27 @@ def ccf(x: np.ndarray, y: np.ndarray, lags) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 def _chol_forward(A: np.ndarray, C: np.ndarray) -> np.ndarray:
     """``L^-1 C`` with ``L`` the lower Cholesky factor of each ``A`` (``A`` (B, m, m), ``C`` (B, m, r)),
-    by explicit loops over the (few) columns, vectorised over the batch: no per-matrix LAPACK call, which
-    dominates for thousands of 9 × 9 systems. A matrix that is not positive definite gives NaN rows.
+    by explicit loops over the (few) columns, vectorised over the batch (kept as the last, contiguous
+    axis): no per-matrix LAPACK call, which dominates for thousands of 9 × 9 systems. A matrix that is
+    not positive definite gives NaN rows.
 
     The leading ``j × j`` block of ``L`` is the Cholesky factor of the leading block of ``A``, so row ``j``
     of the result serves every nested regression on the first ``j + 1`` columns at once.
     """
     B, m, _ = A.shape
-    Lc = np.zeros_like(A)
-    W = np.empty((B, m, C.shape[2]))
+    At = np.ascontiguousarray(A.transpose(1, 2, 0))  # (m, m, B)
+    Ct = np.ascontiguousarray(C.transpose(1, 2, 0))  # (m, r, B)
+    Lc = np.zeros((m, m, B))
+    W = np.empty_like(Ct)
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(m):
-            lj = Lc[:, j, :j]
-            d = np.sqrt(A[:, j, j] - (lj * lj).sum(axis=1))
-            Lc[:, j, j] = d
+            lj = Lc[j, :j]                                   # (j, B)
+            d = np.sqrt(At[j, j] - (lj * lj).sum(axis=0))
+            Lc[j, j] = d
             if j + 1 < m:
-                Lc[:, j + 1:, j] = (A[:, j + 1:, j] - np.einsum("bik,bk->bi", Lc[:, j + 1:, :j], lj)) / d[:, None]
-            W[:, j, :] = (C[:, j, :] - np.einsum("bk,bkr->br", lj, W[:, :j, :])) / d[:, None]
-    return W
+                Lc[j + 1:, j] = (At[j + 1:, j] - (Lc[j + 1:, :j] * lj[None]).sum(axis=1)) / d
+            W[j] = (Ct[j] - (lj[:, None, :] * W[:j]).sum(axis=0)) / d
+    return W.transpose(2, 0, 1)
 
 
 def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test: int,
@@ -500,10 +503,11 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
             pick = np.argmin(crit, axis=1)
         else:
             pick = np.zeros(B, dtype=int)
-        row = ords[pick]  # the chosen order's row of the cumulative sums
-        cs_kk = np.cumsum(Wk * Wk, axis=1)[ar, row]                     # (B, K)
-        cs_kt = np.cumsum(Wk * wt[:, :, None], axis=1)[ar, row]
-        zu = np.cumsum(v[:, :, None] * Wk, axis=1)[ar, row]
+        # sums over the rows 0..p of the chosen order p (the leading block of the factorisation)
+        upto = (np.arange(P + 1)[None, :] <= ords[pick][:, None]).astype("float64")  # (B, P + 1)
+        cs_kk = np.einsum("bj,bjk,bjk->bk", upto, Wk, Wk)                           # (B, K)
+        cs_kt = np.einsum("bj,bjk->bk", upto * wt, Wk)
+        zu = np.einsum("bj,bjk->bk", upto * v, Wk)
         s_k = G[:, diag, diag] - cs_kk
         e_k = G[:, lead, tgt] - cs_kt
         ssr_p = ssr_r[ar, pick]

@@ -101,6 +101,7 @@ TABLE_COLUMNS = [
     "cw_stat", "cw_p", "n_forecasts", "n_teams", "n_periods", "common_removed",
     "transform_leading", "transform_lagging", "reason",
     "oos_confirmed", "reverse_lags", "granger_p_given_lag0", "reverse_p_given_lag0", "test", "sentence",
+    "levels_f", "levels_p",
 ]
 LAG_COLUMNS = ["leading", "lagging", "team_id", "lag", "correlation", "ci_low", "ci_high", "n", "p_value",
                "q_value"]
@@ -658,6 +659,57 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k, inv * ssr_u / dfd)
 
 
+def _lag_augmented_test(blocks: list[_Block], opt: "_Options", q: int, n_common: int) -> tuple[float, float]:
+    """Toda–Yamamoto (1995) lag-augmented test of ``x → y`` in levels, pooled like the primary test.
+
+    Per team: the constant and ``p_i + d`` own lags of ``y`` (``p_i`` by ``ic`` on the levels, as the
+    primary test's own order; ``d = 1``, the largest order of integration the differencing rule assumes),
+    partialled out (Frisch–Waugh); common coefficients on lags ``1..q + d`` of ``x``; F test of lags
+    ``1..q`` only, the extra ``d`` lags being untested controls. Residual degrees of freedom
+    ``N - sum(1 + p_i + d) - (q + d) - n_common``. Returns ``(F, p)``.
+    """
+    d = 1
+    L = opt.max_lag
+    Lt = max(L, q) + d
+    tested = q + d
+    acc = np.zeros((tested + 1, tested + 1))
+    N = k_own = 0
+    for blk in blocks:
+        Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
+        if Ys.shape[1] <= Lt + tested + 2:
+            continue
+        gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), Lt), Lt)
+        own = (S.ar_select(Ys, max_order=L, ic=opt.ic, min_order=1)[0] if opt.order is None
+               else np.full(Ys.shape[0], opt.order))
+        m = [S.cur_col(0, 2, Lt)] + [S.lag_col(1, j, Lt) for j in range(1, tested + 1)]
+        for po in np.unique(own):
+            idx = np.flatnonzero(own == po)
+            k = int(po) + d
+            G = gram.from_row(max(k, tested))[idx]
+            a = [0] + [S.lag_col(0, j, Lt) for j in range(1, k + 1)]
+            Gaa, Gam, Gmm = G[:, a][:, :, a], G[:, a][:, :, m], G[:, m][:, :, m]
+            acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
+            N += int(round(G[:, 0, 0].sum()))
+            k_own += idx.size * len(a)
+    dfd = N - k_own - tested - n_common
+    if N == 0 or dfd <= 0:
+        return np.nan, np.nan
+    syy, sxy, sxx = acc[0, 0], acc[1:, 0], acc[1:, 1:]
+    try:
+        ssr_u = float(syy - sxy @ np.linalg.solve(sxx, sxy))
+    except np.linalg.LinAlgError:
+        return np.nan, np.nan
+    extra = slice(q, tested)  # the untested extra lags
+    try:
+        ssr_r = float(syy - sxy[extra] @ np.linalg.solve(sxx[extra, extra], sxy[extra]))
+    except np.linalg.LinAlgError:
+        return np.nan, np.nan
+    if not ssr_u > 0:
+        return np.nan, np.nan
+    f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
+    return float(f), float(stats.f.sf(f, q, dfd))
+
+
 def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, target: int, own_series: int,
                 other: int, n_common: int, ic: str) -> int:
     """How many lags of the other series the primary test uses: the order 1..L minimising the information
@@ -806,7 +858,8 @@ class _Options:
     n_seasonal: int = 0  # Fourier terms removed per team series (set by _run)
 
 
-def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options) -> dict[str, list[dict]]:
+def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options,
+                  levels: list[_TeamSeries] | None = None) -> dict[str, list[dict]]:
     L = opt.max_lag
     lags = np.arange(-L, L + 1)
     level = opt.alpha
@@ -896,6 +949,16 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     own_f = int(np.median(np.concatenate(pool_k["own_y"])))
     own_r = int(np.median(np.concatenate(pool_k["own_x"])))
     eff, eff_se, eff_p = _pooled_effect(pool_k, L, p_f)
+    lev_f = lev_p = np.nan
+    if levels is not None:  # an integrated pair: the lag-augmented test in levels, the same teams
+        keep = {s.team for s in good}
+        lv = [s for s in levels if s.team in keep and not s.problem and s.x.size >= opt.min_periods]
+        if lv:
+            lblocks = _blocks(lv)
+            n_lc = 0
+            if common and len(lv) >= COMMON_MIN_TEAMS:
+                lblocks, _, n_lc = _demean(lblocks)
+            lev_f, lev_p = _lag_augmented_test(lblocks, opt, p_f, n_lc + opt.n_seasonal * len(lv))
     act = np.concatenate([t["act"] / t["sd"] for t in ts])
     frc = np.concatenate([t["fr_"] / t["sd"] for t in ts])
     fuc = np.concatenate([t["fu_"] / t["sd"] for t in ts])
@@ -908,7 +971,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
                      granger_p_given_lag0=fwd0.p, reverse_p_given_lag0=rev0.p, test=test_name,
                      effect=eff, effect_se=eff_se, effect_p=eff_p, effect_lag=p_f,
                      oos_skill=cw.skill, cw_stat=cw.stat, cw_p=cw.p, n_forecasts=cw.n,
-                     common_removed=common))
+                     common_removed=common, levels_f=lev_f, levels_p=lev_p))
     lag_rows.append(pd.DataFrame(dict(key, team_id=POOLED, lag=lags, correlation=pr, ci_low=plo, ci_high=phi,
                                       n=pn.astype("int64"), p_value=pp)))
     fc_rows.append(_forecast_frame(key, "pooled", ts))
@@ -1362,6 +1425,12 @@ class LeadLagResult:
         - ``test`` (str): the primary test used (``granger``, or ``granger with seasonal terms`` when each
           team's annual cycle was removed first; ``none`` without a test)
         - ``sentence`` (str): the verdict in one plain-language sentence (:func:`verdict_sentence`)
+        - ``levels_f``, ``levels_p`` (float): when the pair is differenced (an integrated metric), the
+          Toda–Yamamoto lag-augmented test in levels (pooled rows): the lagging metric in levels on each
+          team's constant and ``own + 1`` own lags and on lags ``1..granger_lags + 1`` of the leading metric
+          (common coefficients), F test of lags ``1..granger_lags`` only (the extra lag is not tested, which
+          keeps the test's distribution standard whatever the order of integration); NaN otherwise. A
+          diagnostic beside the primary (differenced) test, not a member of its FDR family
     lags : pandas.DataFrame
         Prewhitened cross-correlations by pair, team and lag -L..L (leading, lagging, team_id, lag,
         correlation, ci_low, ci_high, n, p_value, q_value).
@@ -1628,7 +1697,11 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
                                         reason="no team measures both metrics")],
                           "lags": [], "granger": [], "forecasts": []})
             continue
-        args = (leading, lagging, series, tx, ty, opt)
+        levels = None
+        if "diff" in (tx, ty):  # the Toda–Yamamoto test needs the series in levels
+            lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
+            levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
+        args = (leading, lagging, series, tx, ty, opt, levels)
         if executor == "dask":
             jobs.append(args)
             slots.append({"job": len(jobs) - 1})

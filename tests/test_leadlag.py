@@ -924,3 +924,60 @@ def test_clark_west_rows_equals_clark_west_row_by_row():
         assert rows.n[i] == one.n
         for got, want in ((rows.stat[i], one.stat), (rows.p[i], one.p), (rows.skill[i], one.skill)):
             assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-10)
+
+
+def test_rolling_oos_forecast_ignores_values_after_its_origin():
+    """No look-ahead in the forecasting kernel: multiplying every value after a forecast origin by 10 (both
+    series) leaves the forecasts made up to that origin unchanged, own-lag order and leading lag chosen
+    inside each window included."""
+    rng = np.random.default_rng(31)
+    T, K, P = 90, 4, 30
+    x = _ar1(rng, (3, T), 0.5) + 5
+    y = 0.5 * np.roll(x, 2, axis=1) + _ar1(rng, (3, T), 0.6) + 20
+    base = S.rolling_oos(y, x, own=1, max_lead=K, n_test=P, own_max=K)
+    for origin in (T - P, T - P + 7, T - 3):  # the forecast of period `origin` uses rows < origin
+        y2, x2 = y.copy(), x.copy()
+        y2[:, origin:] *= 10
+        x2[:, origin:] *= 10
+        moved = S.rolling_oos(y2, x2, own=1, max_lead=K, n_test=P, own_max=K)
+        i = origin - (T - P)
+        for a, b in zip(base[1:], moved[1:]):  # restricted, unrestricted forecasts and the chosen lag
+            np.testing.assert_allclose(b[:, : i + 1], a[:, : i + 1], rtol=1e-9)
+        assert not np.allclose(moved[1][:, i + 1:], base[1][:, i + 1:])  # later forecasts do see the change
+
+
+def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
+    """One team, two integrated series (differenced by the rule): ``levels_f``/``levels_p`` equal a
+    hand-built lag-augmented regression in statsmodels: y_t on 1, y lags 1..p+1 and x lags 1..q+1 (levels),
+    F test of x lags 1..q only (Toda & Yamamoto 1995 with d_max = 1)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(17)
+    T = 160
+    x = np.cumsum(rng.standard_normal(T))
+    y = np.cumsum(rng.standard_normal(T)) + 0.4 * np.r_[0.0, 0.0, x[:-2]]
+    frame = pd.DataFrame({"t": np.arange(T), "lead": x, "lag": y})
+    row = _pooled(_quiet(lead_lag_frame, frame, pairs=[("lead", "lag")], time="t", transform="diff",
+                         seasonal=False))
+    from statsmodels.tsa.ar_model import ar_select_order
+
+    q = int(row["granger_lags"])
+    lags = ar_select_order(y, 8, ic="bic", trend="c").ar_lags  # the own order on the levels (max_lag 8)
+    p = len(lags)
+    assert p >= 1 and list(lags) == list(range(1, p + 1))
+    k, s = p + 1, max(p + 1, q + 1)
+    rows = np.arange(s, T)
+    X = np.column_stack([np.ones(rows.size)] + [y[rows - j] for j in range(1, k + 1)]
+                        + [x[rows - j] for j in range(1, q + 2)])
+    fit = sm.OLS(y[rows], X).fit()
+    R = np.zeros((q, X.shape[1]))
+    for j in range(q):
+        R[j, 1 + k + j] = 1.0
+    ref = fit.f_test(R)
+    assert row["levels_f"] == pytest.approx(float(np.squeeze(ref.fvalue)), rel=1e-8)
+    assert row["levels_p"] == pytest.approx(float(ref.pvalue), rel=1e-8)
+    assert row["levels_p"] < 0.05  # the lead is there, and the levels test finds it
+    # a pair analysed in levels (no differencing) has no levels test
+    none = _pooled(_quiet(lead_lag_frame, frame, pairs=[("lead", "lag")], time="t", transform="none",
+                          seasonal=False))
+    assert np.isnan(none["levels_p"])
