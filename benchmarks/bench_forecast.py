@@ -82,7 +82,7 @@ def textbook_loops(ds, quarter: str, as_of: pd.Timestamp, n_ets: int, n_sarimax:
     from okr_analysis import forecasting as F
 
     q = ds.quarter(quarter)
-    cut = F._truncate(ds, as_of)
+    cut = ds.known_on(as_of)
     sc = F._kr_frame(cut, q, as_of)
     cases = [c for c in F._build_cases(cut, q, as_of, sc, None, 100, 0)
              if c.history.startswith("kpi:") and len(c.y) >= F.MIN_MODEL_OBS]
@@ -142,12 +142,16 @@ def main(argv=None) -> int:
         "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    cpu0 = time.process_time()
     fast, t_fast = timed(forecast_key_results, ds, q, as_of=as_of)
+    cpu_fast = time.process_time() - cpu0
     fc = fast["p_hit"].notna()
     res["latest_quarter"] = {
         "n_krs": int(len(fast)), "n_forecast": int(fc.sum()),
         "methods": fast["method"].value_counts().head(8).to_dict(),
         "fast_s": round(t_fast, 2), "fast_ms_per_kr": round(t_fast / len(fast) * 1000, 2),
+        "fast_cpu_s": round(cpu_fast, 2),
+        "calibration": str(fast["calibration"].dropna().iloc[0]) if fast["calibration"].notna().any() else "",
     }
     print(f"latest quarter {q}: {len(fast)} KRs, fast {t_fast:.1f} s", flush=True)
     if not args.no_naive:
@@ -206,7 +210,10 @@ def render(r: dict) -> str:
         f"on {r['cpus']} CPUs (one process used; load average {r['load_average_before']} before, "
         f"{r['load_average_after']} after; other work was running on the machine), {r['started']}. "
         "Produced by `benchmarks/bench_forecast.py`. Making the sample "
-        f"({r['make_sample_s']} s) and validating it ({r['load_s']} s) are not counted.",
+        f"({r['make_sample_s']} s) and validating it ({r['load_s']} s) are not counted. Every run includes "
+        "the recalibration on the earlier quarters (the default)"
+        + (f": {lq['calibration']}" if lq.get("calibration") else "") + "."
+        + (f" CPU time of the fast run on the quarter: {lq['fast_cpu_s']} s." if "fast_cpu_s" in lq else ""),
         "",
         "| run | key results | forecast (p_hit) | seconds | ms per KR |",
         "|---|---:|---:|---:|---:|",

@@ -1288,6 +1288,11 @@ class Calibration:
         Fraction of the quarter at which the history was forecast.
     label : str
         What the ``calibration`` column says.
+    interval_scale : tuple of float or None
+        ``(c80, c95)``: the factors by which the 80% and 95% intervals' distances from the median are
+        multiplied (split-conformal, :func:`_interval_scale`); None when not fitted.
+    interval_n : int
+        Key results (with an interval and a final value) the factors were fitted on.
     """
 
     params: np.ndarray | None
@@ -1295,6 +1300,8 @@ class Calibration:
     quarters: tuple[str, ...]
     at: float
     label: str
+    interval_scale: tuple[float, float] | None = None
+    interval_n: int = 0
 
     @property
     def fitted(self) -> bool:
@@ -1307,6 +1314,56 @@ class Calibration:
             return p.copy()
         z = _cal_features(p, pace_status, direction) @ self.params
         return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
+
+    def apply_intervals(self, forecast: Any, lower_80: Any, upper_80: Any, lower_95: Any, upper_95: Any
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The intervals with each bound's distance from the median multiplied by its level's factor
+        (unchanged when not fitted): (lower_80, upper_80, lower_95, upper_95)."""
+        f = np.asarray(forecast, dtype="float64")
+        bounds = [np.asarray(b, dtype="float64") for b in (lower_80, upper_80, lower_95, upper_95)]
+        if self.interval_scale is None:
+            return tuple(b.copy() for b in bounds)
+        c80, c95 = self.interval_scale
+        return (f - c80 * (f - bounds[0]), f + c80 * (bounds[1] - f),
+                f - c95 * (f - bounds[2]), f + c95 * (bounds[3] - f))
+
+
+def _conformity(final: np.ndarray, forecast: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """How far a final value lies from the median in units of the interval's half on its side (1: on the bound)."""
+    above = final >= forecast
+    half = np.where(above, upper - forecast, forecast - lower)
+    dist = np.abs(final - forecast)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(half > 0, dist / np.where(half > 0, half, 1.0), np.where(dist > 0, np.inf, 0.0))
+
+
+def _interval_scale(train: pd.DataFrame) -> tuple[tuple[float, float] | None, int]:
+    """Split-conformal factors for the 80% and 95% intervals from earlier quarters' forecasts.
+
+    For each earlier key result forecast at the same point of its quarter (with a check-in still to
+    come then, and a final value), the score is the final value's distance from the forecast median
+    divided by the interval's distance on the same side; the factor of level ``L`` is the
+    ``ceil((n + 1) L) / n`` empirical quantile of the scores (Vovk et al. 2005; Lei et al. 2018), so
+    that about ``L`` of the final values fall within the rescaled intervals. Fitted with at least
+    :data:`MIN_CALIBRATION_KRS` key results; a factor that would be infinite (too many zero-width
+    intervals missed) leaves the intervals unchanged.
+    """
+    need = ["forecast", "lower_80", "upper_80", "lower_95", "upper_95", "final_value"]
+    if any(c not in train.columns for c in need):
+        return None, 0
+    t = train.loc[train[need].notna().all(axis=1) & (train["n_future_checkins"] > 0)]
+    n = len(t)
+    if n < MIN_CALIBRATION_KRS:
+        return None, n
+    fv, f = t["final_value"].to_numpy(dtype="float64"), t["forecast"].to_numpy(dtype="float64")
+    out = []
+    for level, lo, hi in ((0.80, "lower_80", "upper_80"), (0.95, "lower_95", "upper_95")):
+        sc = np.sort(_conformity(fv, f, t[lo].to_numpy(dtype="float64"), t[hi].to_numpy(dtype="float64")))
+        k = min(int(math.ceil((n + 1) * level)), n) - 1
+        out.append(float(sc[k]))
+    if not all(np.isfinite(out)) or min(out) <= 0:
+        return None, n
+    return (out[0], out[1]), n
 
 
 def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) -> Calibration:
@@ -1328,8 +1385,11 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
         warnings.simplefilter("ignore")
         res = GLM(t["hit"].to_numpy(dtype="float64"), X, family=families.Binomial()).fit_regularized(
             alpha=CALIBRATION_ALPHA, L1_wt=0.0)
-    return Calibration(np.asarray(res.params, dtype="float64"), n, quarters, at,
-                       f"logistic on {n} key results of {span}")
+    scale, n_int = _interval_scale(train)
+    label = f"logistic on {n} key results of {span}"
+    if scale is not None:
+        label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
+    return Calibration(np.asarray(res.params, dtype="float64"), n, quarters, at, label, scale, n_int)
 
 
 def _earlier_quarters(ds: Dataset, q: Quarter) -> list[Quarter]:
@@ -1348,6 +1408,10 @@ def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None,
     sc["_hit"] = _hit(sc)
     cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=seasonal)
     return _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+
+
+_HISTORY_COLUMNS = ["kr_id", "direction", "p_model", "pace_status", "hit", "forecast", "lower_80", "upper_80",
+                    "lower_95", "upper_95", "n_future_checkins", "final_value"]
 
 
 def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
@@ -1381,11 +1445,13 @@ def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, 
             raw = raw.loc[raw["kr_id"].isin(sample)]
         end_sc = _kr_frame(cut, qh, qh.end)
         outcome = pd.Series(_hit(end_sc).to_numpy(), index=end_sc["kr_id"].to_numpy())
-        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)].assign(hit=lambda f: f["kr_id"].map(outcome))
-        parts.append(raw[["kr_id", "direction", "p_model", "pace_status", "hit"]])
+        final = pd.Series(end_sc["current"].to_numpy(dtype="float64"), index=end_sc["kr_id"].to_numpy())
+        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)].assign(
+            hit=lambda f: f["kr_id"].map(outcome), final_value=lambda f: f["kr_id"].map(final))
+        parts.append(raw[_HISTORY_COLUMNS])
         labels.append(qh.label)
     if not parts:
-        return pd.DataFrame(columns=["kr_id", "direction", "p_model", "pace_status", "hit"]), ()
+        return pd.DataFrame(columns=_HISTORY_COLUMNS), ()
     return pd.concat(parts, ignore_index=True), tuple(labels)
 
 
@@ -1398,9 +1464,11 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
     ended before the quarter starts) are forecast at the same point of their own quarter (the same
     elapsed fraction as ``as_of``), each from the data up to that day only, and their increase,
     decrease and maintain key results' outcomes (known by ``as_of``) are regressed on the model's
-    probability and the pace status (:class:`Calibration`). At least :data:`MIN_CALIBRATION_KRS` key
-    results with a probability and an outcome, and :data:`MIN_CALIBRATION_EACH` of each outcome, are
-    needed; otherwise the returned calibration is not fitted and says why. Beyond
+    probability and the pace status (:class:`Calibration`); the same forecasts' intervals and final
+    values give the factors that rescale the intervals (split conformal, ``interval_scale``). At least
+    :data:`MIN_CALIBRATION_KRS` key results with a probability and an outcome, and
+    :data:`MIN_CALIBRATION_EACH` of each outcome, are needed; otherwise the returned calibration is not
+    fitted and says why. Beyond
     :data:`CALIBRATION_MAX_KRS` earlier key results, a seeded random sample of that many is used.
     The quarter being forecast never enters its own calibration.
 
@@ -1435,6 +1503,9 @@ def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
         g = df.loc[open_]
         df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"])
         df.loc[open_, "calibration"] = cal.label
+        bounds = cal.apply_intervals(g["forecast"], g["lower_80"], g["upper_80"], g["lower_95"], g["upper_95"])
+        for c, b in zip(("lower_80", "upper_80", "lower_95", "upper_95"), bounds):
+            df.loc[open_, c] = b
     return df
 
 
@@ -1496,7 +1567,8 @@ def forecast_key_results(
 
     **p_hit** is the share of simulated check-in paths reaching the outcome (``p_model``), then
     recalibrated on the organisation's earlier quarters when they hold enough key results
-    (:func:`fit_calibration`; ``calibration`` says which). Milestones are not forecast (``p_hit`` NaN)
+    (:func:`fit_calibration`; ``calibration`` says which); the intervals are rescaled on the same
+    history (split-conformal factors). Milestones are not forecast (``p_hit`` NaN)
     unless already done (1). **Once the quarter is over** (``as_of`` on or after its last day),
     ``p_hit`` is the observed outcome, 1 or 0, ``final`` is True and ``outcome`` says ``hit`` or
     ``missed``.
@@ -1552,7 +1624,10 @@ def forecast_key_results(
         forecast : float
             Median of the simulated values of the last check-in.
         lower_80, upper_80, lower_95, upper_95 : float
-            Central 80% and 95% intervals of it (path quantiles 10/90 and 2.5/97.5%).
+            80% and 95% intervals of it: the path quantiles 10/90 and 2.5/97.5%, with each bound's
+            distance from the median multiplied by the split-conformal factor fitted on earlier
+            quarters when they hold enough key results (:func:`fit_calibration`; the ``calibration``
+            column gives the factors), so that they cover about what they claim.
         p_hit : float
             Probability of the outcome (see above): calibrated, or the model's when not; after the
             quarter, the outcome (1 hit, 0 missed; NaN when unscored).
@@ -1565,8 +1640,9 @@ def forecast_key_results(
         outcome : str
             ``hit`` or ``missed`` when ``final``; missing otherwise (and for unscored KRs).
         calibration : str
-            ``logistic on N key results of Q1–Q2``, ``none: …`` (why not), ``off``, or
-            ``final (quarter over)``; missing where there is no probability to calibrate.
+            ``logistic on N key results of Q1–Q2; intervals ×0.71 (80%), ×0.80 (95%)``, ``none: …``
+            (why not), ``off``, or ``final (quarter over)``; missing where there is no probability to
+            calibrate.
         pace_status : str
             The scoring module's status at ``as_of`` (on track, at risk, off track, no data, unmeasurable).
         checkin_cadence : float
@@ -1625,7 +1701,8 @@ class KRForecast:
         The KR's check-ins in the quarter up to ``as_of``.
     table : pandas.DataFrame
         The check-in path: by check-in still to come, date, forecast (median), lower_80, upper_80,
-        lower_95, upper_95 (its last row is the forecast of the quarter's last check-in).
+        lower_95, upper_95 (its last row is the forecast of the quarter's last check-in; the
+        intervals rescaled by the calibration's factors, as in :func:`forecast_key_results`).
     history_table : pandas.DataFrame
         The same for the history series by future step (KPI weeks, or check-in steps).
     p_hit, p_model, expected_score : float
@@ -1793,6 +1870,11 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
             r = r.assign(calibration=r["calibration"].where(r["calibration"] != "none", "off"))
     r = r.iloc[0]
     qf = _quantile_frame(paths)
+    if isinstance(calibration, Calibration) and ts < q.end and len(qf):
+        bounds = calibration.apply_intervals(qf["forecast"], qf["lower_80"], qf["upper_80"], qf["lower_95"],
+                                             qf["upper_95"])
+        for c, b in zip(("lower_80", "upper_80", "lower_95", "upper_95"), bounds):
+            qf[c] = b
     qf.insert(0, "date", fut[: len(qf)])
     qf = qf.drop(columns="step")
     hq = _quantile_frame(hpaths)
@@ -2086,7 +2168,8 @@ class BacktestResult:
         ratio_vs_pace_calibrated (brier_p_hit / brier_pace_calibrated; the target is ≤ 0.90),
         diff_low / diff_high (95% bootstrap interval by team of brier_p_hit − brier_pace_calibrated),
         ece_p_hit (target ≤ 0.05), auc_p_hit, auc_pace_calibrated, n_calibrated (rows whose p_hit
-        was recalibrated), coverage_80, coverage_95 (share of final values inside the intervals).
+        was recalibrated), coverage_80, coverage_95 (share of final values inside the published
+        intervals, recalibrated on earlier quarters where they hold enough key results).
     scores : pandas.DataFrame
         Long form, one row per ``at`` (and ``'all'``) and forecaster (:data:`SCORE_COLUMNS`): at,
         forecaster, n, brier, reliability, resolution, uncertainty, residual (Murphy's decomposition,
