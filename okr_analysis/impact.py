@@ -7,10 +7,12 @@ start, in the metric's unit, with a 95% interval, and gives a verdict:
 * **With comparison teams** (teams that measure the metric, with no initiative on it in the window):
   difference-in-differences with team and period effects (statsmodels OLS, Driscoll–Kraay standard
   errors, ``cov_type="hac-groupsum"``), on the metric's periods (:func:`okr_analysis.resample.resample_kpis`).
-  Period effects absorb an organisation-wide change; an event-study test on the periods before the start
-  (``pretrend_p``) catches a team that was already moving, and then the estimate allows the team its own
-  linear trend. Placebo runs, in space (each comparison team as if it had the initiative) and in time
-  (false start dates before the real one), give ``placebo_p``.
+  Period effects absorb an organisation-wide change; a test of the team's slope before the start
+  (``pretrend_p``) and one of its own linear trend over the whole window, a step at the start allowed, catch a
+  team that was already moving, and then the estimate allows the team its own linear trend. Placebo runs, in
+  space (each comparison team as if it had the initiative) and in time (false start dates before the real
+  one), give ``placebo_p``: the real change against the placebo changes' scale. Both tests are calibrated on
+  the comparison teams themselves, so persistent KPIs do not fool them.
 * **Without comparison teams**: an interrupted time series on the team alone (a level shift in a
   regression with a linear trend and AR(1) errors, statsmodels ``SARIMAX``): weaker evidence, said so in
   ``method`` and ``reason``.
@@ -584,14 +586,16 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
             fit = _Fit(DID_TREND if trend else DID, effect, lo, hi, p, counterfactual,
                        float(np.mean(counterfactual[post])))
             row.update(pretrend_p=pre_p, placebo_p=placebo_p)
+            row["_trend_p"] = trend_p
             row["_placebo"] = (larger, len(placebo))
         else:
             fit = _its_fit(y, post)
             fit.base = float(np.mean(fit.counterfactual[post]))
         verdict, reason = _verdict(fit.effect, fit.p, row["placebo_p"], higher.get(ini.metric, True), fit.method)
         if fit.method == DID_TREND:
-            reason += (f"; the team was already moving before the start (pre-trend p = {row['pretrend_p']:.2g}): "
-                       "the estimate allows it its own linear trend")
+            why = (f"pre-trend p = {row['pretrend_p']:.2g}" if row["pretrend_p"] < PRETREND_ALPHA
+                   else f"its own trend over the window: p = {row['_trend_p']:.2g}")
+            reason += f"; the team was already moving before the start ({why}): the estimate allows it its own linear trend"
         row.update(method=fit.method, effect=fit.effect, ci_low=fit.lo, ci_high=fit.hi, p_value=fit.p,
                    relative_effect=fit.effect / abs(fit.base) if fit.base else np.nan, verdict=verdict,
                    reason=reason)
@@ -602,6 +606,8 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
             "lower": np.where(post, fit.counterfactual + fit.effect - half, np.nan),
             "upper": np.where(post, fit.counterfactual + fit.effect + half, np.nan), "post": post}))
     placebo_counts = {r["initiative_id"]: r.pop("_placebo") for r in rows if "_placebo" in r}
+    for r in rows:
+        r.pop("_trend_p", None)
     table = pd.DataFrame(rows, columns=IMPACT_COLUMNS)
     for col in ("n_pre", "n_post", "n_controls"):
         table[col] = table[col].astype("int64")
@@ -660,10 +666,12 @@ def initiative_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None
         - ``ci_high`` (float): upper end of its 95% interval
         - ``relative_effect`` (float): the effect as a share of the counterfactual level after the start
         - ``p_value`` (float): of the effect (Driscoll–Kraay standard errors; ITS: the model's)
-        - ``placebo_p`` (float): share of placebo runs (in space and time) with a change at least as large,
-          counting the real one; NaN for an interrupted time series
-        - ``pretrend_p`` (float): event-study test that the team moved like its comparison before the start;
-          below 0.05 the estimate is trend-adjusted
+        - ``placebo_p`` (float): how unusual the change is among the placebo runs (in space and time): the
+          real studentised change against the placebo runs' scale, Student's t with as many degrees of
+          freedom as runs; NaN for an interrupted time series
+        - ``pretrend_p`` (float): test that the team moved like its comparison before the start (its slope
+          against the comparison teams' own; with fewer than 9 comparison teams, an event-study Wald test);
+          below 0.01, or when the whole-window trend test gives below 0.01, the estimate is trend-adjusted
         - ``verdict`` (str): ``improved``, ``worsened``, ``no detectable effect`` or ``insufficient data``
           (polarity from ``higher_is_better``)
         - ``reason`` (str): why, in words (which side is short for insufficient data)
