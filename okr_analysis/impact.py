@@ -7,10 +7,12 @@ start, in the metric's unit, with a 95% interval, and gives a verdict:
 * **With comparison teams** (teams that measure the metric, with no initiative on it in the window):
   difference-in-differences with team and period effects (statsmodels OLS, Driscoll–Kraay standard
   errors, ``cov_type="hac-groupsum"``), on the metric's periods (:func:`okr_analysis.resample.resample_kpis`).
-  Period effects absorb an organisation-wide change; an event-study test on the periods before the start
-  (``pretrend_p``) catches a team that was already moving, and then the estimate allows the team its own
-  linear trend. Placebo runs, in space (each comparison team as if it had the initiative) and in time
-  (false start dates before the real one), give ``placebo_p``.
+  Period effects absorb an organisation-wide change; a test of the team's slope before the start
+  (``pretrend_p``) and one of its own linear trend over the whole window, a step at the start allowed, catch a
+  team that was already moving, and then the estimate allows the team its own linear trend. Placebo runs, in
+  space (each comparison team as if it had the initiative) and in time (false start dates before the real
+  one), give ``placebo_p``: the real change against the placebo changes' scale. Both tests are calibrated on
+  the comparison teams themselves, so persistent KPIs do not fool them.
 * **Without comparison teams**: an interrupted time series on the team alone (a level shift in a
   regression with a linear trend and AR(1) errors, statsmodels ``SARIMAX``): weaker evidence, said so in
   ``method`` and ``reason``.
@@ -55,7 +57,9 @@ MIN_PERIODS = {"W": (8, 4), "M": (6, 3), "Q": (4, 2)}
 #: At most this many comparison teams (the most similar before the start) enter one estimate.
 MAX_CONTROLS = 40
 #: Significance levels: the effect's p-value, the placebo p-value and the pre-trend test.
-ALPHA, PLACEBO_ALPHA, PRETREND_ALPHA = 0.05, 0.05, 0.10
+ALPHA, PLACEBO_ALPHA, PRETREND_ALPHA = 0.05, 0.05, 0.01
+#: Significance level of the whole-window trend test (:func:`_trend_p`).
+TREND_ALPHA = 0.01
 #: Bins of the periods before the start in the event-study pre-trend test.
 PRETREND_BINS = 4
 #: Comparison teams from which the pre-trend test is calibrated on them (placebo in space; its smallest p-value
@@ -250,28 +254,73 @@ def _slope_t(gaps: np.ndarray) -> np.ndarray:
         return np.abs(slope / se)
 
 
+def _as_z(t_abs: np.ndarray, df: float) -> np.ndarray:
+    """|t| statistics with ``df`` degrees of freedom as the |z| of the same tail probability."""
+    return stats.norm.isf(stats.t.sf(t_abs, df))
+
+
+def _calibrated_p(real_z: float, placebo_z: np.ndarray) -> float:
+    """Two-sided p-value of ``real_z`` against placebo statistics, on the placebos' own scale.
+
+    The placebo |z|'s estimate the scale σ of the statistic when nothing happened (σ = 1 with independent
+    errors, larger for persistent KPIs); under the null, ``real_z / s`` with ``s² = mean(placebo_z²)``
+    follows Student's t with as many degrees of freedom as placebo runs (z ~ N(0, σ²), m·s²/σ² ~ χ²(m)).
+    Unlike the rank of the real run among the placebo runs, this p is not limited to multiples of
+    1 / (runs + 1), so a real change is not lost to the luck of one large placebo.
+    """
+    z = placebo_z[np.isfinite(placebo_z)]
+    if len(z) < 2 or not np.isfinite(real_z):
+        return float("nan")
+    s = float(np.sqrt(np.mean(z ** 2)))
+    return float(2 * stats.t.sf(real_z / s, len(z))) if s > 0 else float("nan")
+
+
 def _pretrend_p(Y: np.ndarray, n_pre: int) -> float:
     """Did the team move unlike its comparison teams before the start?
 
-    With 9 or more comparison teams, the rank of the team's pre-start slope (against the comparison mean)
-    among the comparison teams' own (each against the others): a placebo test in space, robust to persistent
-    KPIs. With fewer, the event-study Wald test of :func:`_pretrend_dk`.
+    With 9 or more comparison teams, a placebo test in space: the studentised slope of the team's gap to the
+    comparison mean over the periods before the start, against the comparison teams' own slopes (each
+    against the others), on their scale (:func:`_calibrated_p`): robust to persistent KPIs. With fewer, the
+    event-study Wald test of :func:`_pretrend_dk`.
     """
     N = Y.shape[1]
     if N - 1 >= MIN_PLACEBO_TEAMS:
         ctrl = Y[:n_pre, 1:]
         gaps = np.column_stack([Y[:n_pre, 0] - ctrl.mean(axis=1),
                                 ctrl - (ctrl.sum(axis=1, keepdims=True) - ctrl) / (N - 2)])
-        stat = _slope_t(gaps)
-        return float((1 + np.sum(stat[1:] >= stat[0])) / N) if np.isfinite(stat[0]) else float("nan")
+        z = _as_z(_slope_t(gaps), max(n_pre - 2, 1))
+        return _calibrated_p(float(z[0]), z[1:])
     return _pretrend_dk(Y, n_pre)
 
 
-def _shift_stat(gaps: np.ndarray, post: np.ndarray, trend: bool) -> np.ndarray:
+def _trend_p(Y: np.ndarray, post: np.ndarray) -> float:
+    """Is the team on its own linear trend over the whole window, a step at the start allowed?
+
+    The trend's studentised coefficient in the regression of the team's gap to the comparison mean on
+    [1, post, t] (:func:`_shift_stat` with ``coef=2``): a step at the start does not bias it, and with periods
+    on both sides of the start it is about 1.4 times as precise as a slope fitted before the start alone.
+    Calibrated on the comparison teams' own (each against the others; :func:`_calibrated_p`) from 9 of them,
+    else the Driscoll–Kraay t-test of the trend in :func:`_did_fit`.
+    """
+    T, N = Y.shape
+    if N - 1 >= MIN_PLACEBO_TEAMS:
+        ctrl = Y[:, 1:]
+        gaps = np.column_stack([Y[:, 0] - ctrl.mean(axis=1),
+                                ctrl - (ctrl.sum(axis=1, keepdims=True) - ctrl) / (N - 2)])
+        z = _as_z(_shift_stat(gaps, post, True, coef=2), max(T - 3, 1))
+        return _calibrated_p(float(z[0]), z[1:])
+    t = np.arange(T) - (T - 1) / 2
+    treated = np.repeat(np.arange(N), T) == 0
+    X = np.column_stack([(treated & np.tile(post, N)).astype(float), np.where(treated, np.tile(t, N), 0.0)])
+    return _twfe(Y.T.ravel(), X, T, N).contrast(np.array([0.0, 1.0]))[3]
+
+
+def _shift_stat(gaps: np.ndarray, post: np.ndarray, trend: bool, *, coef: int = 1) -> np.ndarray:
     """Studentised post-start shift of each gap column (team minus comparison mean): the placebo statistic.
 
     OLS of the gap on a constant and the post indicator (and, with ``trend``, a linear trend), independent
-    errors: |t| of the post coefficient. Without a trend the coefficient is the DiD estimate itself.
+    errors: |t| of the post coefficient (``coef=2``: of the trend's). Without a trend the post coefficient is
+    the DiD estimate itself.
     """
     T = gaps.shape[0]
     cols = [np.ones(T), post.astype(float)]
@@ -279,28 +328,32 @@ def _shift_stat(gaps: np.ndarray, post: np.ndarray, trend: bool) -> np.ndarray:
         cols.append(np.arange(T) - (T - 1) / 2)
     X = np.column_stack(cols)
     xtx_inv = np.linalg.inv(X.T @ X)
-    coef = xtx_inv @ X.T @ gaps
-    resid = gaps - X @ coef
+    b = xtx_inv @ X.T @ gaps
+    resid = gaps - X @ b
     s2 = (resid ** 2).sum(axis=0) / max(T - X.shape[1], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.abs(coef[1] / np.sqrt(s2 * xtx_inv[1, 1]))
+        return np.abs(b[coef] / np.sqrt(s2 * xtx_inv[coef, coef]))
 
 
 def _placebos(Y: np.ndarray, n_pre: int, post: np.ndarray, trend: bool, mins: tuple[int, int]) -> tuple[float, np.ndarray]:
     """The real statistic and the placebo ones: each comparison team as if treated (against the other comparison
-    teams), and false starts before the real one (on the periods before it)."""
+    teams), and false starts before the real one (on the periods before it).
+
+    Each is the |t| of :func:`_shift_stat` put on the normal scale (:func:`_as_z`, with its own degrees of
+    freedom), so runs of different lengths compare."""
     T, N = Y.shape
+    k = 3 if trend else 2
     ctrl = Y[:, 1:]
-    real = _shift_stat((Y[:, 0] - ctrl.mean(axis=1))[:, None], post, trend)[0]
-    stats = []
+    real = _as_z(_shift_stat((Y[:, 0] - ctrl.mean(axis=1))[:, None], post, trend), T - k)[0]
+    out = []
     if N - 1 >= 2:
         others = (ctrl.sum(axis=1, keepdims=True) - ctrl) / (N - 2)
-        stats.append(_shift_stat(ctrl - others, post, trend))
+        out.append(_as_z(_shift_stat(ctrl - others, post, trend), T - k))
     gap_pre = (Y[:n_pre, 0] - ctrl[:n_pre].mean(axis=1))[:, None]
     min_pre, min_post = mins
     for f in range(min_pre + (2 if trend else 0), n_pre - min_post + 1):
-        stats.append(_shift_stat(gap_pre, np.arange(n_pre) >= f, trend))
-    return float(real), (np.concatenate(stats) if stats else np.array([]))
+        out.append(_as_z(_shift_stat(gap_pre, np.arange(n_pre) >= f, trend), n_pre - k))
+    return float(real), (np.concatenate(out) if out else np.array([]))
 
 
 def _its_fit(y: np.ndarray, post: np.ndarray) -> _Fit:
@@ -514,12 +567,14 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
         if len(candidates):
             Y = np.column_stack([y, window[:, candidates]])
             pre_p = _pretrend_p(Y, n_pre) if n_pre >= 2 * PRETREND_BINS else float("nan")
-            trend = bool(np.isfinite(pre_p) and pre_p < PRETREND_ALPHA)
+            trend_p = _trend_p(Y, post)
+            trend = bool((np.isfinite(pre_p) and pre_p < PRETREND_ALPHA)
+                         or (np.isfinite(trend_p) and trend_p < TREND_ALPHA))
             effect, lo, hi, p, t_term = _did_fit(Y, post, trend)
             real, placebo = _placebos(Y, n_pre, post, trend, mins)
             placebo = placebo[np.isfinite(placebo)]
             larger = int((placebo >= real).sum())
-            placebo_p = (1 + larger) / (1 + len(placebo)) if len(placebo) else float("nan")
+            placebo_p = _calibrated_p(real, placebo)
             ctrl = Y[:, 1:].mean(axis=1)
             gap_pre = (y - ctrl)[:n_pre]
             if trend:
@@ -531,14 +586,16 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
             fit = _Fit(DID_TREND if trend else DID, effect, lo, hi, p, counterfactual,
                        float(np.mean(counterfactual[post])))
             row.update(pretrend_p=pre_p, placebo_p=placebo_p)
+            row["_trend_p"] = trend_p
             row["_placebo"] = (larger, len(placebo))
         else:
             fit = _its_fit(y, post)
             fit.base = float(np.mean(fit.counterfactual[post]))
         verdict, reason = _verdict(fit.effect, fit.p, row["placebo_p"], higher.get(ini.metric, True), fit.method)
         if fit.method == DID_TREND:
-            reason += (f"; the team was already moving before the start (pre-trend p = {row['pretrend_p']:.2g}): "
-                       "the estimate allows it its own linear trend")
+            why = (f"pre-trend p = {row['pretrend_p']:.2g}" if row["pretrend_p"] < PRETREND_ALPHA
+                   else f"its own trend over the window: p = {row['_trend_p']:.2g}")
+            reason += f"; the team was already moving before the start ({why}): the estimate allows it its own linear trend"
         row.update(method=fit.method, effect=fit.effect, ci_low=fit.lo, ci_high=fit.hi, p_value=fit.p,
                    relative_effect=fit.effect / abs(fit.base) if fit.base else np.nan, verdict=verdict,
                    reason=reason)
@@ -549,6 +606,8 @@ def estimate_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None, 
             "lower": np.where(post, fit.counterfactual + fit.effect - half, np.nan),
             "upper": np.where(post, fit.counterfactual + fit.effect + half, np.nan), "post": post}))
     placebo_counts = {r["initiative_id"]: r.pop("_placebo") for r in rows if "_placebo" in r}
+    for r in rows:
+        r.pop("_trend_p", None)
     table = pd.DataFrame(rows, columns=IMPACT_COLUMNS)
     for col in ("n_pre", "n_post", "n_controls"):
         table[col] = table[col].astype("int64")
@@ -607,10 +666,12 @@ def initiative_impact(ds: Dataset, *, initiatives: Any = None, as_of: Any = None
         - ``ci_high`` (float): upper end of its 95% interval
         - ``relative_effect`` (float): the effect as a share of the counterfactual level after the start
         - ``p_value`` (float): of the effect (Driscoll–Kraay standard errors; ITS: the model's)
-        - ``placebo_p`` (float): share of placebo runs (in space and time) with a change at least as large,
-          counting the real one; NaN for an interrupted time series
-        - ``pretrend_p`` (float): event-study test that the team moved like its comparison before the start;
-          below 0.05 the estimate is trend-adjusted
+        - ``placebo_p`` (float): how unusual the change is among the placebo runs (in space and time): the
+          real studentised change against the placebo runs' scale, Student's t with as many degrees of
+          freedom as runs; NaN for an interrupted time series
+        - ``pretrend_p`` (float): test that the team moved like its comparison before the start (its slope
+          against the comparison teams' own; with fewer than 9 comparison teams, an event-study Wald test);
+          below 0.01, or when the whole-window trend test gives below 0.01, the estimate is trend-adjusted
         - ``verdict`` (str): ``improved``, ``worsened``, ``no detectable effect`` or ``insufficient data``
           (polarity from ``higher_is_better``)
         - ``reason`` (str): why, in words (which side is short for insufficient data)

@@ -192,6 +192,62 @@ def test_placebo_statistic_is_the_t_of_the_gap_regression(trend):
         assert res.params[1] == pytest.approx(impact._did_fit(Y, post, False)[0], rel=1e-9)
 
 
+def test_trend_statistic_is_the_t_of_the_trend_in_the_gap_regression():
+    """The whole-window trend test's statistic is |t| of the trend in OLS of the gap on [1, post, t] (statsmodels)."""
+    Y, post = _panel(seed=3)
+    gap = Y[:, 0] - Y[:, 1:].mean(axis=1)
+    res = sm.OLS(gap, np.column_stack([np.ones(len(gap)), post.astype(float), np.arange(len(gap))])).fit()
+    assert impact._shift_stat(gap[:, None], post, True, coef=2)[0] == pytest.approx(abs(res.tvalues[2]), rel=1e-9)
+
+
+def test_calibrated_placebo_p_is_a_scaled_t_test():
+    """real / s with s² the placebos' mean square is Student's t with as many df as placebos: on placebos of
+    scale 1 it is the plain t test; doubling every statistic leaves it unchanged (persistent KPIs inflate
+    real and placebo statistics alike); a typical placebo-sized statistic is far from significant."""
+    rng = np.random.default_rng(0)
+    z = np.abs(rng.normal(0, 1, 40))
+    s = np.sqrt(np.mean(z ** 2))
+    assert impact._calibrated_p(2.5, z) == pytest.approx(2 * stats.t.sf(2.5 / s, 40), rel=1e-12)
+    assert impact._calibrated_p(5.0, 2 * z) == pytest.approx(impact._calibrated_p(2.5, z), rel=1e-12)
+    assert impact._calibrated_p(float(np.median(z)), z) > 0.4
+    assert np.isnan(impact._calibrated_p(2.0, np.array([1.0])))
+    # the |t| -> |z| conversion keeps the tail probability
+    assert 2 * stats.norm.sf(impact._as_z(np.array([2.3]), 12)[0]) == pytest.approx(2 * stats.t.sf(2.3, 12))
+
+
+def test_calibrated_placebo_p_is_uniform_under_the_null():
+    """With nothing happening, placebo_p < 0.05 about 5% of the time (independent normal statistics)."""
+    rng = np.random.default_rng(1)
+    ps = np.array([impact._calibrated_p(abs(rng.normal()), np.abs(rng.normal(0, 1, 45))) for _ in range(4000)])
+    assert (ps < 0.05).mean() == pytest.approx(0.05, abs=0.012)
+    assert (ps < 0.5).mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_report_shared_analyses_estimate_once(sample_ds, monkeypatch):
+    """The report batch's ``impact`` and ``impact_series`` tables come from one estimate."""
+    from okr_analysis.reports import shared
+
+    calls = []
+    real = shared.estimate_impact
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shared, "estimate_impact", counting)
+    monkeypatch.setattr(shared, "_IMPACT_RESULTS", shared.weakref.WeakKeyDictionary())
+    q, as_of = sample_ds.quarter(sample_ds.latest_quarter), pd.Timestamp("2026-09-30")
+    kw = {"quarter": q, "as_of": as_of, "min_group_size": 5}
+    table = shared.SHARED_ANALYSES["impact"](sample_ds, **kw)
+    series = shared.SHARED_ANALYSES["impact_series"](sample_ds, **kw)
+    assert len(calls) == 1
+    direct = estimate_impact(sample_ds, as_of=as_of, min_group_size=5)
+    pd.testing.assert_frame_equal(table, direct.table)
+    pd.testing.assert_frame_equal(series, direct.series)
+    shared.SHARED_ANALYSES["impact"](sample_ds, **{**kw, "min_group_size": 3})  # other arguments: estimated anew
+    assert len(calls) == 2
+
+
 # ----------------------------------------------------------------------------------
 # The sample organisation's planted initiatives
 # ----------------------------------------------------------------------------------

@@ -154,6 +154,28 @@ def test_team_file_names_are_unique_and_stable():
     assert names == [team_file_name(i) for i in ids]
 
 
+def test_batch_starts_the_costliest_reports_first(tmp_path):
+    """Workers take tasks in order: the reports that draw the most (key results, monitored KPIs) go first, ties
+    keep the batch's order; with an earlier batch's durations for every report, those decide."""
+    import json
+
+    import pandas as pd
+
+    from okr_analysis.reports.executors import _longest_first
+    from okr_analysis.reports.tasks import ReportTask
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    pd.DataFrame({"team_id": ["org", "a", "b", "b", "c"]}).to_parquet(shared / "kr_scores.parquet")
+    pd.DataFrame({"team_id": ["b"] * 4 + ["c"] * 2}).to_parquet(shared / "monitor.parquet")
+    tasks = [ReportTask(team_id=t, file=t, folder=str(tmp_path), pdf=False, identity={}, notebook="nb.ipynb",
+                        footer="", parameters={}) for t in ("org", "a", "b", "c", "d")]
+    assert [t.team_id for t in _longest_first(tasks, shared, tmp_path)] == ["b", "c", "org", "a", "d"]
+    (tmp_path / "build.json").write_text(json.dumps({"teams": [
+        {"team_id": t, "status": "rendered", "duration_s": d} for t, d in zip("org a b c d".split(), [1, 9, 2, 3, 4])]}))
+    assert [t.team_id for t in _longest_first(tasks, shared, tmp_path)] == ["a", "d", "c", "b", "org"]
+
+
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
     from okr_analysis.reports import render
 

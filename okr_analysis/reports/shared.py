@@ -6,13 +6,14 @@ Each is ``f(ds, *, quarter, as_of, min_group_size) -> DataFrame``; add one to
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Mapping
 
 import pandas as pd
 
 from ..forecasting import forecast_key_results
 from ..hygiene import lint
-from ..impact import estimate_impact
+from ..impact import ImpactResult, estimate_impact
 from ..io.dataset import Dataset
 from ..io.quarters import Quarter
 from ..leadlag import lagged_correlations, lead_lag
@@ -132,13 +133,26 @@ def _forecasts_table(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_
     return table.drop(columns=[c for c in ("history",) if c in table.columns])
 
 
+#: Dataset -> {(as_of, min_group_size): ImpactResult}: ``impact`` and ``impact_series`` are two tables of one
+#: estimate; the second reads the first's (weak keys: nothing is kept once the batch drops the dataset).
+_IMPACT_RESULTS: "weakref.WeakKeyDictionary[Dataset, dict[tuple, ImpactResult]]" = weakref.WeakKeyDictionary()
+
+
+def _impact_result(ds: Dataset, *, as_of: pd.Timestamp, min_group_size: int) -> ImpactResult:
+    """:func:`okr_analysis.impact.estimate_impact` of ``ds``, computed once per dataset, as-of day and group size."""
+    by_args = _IMPACT_RESULTS.setdefault(ds, {})
+    key = (pd.Timestamp(as_of), min_group_size)
+    if key not in by_args:
+        by_args[key] = estimate_impact(ds, as_of=as_of, min_group_size=min_group_size)
+    return by_args[key]
+
+
 def _impact(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
-    return estimate_impact(ds, as_of=as_of, min_group_size=min_group_size).table
+    return _impact_result(ds, as_of=as_of, min_group_size=min_group_size).table
 
 
 def _impact_series(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
-    # computed a second time for its series (the registry holds one table per name); initiatives are few
-    return estimate_impact(ds, as_of=as_of, min_group_size=min_group_size).series
+    return _impact_result(ds, as_of=as_of, min_group_size=min_group_size).series
 
 
 #: name -> f(ds, *, quarter, as_of, min_group_size) -> DataFrame. Tables with a ``team_id``
