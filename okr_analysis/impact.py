@@ -404,10 +404,10 @@ class ImpactResult:
             ax.set_axis_off()
             set_alt_text(ax, f"No estimate: {row['reason']}")
             return ax
-        label = "comparison teams" if row["method"] != ITS else "the team's own trend"
+        against = "comparison teams" if row["method"] != ITS else "the team's own trend"
         ax.plot(s["period_start"], s["observed"], color=TEAM, marker="o", markersize=3, label="observed")
         ax.plot(s["period_start"], s["counterfactual"], color=NEUTRAL, linestyle="--",
-                label=f"without the initiative ({label})")
+                label=f"without the initiative ({against})")
         post = s[s["post"]]
         ax.fill_between(post["period_start"], post["lower"], post["upper"], color=PEERS, alpha=0.3, linewidth=0,
                         label="95% interval of the effect")

@@ -202,7 +202,8 @@ def plot_team_kr_heatmap(data: pd.DataFrame, *, team_label: str = "team_id", ax:
     ----------
     data : DataFrame
         Rows of :func:`okr_analysis.score_key_results` (team_id, kr_id, score; objective_id,
-        objective_title and title label the rows and cells when present).
+        objective_title and title label the rows and cells when present; a True ``suppressed`` cell
+        reads "hidden" instead of "no data").
     team_label : str, default ``'team_id'``
         Column naming the team.
     width : int, default 26
@@ -245,7 +246,8 @@ def plot_team_kr_heatmap(data: pd.DataFrame, *, team_label: str = "team_id", ax:
         score = float(r.score) if pd.notna(r.score) else np.nan
         kr = getattr(r, "title", r.kr_id)
         kr = _shorten(kr if isinstance(kr, str) and kr else "(hidden)", width)
-        text = f"{kr}\n{'no data' if np.isnan(score) else f'{score:.1f}'}"
+        hidden = bool(getattr(r, "suppressed", False)) if "suppressed" in d else False
+        text = f"{kr}\n{'hidden' if hidden else 'no data' if np.isnan(score) else f'{score:.1f}'}"
         # black on every band colour: contrast 5:1 on vermillion, 6:1 on green, 10:1 on orange
         ax.text(r.slot + 0.5, r.row + 0.5, text, ha="center", va="center", fontsize=6, color="black")
     ax.set_xlim(0, n_cols)
@@ -472,14 +474,18 @@ def _reached(current: float, target: float, direction: str) -> bool | None:
 
 def _small_multiples(n: int, *, ncols: int, max_rows: int, panel_height: float,
                      width: float) -> list[tuple[Figure, list[Axes], Axes]]:
-    """Figures of up to ``max_rows`` × ``ncols`` panels for ``n`` charts, each only as tall as its rows, with
+    """Figures of up to ``max_rows`` × ``ncols`` panels for ``n`` charts (a last figure of a single row joins the
+    one before), each only as tall as its rows, with
     a thin row below the panels for their shared legend (an axes without axis, so a later
     ``tight_layout`` keeps it outside the panels)."""
     out = []
     per = ncols * max_rows
     legend_height = 0.35
-    for first in range(0, n, per):
-        k = min(per, n - first)
+    sizes = [min(per, n - first) for first in range(0, n, per)]
+    if len(sizes) > 1 and sizes[-1] <= ncols:  # a last single row joins the figure before (no lone-row figure)
+        last = sizes.pop()
+        sizes[-1] += last
+    for k in sizes:
         nrows = int(np.ceil(k / ncols))
         fig = plt.figure(figsize=(width, panel_height * nrows + legend_height + 0.45))
         grid = fig.add_gridspec(nrows + 1, ncols, height_ratios=[panel_height] * nrows + [legend_height])
@@ -527,7 +533,8 @@ def plot_control_charts(charts: Mapping[str, Any], *, labels: Mapping[str, str] 
     Returns
     -------
     list of matplotlib.figure.Figure
-        One figure per ``ncols × max_rows`` charts; empty for no charts.
+        One figure per ``ncols × max_rows`` charts (a last lone row joins the figure before); empty for
+        no charts.
     """
     if ncols < 1 or max_rows < 1:
         raise ValueError(f"ncols and max_rows must be at least 1, got ncols={ncols}, max_rows={max_rows}.")

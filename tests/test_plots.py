@@ -305,21 +305,23 @@ def test_control_charts_are_compact_small_multiples_with_one_legend_below(sample
     charts = {m: control_chart(sample_ds.kpi_series(team, m).tail(52), baseline=26, label=m) for m in metrics}
     figs = plot_control_charts(charts, units={"absenteeism": "%"}, title="Control charts")
     try:
-        assert len(figs) == int(np.ceil(len(metrics) / 6))
+        assert len(figs) == (1 if len(metrics) <= 9 else 2)  # a last lone row joins the figure before
         first = figs[0]
-        assert first.get_size_inches()[1] <= 2 * 1.8 + 1.0  # two short rows, not a page
+        rows = int(np.ceil(len(metrics) / 3))
+        assert first.get_size_inches()[1] <= rows * 1.8 + 1.0  # short rows, not a page
         panels = [a for a in first.axes if a.get_visible() and a.axison]
-        assert len(panels) == 6
+        assert len(panels) == len(metrics)
         assert all(p.get_legend() is None for p in panels)
         legends = [a.get_legend() for a in first.axes if a.get_legend() is not None]
         assert len(legends) == 1
         first.canvas.draw()
         lowest = min(p.get_window_extent().y0 for p in panels)
         assert legends[0].get_window_extent().y1 <= lowest  # below every panel
-        flagged = [m for m in metrics[:6] if charts[m].points["signal"].any()]
+        flagged = [m for m in metrics if charts[m].points["signal"].any()]
         alt = figure_alt_text(first)
-        assert alt.startswith(f"Control charts: control charts of 6 KPIs; {len(flagged)} with signals"
-                              if flagged else "Control charts: control charts of 6 KPIs; none with a signal")
+        n = len(metrics)
+        assert alt.startswith(f"Control charts: control charts of {n} KPIs; {len(flagged)} with signals"
+                              if flagged else f"Control charts: control charts of {n} KPIs; none with a signal")
         assert all(m.replace("_", " ") in alt for m in flagged)
         assert panels[0].get_title().startswith(metrics[0].replace("_", " "))
     finally:
@@ -357,3 +359,29 @@ def test_report_alt_text_reads_the_charts_message(ax):
         assert figure_alt_text(fig) == "A chart nobody described."
     finally:
         plt.close(fig)
+
+
+def test_control_charts_split_into_figures_of_two_rows():
+    dates = pd.date_range("2025-01-06", periods=40, freq="7D")
+    rng = np.random.default_rng(3)
+    charts = {f"m{i}": control_chart(pd.Series(rng.normal(10, 1, 40), index=dates), baseline=20) for i in range(11)}
+    figs = plot_control_charts(charts)
+    try:
+        assert [sum(a.axison for a in f.axes) for f in figs] == [6, 5]
+        assert all(f.get_size_inches()[1] <= 2 * 1.8 + 1.0 for f in figs)
+    finally:
+        for f in figs:
+            plt.close(f)
+
+
+def test_initiative_chart_in_the_palette_with_its_sentence(sample_ds, ax):
+    from okr_analysis.impact import estimate_impact
+
+    res = estimate_impact(sample_ds, initiatives=["mentoring"])
+    res.plot("mentoring", ax=ax)
+    observed, counterfactual = ax.get_lines()[:2]
+    assert observed.get_color() == TEAM and counterfactual.get_color() == BAND_COLOURS["none"]
+    assert alt_text(ax) == res.sentence("mentoring").rstrip(".") + "."
+    metric = str(res.table.set_index("initiative_id").loc["mentoring", "metric"])
+    assert ax.get_ylabel().startswith(metric.replace("_", " "))
+    assert_legend_outside(ax)
