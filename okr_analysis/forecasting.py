@@ -1715,7 +1715,8 @@ class KRForecast:
         unit = unit if isinstance(unit, str) else (self.unit if isinstance(self.unit, str) else "")
         title = str(self.title)
         if self.direction == "milestone":
-            draw_milestone(ax, self.checkins.index, self.checkins.to_numpy(), as_of=self.as_of, title=title)
+            draw_milestone(ax, self.checkins.index, self.checkins.to_numpy(), as_of=self.as_of, title=title,
+                           final=self.final)
             return ax
 
         def num(v: float) -> str:

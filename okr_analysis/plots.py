@@ -5,7 +5,13 @@ the given axes (or the current ones), gives the chart a title, axis labels and u
 and returns the axes. Nothing here calls ``plt.show()`` or saves a file.
 
 Charts owned by a result object live with it: ``ControlChartResult.plot``
-(monitoring), ``KRForecast.plot`` (forecasting), ``LeadLagResult.plot_ccf`` (lead-lag).
+(monitoring), ``KRForecast.plot`` (forecasting), ``ImpactResult.plot`` (impact),
+``LeadLagResult.plot_ccf`` (lead-lag). :func:`plot_control_charts` and :func:`plot_peer_comparisons` draw
+several of them as compact small multiples and return the figures.
+
+One visual language (:mod:`okr_analysis.style`): the Okabe–Ito palette with the same band colours everywhere,
+legends outside the data, titles that state the message in words, and each chart's message recorded as its
+alt text (:func:`okr_analysis.style.alt_text`), which the report sections hand to the image.
 """
 
 from __future__ import annotations
@@ -430,7 +436,8 @@ def plot_kr_progress(checkins: pd.DataFrame, *, direction: str, baseline: float,
     unit = unit if isinstance(unit, str) else ""
     name = str(title) if title else "Key-result progress"
     if direction == "milestone":
-        draw_milestone(ax, d["date"], d["value"], as_of=as_of, title=_shorten(name, 80))
+        closed = as_of is not None and pd.Timestamp(as_of) >= end
+        draw_milestone(ax, d["date"], d["value"], as_of=as_of, title=_shorten(name, 80), final=closed)
         return ax
     if direction in ("increase", "decrease") and pd.notna(baseline):
         ax.plot([start, end], [baseline, target], color=NEUTRAL, ls="--", lw=1, label="expected pace")

@@ -145,7 +145,8 @@ def _day(date: Any) -> str:
     return f"{pd.Timestamp(date):%d %b %Y}".lstrip("0")
 
 
-def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title: str = "") -> str:
+def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title: str = "",
+                   final: bool = False) -> str:
     """Draw a milestone key result as a progress bar (share done, 0–1) with the dates each step was reached.
 
     Parameters
@@ -157,11 +158,16 @@ def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title
         The data's as-of date, for "not done as of …".
     title : str
         The key result's title.
+    final : bool, default False
+        The quarter is over: the message ends "— final: hit" (done) or "— final: missed".
+
+    A figure holding only this axes is made short (at most 1.9 inches tall): a bar needs no more.
 
     Returns
     -------
     str
-        The alt text (also recorded on ``ax``): "<title>: done on 12 Aug 2026." or "<title>: 50% done as of …".
+        The alt text (also recorded on ``ax``): "<title>: done on 12 Aug 2026." or "<title>: not done, 50% done
+        as of …", with "— final: hit/missed" after the quarter.
     """
     import numpy as np
     import pandas as pd
@@ -173,7 +179,7 @@ def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title
     name = title or "Milestone"
     if d.empty:
         ax.text(0.5, 0, "no check-in yet", ha="center", va="center", color=TEXT_MUTED, fontsize=9, zorder=3)
-        message = f"{name}: no check-in yet"
+        message = f"{name}: no check-in yet" + (" — final: missed" if final else "")
     else:
         share = float(np.clip(d["value"].iloc[-1], 0, 1))
         done = share >= 1.0
@@ -189,10 +195,10 @@ def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title
                         va="bottom" if i % 2 == 0 else "top", ha="center", fontsize=7, color=REFERENCE)
         if done:
             reached = steps["date"].iloc[-1] if len(steps) else d["date"].iloc[-1]
-            message = f"{name}: done on {_day(reached)}"
+            message = f"{name}: done on {_day(reached)}" + (" — final: hit" if final else "")
         else:
             when = f" as of {_day(as_of)}" if as_of is not None else ""
-            message = f"{name}: not done, {share:.0%} done{when}"
+            message = f"{name}: not done, {share:.0%} done{when}" + (" — final: missed" if final else "")
     ax.set_xlim(0, 1.0)
     ax.set_ylim(-1.4, 1.4)
     ax.set_yticks([])
@@ -201,4 +207,7 @@ def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.set_title(message, fontsize=10)
+    fig = ax.figure
+    if len(fig.axes) == 1 and fig.get_size_inches()[1] > 1.9:
+        fig.set_size_inches(fig.get_size_inches()[0], 1.9)
     return set_alt_text(ax, message)

@@ -209,6 +209,11 @@ def test_a_milestone_is_a_progress_bar_with_the_dates_reached(ax):
     share = [p for p in ax.patches if p.get_facecolor() == to_rgba(TEAM)]
     assert len(share) == 1 and share[0].get_width() == 0.5
     assert alt_text(ax) == "Launch the help centre: not done, 50% done as of 5 Aug 2026."
+    ax.clear()
+    plot_kr_progress(ci.head(3), direction="milestone", baseline=np.nan, target=1, start="2026-07-01",
+                     end="2026-09-30", as_of="2026-09-30", title="Launch the help centre", ax=ax)
+    assert alt_text(ax) == "Launch the help centre: not done, 50% done as of 30 Sep 2026 — final: missed."
+    assert ax.figure.get_size_inches()[1] <= 1.9  # a bar needs a short figure
 
 
 def test_score_distribution_is_the_same_picture_every_time(tiny_ds):
