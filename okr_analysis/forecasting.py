@@ -1754,30 +1754,68 @@ class KRForecast:
             p = "p_hit " + ("n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}")
         return f"<KRForecast {self.kr_id} ({self.quarter.label}, as of {self.as_of.date()}): {p}, {self.method}>"
 
-    def plot(self, ax=None):
-        """Check-ins, the forecast check-in path (80% and 95%), the target, the expected pace and as-of.
+    def plot(self, ax=None, *, p_hit: float | None = None, outcome: str | None = None, label: str | None = None,
+             unit: str | None = None):
+        """Check-ins against the target; while the quarter is open, the forecast check-in path (80% and 95%).
 
-        The KPI history (when the forecast is made from it) is drawn thin; the cone is the check-in
-        path, whose last point is the outcome's check-in. The expected-pace line runs from the baseline
-        at the quarter's start to the target at its end (increase/decrease KRs). Returns the axes;
-        never shows or saves the figure.
+        The title (also the chart's alt text, :func:`okr_analysis.style.alt_text`) states the message in words:
+        "Keep engagement at 64% or above: 76.5% against a target of 64% — 97% likely by 30 Sep 2026", or
+        after the quarter "… — final: hit"; no model names. While the quarter is open the fan (80% and 95%
+        intervals) and the median path run from the last check-in to the quarter's last check-in; after it
+        only the check-in path and the target are drawn. The KPI history (when the forecast is made from it)
+        is drawn thin and grey; the expected-pace line runs from the baseline at the quarter's start to the
+        target at its end (increase/decrease KRs). A milestone is drawn as a progress bar
+        (:func:`okr_analysis.style.draw_milestone`). The legend sits below the axes. Returns the axes; never
+        shows or saves the figure.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        p_hit : float, optional
+            The probability to state (e.g. the calibrated one of the organisation's forecast table);
+            default: this forecast's ``p_hit``.
+        outcome : {'hit', 'missed'}, optional
+            The outcome to state after the quarter; default: this forecast's ``outcome``.
+        label : str, optional
+            What the values measure, in words, for the value axis (default: the unit alone).
+        unit : str, optional
+            The unit for the value axis and the title (default: the key result's unit).
         """
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing (the style module with it)
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
 
+        from .style import BAND_COLOURS, FAN, NEUTRAL, REFERENCE, TEAM, draw_milestone, legend_outside, set_alt_text
+
         ax = plt.gca() if ax is None else ax
         q = self.quarter
+        unit = unit if isinstance(unit, str) else (self.unit if isinstance(self.unit, str) else "")
+        title = str(self.title)
+        if self.direction == "milestone":
+            draw_milestone(ax, self.checkins.index, self.checkins.to_numpy(), as_of=self.as_of, title=title,
+                           final=self.final)
+            return ax
+
+        def num(v: float) -> str:
+            if pd.isna(v):
+                return "no value"
+            text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+            return (f"{text}{unit}" if unit == "%" else f"{text} {unit}") if unit else text
+
+        def day(d) -> str:
+            d = pd.Timestamp(d)
+            return f"{d.day} {d:%b %Y}"
+
         hist = self.history
         if len(hist):
             lo = q.start - pd.Timedelta(weeks=26)
             h = hist[hist.index >= lo]
-            ax.plot(h.index, h.to_numpy(), color="0.45", lw=1.0, label="history")
+            ax.plot(h.index, h.to_numpy(), color=NEUTRAL, lw=1.0, label="history")
         if len(self.checkins):
-            ax.plot(self.checkins.index, self.checkins.to_numpy(), "o-", color="0.1", ms=3.5, lw=1,
+            ax.plot(self.checkins.index, self.checkins.to_numpy(), "o-", color=TEAM, ms=3.5, lw=1.4,
                     label="check-ins")
         t = self.table
-        if len(t):
+        if len(t) and not self.final:
             if len(self.checkins):
                 anchor_x, anchor_y = [self.checkins.index[-1]], [self.checkins.iloc[-1]]
             else:
@@ -1787,29 +1825,37 @@ class KRForecast:
             def ext(col):
                 return np.r_[anchor_y, t[col].to_numpy()]
 
-            ax.fill_between(x, ext("lower_95"), ext("upper_95"), color="tab:blue", alpha=0.15, lw=0,
-                            label="95% interval")
-            ax.fill_between(x, ext("lower_80"), ext("upper_80"), color="tab:blue", alpha=0.30, lw=0,
-                            label="80% interval")
-            ax.plot(x, ext("forecast"), color="tab:blue", lw=1.6, ls="--", marker=".",
-                    label="forecast check-ins (median)")
+            ax.fill_between(x, ext("lower_95"), ext("upper_95"), color=FAN, alpha=0.12, lw=0, label="95% interval")
+            ax.fill_between(x, ext("lower_80"), ext("upper_80"), color=FAN, alpha=0.25, lw=0, label="80% interval")
+            ax.plot(x, ext("forecast"), color=FAN, lw=1.4, ls="--", label="forecast check-ins (median)")
         if pd.notna(self.target):
-            ax.axhline(self.target, color="tab:green", lw=1.2, label=f"target {self.target:g}")
+            ax.axhline(self.target, color=BAND_COLOURS["green"], lw=1.2, label="target")
         if self.direction in _MOVING and pd.notna(self.baseline) and pd.notna(self.target):
-            ax.plot([q.start, q.end], [self.baseline, self.target], color="tab:orange", lw=1.2, ls=":",
+            ax.plot([q.start, q.end], [self.baseline, self.target], color=NEUTRAL, lw=1.0, ls=":",
                     label="expected pace")
-        ax.axvline(self.as_of, color="0.5", lw=1, ls="-.", label=f"as of {self.as_of.date()}")
-        ax.axvspan(q.start, q.end, color="0.92", zorder=0)
+        if not self.final:
+            ax.axvline(self.as_of, color=REFERENCE, lw=1, ls="-.", label="as of")
+        ax.axvspan(q.start, q.end, color="#F2F2F2", zorder=0)
+        current = float(self.checkins.iloc[-1]) if len(self.checkins) else self.current
+        rest = f"{num(current)} against a target of {num(self.target)}"
         if self.final:
-            p = f"final: {self.outcome}" if isinstance(self.outcome, str) else "final: not scored"
+            result = outcome if outcome in ("hit", "missed") else self.outcome
+            rest += f" — final: {result}" if isinstance(result, str) else " — final: not scored"
+            alt = f"{title}: {rest}"
         else:
-            p = "p_hit " + ("n/a" if pd.isna(self.p_hit) else f"{self.p_hit:.0%}")
-        ax.set_title(f"{self.title} ({self.team_id}, {q.label})\n{p} · {self.method}", fontsize=10)
-        ax.set_xlabel("week")
-        unit = self.unit if isinstance(self.unit, str) and self.unit else "value"
-        ax.set_ylabel(unit)
+            p = self.p_hit if p_hit is None else p_hit
+            status = self.row.get("pace_status") if isinstance(self.row, pd.Series) else None
+            when = day(q.end)
+            alt = f"{title}: {rest}" + (f", {status}" if isinstance(status, str) else "")
+            alt += "; no forecast" if pd.isna(p) else f"; {p:.0%} likely to reach it by {when}"
+            rest += " — no forecast" if pd.isna(p) else f" — {p:.0%} likely by {when}"
+        message = f"{title}: {rest}"
+        ax.set_title(f"{title}\n{rest}" if len(message) > 70 else message, fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel((f"{label} ({unit})" if unit else label) if label else (unit or "value"))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y"))
-        ax.legend(fontsize=7, loc="best")
+        legend_outside(ax)
+        set_alt_text(ax, alt)
         return ax
 
 

@@ -419,22 +419,34 @@ class ImpactResult:
             raise ValueError(f"initiative_id {initiative_id!r} is not in this result; known: {known}.")
         return hit.iloc[0]
 
-    def plot(self, initiative_id: str, *, ax: Any = None) -> Any:
+    def plot(self, initiative_id: str, *, ax: Any = None, label: str | None = None, unit: str | None = None) -> Any:
         """The team's values against the counterfactual, with the effect's 95% interval after the start.
+
+        The title is the initiative's sentence (:meth:`sentence`), also recorded as the chart's alt text
+        (:func:`okr_analysis.style.alt_text`); colours are those of :mod:`okr_analysis.style` (the team blue,
+        the counterfactual grey, the interval sky blue); the legend sits below the axes.
 
         Parameters
         ----------
         initiative_id : str
         ax : matplotlib Axes, optional
             Drawn on this axes (default: the current one).
+        label : str, optional
+            The metric's name in words for the value axis (default: its id in words).
+        unit : str, optional
+            The metric's unit (default: from the metrics table).
 
         Returns
         -------
         matplotlib Axes
         """
-        # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        # lazy import: pyplot adds ~0.5 s to every command that draws nothing (the style module with it)
+        import textwrap
+
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
+
+        from .style import NEUTRAL, PEERS, REFERENCE, TEAM, legend_outside, set_alt_text
 
         row = self._row(initiative_id)
         s = self.series[self.series["initiative_id"] == initiative_id]
@@ -443,18 +455,28 @@ class ImpactResult:
             ax.text(0.5, 0.5, f"No estimate: {row['reason']}", ha="center", va="center", transform=ax.transAxes,
                     wrap=True)
             ax.set_axis_off()
+            set_alt_text(ax, f"No estimate: {row['reason']}")
             return ax
-        label = "comparison teams" if row["method"] != ITS else "the team's own trend"
-        ax.plot(s["period_start"], s["observed"], color="#12436D", marker="o", markersize=3, label="observed")
-        ax.plot(s["period_start"], s["counterfactual"], color="#F46A25", linestyle="--",
-                label=f"without the initiative ({label})")
+        against = "comparison teams" if row["method"] != ITS else "the team's own trend"
+        ax.plot(s["period_start"], s["observed"], color=TEAM, marker="o", markersize=3, label="observed")
+        ax.plot(s["period_start"], s["counterfactual"], color=NEUTRAL, linestyle="--",
+                label=f"without the initiative ({against})")
         post = s[s["post"]]
-        ax.fill_between(post["period_start"], post["lower"], post["upper"], color="#F46A25", alpha=0.2,
+        ax.fill_between(post["period_start"], post["lower"], post["upper"], color=PEERS, alpha=0.3, linewidth=0,
                         label="95% interval of the effect")
-        ax.axvline(row["start"], color="#3D3D3D", linewidth=1)
-        ax.set_title(self.sentence(initiative_id), fontsize=9, loc="left", wrap=True)
-        ax.set_ylabel(str(row["metric"]).replace("_", " "))
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.axvline(row["start"], color=REFERENCE, linewidth=1, label="initiative starts")
+        message = self.sentence(initiative_id)
+        ax.set_title(textwrap.fill(message, 90), fontsize=9, loc="left")
+        metric = str(row["metric"])
+        if unit is None:
+            info = self.metrics.set_index("metric") if isinstance(self.metrics, pd.DataFrame) and \
+                "metric" in self.metrics else None
+            unit = info["unit"].get(metric, "") if info is not None and "unit" in info else ""
+        unit = unit if isinstance(unit, str) else ""
+        name = label or metric.replace("_", " ")
+        ax.set_ylabel(f"{name} ({unit})" if unit else name)
+        legend_outside(ax, where="below", ncol=2)
+        set_alt_text(ax, message)
         locator = mdates.AutoDateLocator(maxticks=7)  # a few readable dates, not one per period
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

@@ -44,7 +44,8 @@ from .formatting import significant
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .resample import check_freq, infer_freq, period_start, resample_kpis
-from .rules import BASELINE_PERIODS, MONITOR_WINDOW, period_word, window_label
+from .rules import BAND_COLOURS, BASELINE_PERIODS, MONITOR_WINDOW, period_word, window_label
+from .style import NEUTRAL, PEERS, REFERENCE, TEAM, legend_outside, set_alt_text
 
 __all__ = [
     "RULES",
@@ -749,47 +750,87 @@ class ControlChartResult:
 
     def _mark_baseline_end(self, ax: Any) -> None:
         if self.n_baseline and len(self.points) > self.n_baseline:
-            ax.axvline(self.baseline_end, color="grey", linestyle=":", linewidth=1, zorder=1)
+            ax.axvline(self.baseline_end, color=NEUTRAL, linestyle=":", linewidth=1, zorder=1,
+                       label="end of the baseline")
 
-    def plot(self, ax: Any = None) -> Any:
+    def _message(self, name: str, unit: str) -> str:
+        """The chart's message in words: the latest value, its place against the limits and the signals."""
+        def num(v: float) -> str:
+            text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+            return (f"{text}{unit}" if unit == "%" else f"{text} {unit}") if unit else text
+
+        if self.points.empty:
+            return f"{name}: no values"
+        last = self.points.iloc[-1]
+        def day(d: Any) -> str:
+            d = pd.Timestamp(d)
+            return f"{d.day} {d:%b %Y}"
+
+        head = f"{name}: {num(float(last['value']))} on {day(last['date'])}"
+        flagged = self.points[self.points["signal"]]
+        if flagged.empty:
+            return f"{head}, within the usual range ({num(self.lcl)}–{num(self.ucl)}); no signal"
+        n = len(flagged)
+        return (f"{head}; usual range {num(self.lcl)}–{num(self.ucl)}; {n} point{'s' if n != 1 else ''} "
+                f"flagged, the latest on {day(flagged['date'].iloc[-1])}")
+
+    def plot(self, ax: Any = None, *, label: str | None = None, unit: str = "", legend: bool = True) -> Any:
         """Draw the individuals chart: points, centre line, limits, shaded sigma zones, signals.
+
+        The title states the message (latest value, the usual range, the signals) and is also recorded as
+        the chart's alt text (:func:`okr_analysis.style.alt_text`); colours are those of
+        :mod:`okr_analysis.style`; the legend sits below the axes.
 
         Parameters
         ----------
         ax : matplotlib Axes, optional
             Default: the current axes.
+        label : str, optional
+            The metric's name in words (e.g. its description); default: the result's ``label``.
+        unit : str
+            The metric's unit, written on the value axis and in the title.
+        legend : bool, default True
+            Draw the legend (False in small multiples that share one).
 
         Returns
         -------
         matplotlib Axes
         """
         # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax
+        unit = unit if isinstance(unit, str) else ""
+        name = label or self.label or "value"
         x, y = self.points["date"], self.points["value"]
         c, s = self.centre, self.sigma
-        for k, alpha in ((3, 0.06), (2, 0.08), (1, 0.10)):
-            ax.axhspan(c - k * s, c + k * s, color="tab:green" if k == 1 else "tab:olive", alpha=alpha,
-                       linewidth=0, zorder=0)
-        ax.plot(x, y, marker="o", markersize=3.5, linewidth=1.2, color="tab:blue", label="value", zorder=2)
-        ax.axhline(c, color="black", linewidth=1, label=f"centre {c:.3g}", zorder=1)
-        how = f" (adjusted, autocorrelation {self.rho:.2f})" if self.adjusted else ""
-        ax.axhline(self.ucl, color="tab:red", linestyle="--", linewidth=1, label=f"limits {self.lcl:.3g}–"
-                   f"{self.ucl:.3g}{how}", zorder=1)
-        ax.axhline(self.lcl, color="tab:red", linestyle="--", linewidth=1, zorder=1)
+        for k, alpha in ((3, 0.05), (2, 0.07), (1, 0.09)):
+            ax.axhspan(c - k * s, c + k * s, color=PEERS, alpha=alpha, linewidth=0, zorder=0)
+        ax.plot(x, y, marker="o", markersize=2.5, linewidth=1.0, color=TEAM, label="value", zorder=2)
+        ax.axhline(c, color=REFERENCE, linewidth=1, label="centre", zorder=1)
+        how = " (adjusted for autocorrelation)" if self.adjusted else ""
+        ax.axhline(self.ucl, color=BAND_COLOURS["red"], linestyle="--", linewidth=1, label=f"limits{how}", zorder=1)
+        ax.axhline(self.lcl, color=BAND_COLOURS["red"], linestyle="--", linewidth=1, zorder=1)
         self._mark_baseline_end(ax)
         flagged = self.points[self.points["signal"]]
         if not flagged.empty:
-            ax.scatter(flagged["date"], flagged["value"], s=60, facecolors="none", edgecolors="tab:red",
-                       linewidths=1.5, label="signal", zorder=3)
-        ax.set_title(f"Control chart{': ' + self.label if self.label else ''}")
+            ax.scatter(flagged["date"], flagged["value"], s=40, facecolors="none", edgecolors=BAND_COLOURS["red"],
+                       linewidths=1.3, label="signal", zorder=3)
+        message = self._message(name, unit)
+        ax.set_title(message, fontsize=9)
         ax.set_xlabel("date")
-        ax.set_ylabel(self.label or "value")
-        ax.legend(loc="best", fontsize="small")
+        ax.set_ylabel(f"{name} ({unit})" if unit else name)
+        locator = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        if legend:
+            legend_outside(ax)
+        set_alt_text(ax, message)
         return ax
 
-    def plot_moving_range(self, ax: Any = None) -> Any:
+    def plot_moving_range(self, ax: Any = None, *, label: str | None = None, unit: str = "",
+                          legend: bool = True) -> Any:
         """Draw the moving-range chart: moving ranges, their baseline mean and upper limit.
 
         Moving ranges above the upper limit (``3.267 × mr_bar``) are circled. The limit
@@ -800,30 +841,48 @@ class ControlChartResult:
         ----------
         ax : matplotlib Axes, optional
             Default: the current axes.
+        label : str, optional
+            The metric's name in words; default: the result's ``label``.
+        unit : str
+            The metric's unit (the value axis).
+        legend : bool, default True
+            Draw the legend (below the axes).
 
         Returns
         -------
         matplotlib Axes
         """
         # lazy import: pyplot adds ~0.5 s to every command that draws nothing
+        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
 
         ax = plt.gca() if ax is None else ax
+        unit = unit if isinstance(unit, str) else ""
+        name = label or self.label or "value"
         x, mr = self.points["date"], self.points["moving_range"]
-        ax.plot(x, mr, marker="o", markersize=3.5, linewidth=1.2, color="tab:blue", label="moving range", zorder=2)
-        ax.axhline(self.mr_bar, color="black", linewidth=1, label=f"mean moving range {self.mr_bar:.3g}", zorder=1)
-        ax.axhline(self.mr_ucl, color="tab:red", linestyle="--", linewidth=1,
-                   label=f"upper limit {self.mr_ucl:.3g}", zorder=1)
+        ax.plot(x, mr, marker="o", markersize=2.5, linewidth=1.0, color=TEAM, label="moving range", zorder=2)
+        ax.axhline(self.mr_bar, color=REFERENCE, linewidth=1, label="mean moving range", zorder=1)
+        ax.axhline(self.mr_ucl, color=BAND_COLOURS["red"], linestyle="--", linewidth=1, label="upper limit",
+                   zorder=1)
         self._mark_baseline_end(ax)
         high = self.points[self.points["moving_range"] > self.mr_ucl]
         if not high.empty:
-            ax.scatter(high["date"], high["moving_range"], s=60, facecolors="none", edgecolors="tab:red",
-                       linewidths=1.5, label="above the limit", zorder=3)
-        ax.set_title(f"Moving range{': ' + self.label if self.label else ''}")
+            ax.scatter(high["date"], high["moving_range"], s=40, facecolors="none", edgecolors=BAND_COLOURS["red"],
+                       linewidths=1.3, label="above the limit", zorder=3)
+        n = len(high)
+        message = (f"Moving range of {name}: changes from one period to the next "
+                   + (f"larger than usual {n} time{'s' if n != 1 else ''}" if n else "within the usual size")
+                   + f" (mean {self.mr_bar:.3g}, limit {self.mr_ucl:.3g})")
+        ax.set_title(message, fontsize=9)
         ax.set_xlabel("date")
-        ax.set_ylabel("moving range")
+        ax.set_ylabel(f"moving range ({unit})" if unit else "moving range")
         ax.set_ylim(bottom=0)
-        ax.legend(loc="best", fontsize="small")
+        locator = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        if legend:
+            legend_outside(ax)
+        set_alt_text(ax, message)
         return ax
 
 

@@ -47,9 +47,10 @@ BAND_RED_BELOW = 0.4
 BAND_GREEN_FROM = 0.7
 #: The score bands, worst first.
 BANDS = ("red", "yellow", "green")
-#: Colours of the score bands in charts (and of a missing band, ``none``): colour-blind safe shades.
+#: Colours of the score bands in charts and in the print CSS (and of a missing band, ``none``): the Okabe–Ito
+#: colour-blind-safe palette (vermillion, orange, bluish green, grey); :mod:`okr_analysis.style` adds the rest.
 BAND_COLOURS: Mapping[str, str] = MappingProxyType(
-    {"red": "#d1495b", "yellow": "#edae49", "green": "#2e8b57", "none": "#b0b0b0"})
+    {"red": "#D55E00", "yellow": "#E69F00", "green": "#009E73", "none": "#999999"})
 
 
 def band_rule(*, lt: str = "<") -> str:

@@ -428,7 +428,7 @@ def test_forecast_key_result_matches_the_table_and_plots(sample_ds):
     labels = [line.get_label() for line in ax.get_lines()]
     assert "expected pace" in labels and any(lab.startswith("target") for lab in labels)
     assert "forecast check-ins (median)" in labels and "history" in labels
-    assert "p_hit" in ax.get_title() and ax.get_ylabel() == one.unit
+    assert "likely by" in ax.get_title() and "ARIMA" not in ax.get_title() and ax.get_ylabel() == one.unit
     assert len(ax.collections) >= 2  # the 80% and 95% bands
     plt.close(fig)
     assert "KRForecast" in repr(one)

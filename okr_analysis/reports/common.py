@@ -23,6 +23,7 @@ from ..rules import (
     VERDICT_ORDER,
     band_rule,
 )
+from ..style import figure_alt_text as _style_alt_text
 from .display import _ACRONYMS, _display_html, _show
 from .shared import SHARED_ANALYSES
 
@@ -191,12 +192,9 @@ def _scored_teams(ctx: Any, *, teams: list[str] | None = None, label: tuple[str,
 
 
 def figure_alt_text(fig: matplotlib.figure.Figure) -> str:
-    """The chart's titles as one sentence (the figure's title, then each panel's): the alt text of a chart
-    whose section gives none."""
-    titles = [fig._suptitle.get_text()] if fig._suptitle is not None else []
-    titles += [ax.get_title() for ax in fig.axes]
-    text = ". ".join(dict.fromkeys(t.strip().rstrip(".") for t in titles if t and t.strip()))
-    return (text + ".") if text else "Chart"
+    """The chart's alt text: the message its chart functions recorded (:func:`okr_analysis.style.figure_alt_text`:
+    the figure's own, else its title and each panel's message or title), "Chart" when there is none."""
+    return _style_alt_text(fig)
 
 
 def _show_figure(fig: matplotlib.figure.Figure, *, alt: str | None = None) -> None:

@@ -200,7 +200,7 @@ def team_kr_heatmap(ctx: Any, *, max_teams: int = ORG_MAX_TEAMS) -> pd.DataFrame
     if n_teams > max_teams:
         _display_html(_para(f"The {max_teams} teams with the lowest mean key-result score, of {n_teams:,} teams; "
                             "every team's scores are in its own report and on the index page.", "okr-note"))
-    fig, ax = plt.subplots(figsize=(9, 0.4 * krs["team_id"].nunique() + 1.5))
+    fig, ax = plt.subplots(figsize=(9.5, 0.32 * krs[["team_id", "objective_id"]].drop_duplicates().shape[0] + 1.2))
     plot_team_kr_heatmap(krs, team_label="team", ax=ax)
     _show_figure(fig)
     return krs

@@ -22,10 +22,11 @@ from ..formatting import percent as _percent
 from ..impact import ImpactResult
 from ..monitoring import control_chart
 from ..plots import (
+    plot_control_charts,
     plot_kr_progress,
     plot_kr_scores,
     plot_lagged_correlations,
-    plot_peer_comparison,
+    plot_peer_comparisons,
 )
 from ..resample import infer_freq
 from ..rules import (
@@ -277,8 +278,10 @@ def key_result_charts(ctx: Any) -> int:
                     # calibration=False here: this kernel's data is one team's slice; the probability the chart
                     # states is the shared forecast's, as in the scorecard
                     fc_one = forecast_key_result(ctx.ds, r.kr_id, as_of=ctx.as_of, calibration=False)
-                    fc_one.plot(ax=ax)
-                    ax.set_title(_chart_title(fc_one, shared.get(r.kr_id)), fontsize=10)
+                    sh = shared.get(r.kr_id) or {}
+                    fc_one.plot(ax=ax, p_hit=sh.get("p_hit", np.nan), outcome=(
+                        ("hit" if sh["p_hit"] >= 0.5 else "missed") if sh.get("final") and pd.notna(sh.get("p_hit"))
+                        else None))
                 drawn_by_forecast = True
             except ValueError:
                 drawn_by_forecast = False
@@ -360,43 +363,25 @@ def kpi_panel(ctx: Any) -> pd.DataFrame:
 
     shown = view.loc[~hidden, "metric"].tolist()
     if shown:
-        ncols = 3
-        nrows = int(np.ceil(len(shown) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.8 * nrows), squeeze=False)
-        for ax, metric in zip(axes.flat, shown):
+        charts = {}
+        for metric in shown:
             series = ctx.ds.kpi_series(ctx.team_id, metric)
             series = series[series.index <= ctx.as_of].tail(CHART_PERIODS)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                control_chart(series, baseline=BASELINE_PERIODS, label=metric, autocorrelation="adjust").plot(ax=ax)
-            ax.set_title(metric, fontsize=9)
-            ax.tick_params(labelsize=7)
-            ax.set_xlabel("")
-            if ax.get_legend():
-                ax.get_legend().remove()
-            unit = units.get(metric, "")
-            ax.set_ylabel(unit if isinstance(unit, str) else "", fontsize=8)
-        for ax in list(axes.flat)[len(shown):]:
-            ax.axis("off")
-        fig.suptitle(f"Control charts, last {window_label(CHART_PERIODS, freq)} (limits from the first "
-                     f"{BASELINE_PERIODS}, allowing for autocorrelation; signals marked)", fontsize=10)
-        _show_figure(fig)
+                charts[metric] = control_chart(series, baseline=BASELINE_PERIODS, label=metric,
+                                               autocorrelation="adjust")
+        for fig in plot_control_charts(charts, units=units.to_dict(), title=(
+                f"Control charts, last {window_label(CHART_PERIODS, freq)} (limits from the first "
+                f"{BASELINE_PERIODS}, allowing for autocorrelation; signals circled)")):
+            _show_figure(fig)
         bench = ctx.team_table("benchmark", teams=[ctx.team_id] + ctx.ds.peers(ctx.team_id))
         comparable = [m for m in shown if (bench["metric"] == m).sum() > 1]
         if comparable:
-            nrows = int(np.ceil(len(comparable) / ncols))
-            fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.9 * nrows), squeeze=False)
             peers = _gate(ctx, bench, kind="peers")  # never a small peer team's people metric on its own
-            for ax, metric in zip(axes.flat, comparable):
-                rows = peers[peers["metric"] == metric]
-                plot_peer_comparison(rows, team_id=ctx.team_id, metric=metric, ax=ax,
-                                     unit=units.get(metric, "") if isinstance(units.get(metric, ""), str) else "")
-                ax.set_title(metric, fontsize=9)
-                ax.tick_params(labelsize=7)
-            for ax in list(axes.flat)[len(comparable):]:
-                ax.axis("off")
-            fig.suptitle("The team against its peers (latest value; dashed: company median)", fontsize=10)
-            _show_figure(fig)
+            for fig in plot_peer_comparisons(peers, team_id=ctx.team_id, metrics=comparable, units=units.to_dict(),
+                                             title="The team against its peers (latest value; dashed: company median)"):
+                _show_figure(fig)
     if hidden.any():
         _display_html(_para(f"People metrics of {ctx.team_name} are not shown: {_hidden_reason(ctx)}.", "okr-note"))
     return view
