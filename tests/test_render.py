@@ -222,29 +222,89 @@ def test_every_page_has_the_running_footer_with_team_quarter_and_page_number(sam
             assert footer.endswith(f"page {number} of {len(pages)}"), (tid, footer)
 
 
-def test_pages_are_portrait_a4_except_wide_tables(sample_reports, tmp_path):
-    """A4 portrait; a table marked ``wide`` (or inside ``.appendix``) gets a landscape page of its own."""
+def test_every_page_of_the_sample_is_a4(sample_reports):
     portrait, landscape = (595.0, 842.0), (842.0, 595.0)
     for tid, t in sample_reports.items():
         for w, h in _page_sizes(t.pdf):
             assert min(abs(w - a) + abs(h - b) for a, b in (portrait, landscape)) < 2, (tid, w, h)
-    # The sample's reports may not (yet) mark any table wide: print one that does, with the report's stylesheet.
+
+
+def _cells(*cells: "tuple[str, str | list[str]]") -> str:
+    """Notebook cells as nbconvert's lab template writes them: ("markdown", html) or ("code", [output html …])."""
+    out = []
+    for kind, inner in cells:
+        if kind == "markdown":
+            out.append(f'<div class="jp-Cell jp-MarkdownCell jp-Notebook-cell"><div class="jp-Cell-inputWrapper">'
+                       f'<div class="jp-InputArea jp-Cell-inputArea"><div class="jp-RenderedHTMLCommon '
+                       f'jp-RenderedMarkdown jp-MarkdownOutput">{inner}</div></div></div></div>')
+        else:
+            children = "".join(f'<div class="jp-OutputArea-child"><div class="jp-RenderedHTMLCommon '
+                               f'jp-RenderedHTML jp-OutputArea-output">{o}</div></div>'
+                               for o in ([inner] if isinstance(inner, str) else inner))
+            out.append(f'<div class="jp-Cell jp-CodeCell jp-Notebook-cell jp-mod-noInput"><div '
+                       f'class="jp-Cell-outputWrapper"><div class="jp-OutputArea jp-Cell-outputArea">{children}'
+                       f'</div></div></div>')
+    return "".join(out)
+
+
+def _table(caption: str, columns: int, rows: int, cls: str = "okr-table") -> str:
+    head = "".join(f"<th>column {j}</th>" for j in range(columns))
+    body = "".join("<tr>" + "".join(f"<td>row {i} value {j}</td>" for j in range(columns)) + "</tr>"
+                   for i in range(rows))
+    return f'<table class="{cls}"><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+@pytest.fixture(scope="module")
+def printer():
+    with PdfPrinter(CHROMIUM) as p:
+        yield p
+
+
+def _print_crafted(printer, tmp_path: Path, name: str, cells: str) -> tuple[list[str], list[str]]:
+    """Print a page made of ``cells`` with the report's stylesheet: (text, orientation) of each page."""
     css = (Path(__file__).resolve().parents[1] / "templates" / "okr_report" / "okr_report.css").read_text()
-    row = "".join(f"<td>value_{j}</td>" for j in range(14))
-    table = (f'<table class="okr-table wide"><caption>A wide table</caption><thead><tr>'
-             + "".join(f"<th>column {j}</th>" for j in range(14)) + "</tr></thead><tbody>"
-             + f"<tr>{row}</tr>" * 20 + "</tbody></table>")
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>t</title><style>{css}</style>'
-            f'</head><body class="okr-report"><main><h2>Before</h2><p>Some text.</p>'
-            f'<div class="jp-OutputArea-output">{table}</div><h2>After</h2><p>More text.</p></main></body></html>')
-    (tmp_path / "wide.html").write_text(page, encoding="utf-8")
-    with PdfPrinter(CHROMIUM) as printer:
-        printer.print_pdf(tmp_path / "wide.html", tmp_path / "wide.pdf", footer="wide")
-    sizes = _page_sizes(tmp_path / "wide.pdf")
-    texts = _pages_text(tmp_path / "wide.pdf")
-    orientation = ["landscape" if w > h else "portrait" for w, h in sizes]
-    assert orientation == ["portrait", "landscape", "portrait"], orientation
-    assert "A wide table" in texts[1] and "column 13" in texts[1] and "After" in texts[2]
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{name}</title><style>{css}'
+            f'</style></head><body class="okr-report"><main>{cells}</main></body></html>')
+    (tmp_path / f"{name}.html").write_text(page, encoding="utf-8")
+    printer.print_pdf(tmp_path / f"{name}.html", tmp_path / f"{name}.pdf", footer=name)
+    pdf = tmp_path / f"{name}.pdf"
+    return _pages_text(pdf), ["landscape" if w > h else "portrait" for w, h in _page_sizes(pdf)]
+
+
+def test_a_wide_table_prints_on_a_landscape_page_with_its_heading(printer, tmp_path):
+    """A table marked ``wide`` (or inside ``.appendix``) goes to an A4 landscape page, with the heading cell
+    just before it; what follows is portrait again."""
+    texts, orientation = _print_crafted(printer, tmp_path, "wide", _cells(
+        ("markdown", "<h2>Before</h2><p>Some text.</p>"),
+        ("markdown", "<h2>Wide part</h2>"),
+        ("code", "<p>What the table shows.</p>" + _table("A wide table", 14, 20, "okr-table wide")),
+        ("markdown", "<h2>After</h2><p>More text.</p>"),
+        ("code", '<div class="appendix"><h3>Appendix</h3>' + _table("Appendix table", 12, 5) + "</div>"),
+    ))
+    assert orientation == ["portrait", "landscape", "portrait", "landscape"], orientation
+    assert "Before" in texts[0] and "Wide part" not in texts[0]
+    assert "Wide part" in texts[1] and "What the table shows" in texts[1] and "column 13" in texts[1]
+    assert "After" in texts[2] and "Appendix table" in texts[3]
+
+
+def test_a_long_table_repeats_its_header_and_its_heading_stays_with_its_first_rows(printer, tmp_path):
+    """A section as the reports write it (a heading cell; a cell with a sentence and a table) starts further
+    and further down the first page: wherever it falls, its heading, sentence, caption and header row are on the
+    page of the table's first row, and every page of the table repeats the header row."""
+    for n in range(18, 34):
+        filler = "".join(f"<p>Paragraph {i} of text that fills the page before the table.</p>" for i in range(n))
+        texts, orientation = _print_crafted(printer, tmp_path, f"long{n}", _cells(
+            ("markdown", "<h2>Intro</h2>" + filler),
+            ("markdown", "<h2>The table</h2>"),
+            ("code", ['<div class="okr-summary"><p>What the table shows.</p></div>', _table("A long table", 4, 70)]),
+        ))
+        assert set(orientation) == {"portrait"}
+        with_rows = [t for t in texts if "row " in t]
+        assert len(with_rows) >= 2
+        assert all("column 3" in t for t in with_rows), f"{n}: the header row is not repeated on every page"
+        for t in texts:
+            if any(x in t for x in ("The table", "What the table shows", "A long table")):
+                assert "row 0 value" in t, f"{n} paragraphs before: left at the foot of a page: {t[-200:]}"
 
 
 def _before_appendix(pages: list[str]) -> str:
