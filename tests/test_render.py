@@ -254,8 +254,10 @@ def _table(caption: str, columns: int, rows: int, cls: str = "okr-table") -> str
     return f'<table class="{cls}"><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def printer():
+    """One browser per test: Playwright's sync API allows one running instance at a time, and other tests
+    of this module open their own."""
     with PdfPrinter(CHROMIUM) as p:
         yield p
 
