@@ -22,8 +22,9 @@ from traitlets import Bool
 from ..config import TEMPLATE_DIR, chromium_override
 from ..formatting import score as format_score
 from ..formatting import status_counts as format_status_counts
+from ..rules import BAND_COLOURS
 
-__all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
+__all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "band_colours", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
 
 
 
@@ -217,9 +218,29 @@ class HtmlRenderer:
         With ``show_errors=True`` (a failed run) the traceback and papermill's banner are kept.
         """
 
-        res = {"okr_show_errors": show_errors, **(dict(resources) if resources else {})}
+        res = {"okr_show_errors": show_errors, "okr_band_colours": band_colours(),
+               **(dict(resources) if resources else {})}
         body, out_resources = self.exporter.from_notebook_node(copy.deepcopy(nb), resources=res)
         return body, out_resources
+
+
+def band_colours() -> dict[str, str]:
+    """The score bands' colours as the charts draw them (:data:`okr_analysis.rules.BAND_COLOURS`), for the
+    stylesheet: the template sets them as the CSS properties ``--band-red``, ``--band-yellow``,
+    ``--band-green`` and ``--band-none``, so a band swatch in a table has the colour of the band in a chart.
+
+    Raises
+    ------
+    ValueError
+        If a colour is not a ``#rrggbb`` hex code (it is written into the page's stylesheet).
+    """
+    colours = {}
+    for band, colour in BAND_COLOURS.items():
+        if not (re.fullmatch(r"[a-z]+", str(band)) and re.fullmatch(r"#[0-9a-fA-F]{6}", str(colour))):
+            raise ValueError(f"BAND_COLOURS[{band!r}] = {colour!r}: give each band a colour as '#rrggbb' "
+                             "(okr_analysis.rules).")
+        colours[band] = colour.upper()
+    return colours
 
 
 # ----------------------------------------------------------------------------------
