@@ -29,8 +29,8 @@ from okr_analysis.reports import NOTEBOOK, RUNNER_PARAMETERS, BuildError, Report
 pytestmark = pytest.mark.timeout(300)
 
 QUARTER = "2026Q3"
-SECTIONS = ["Summary", "OKR scorecard", "Key results", "KPI panel", "Leading indicators",
-            "Hygiene and candidate key results", "Methods and data quality"]
+SECTIONS = ["Summary", "Key results", "Initiatives", "KPI panel", "Leading indicators",
+            "Hygiene and candidate key results", "Appendix"]
 UNSAFE = "../../etc"  # a team id that must not escape the output folder
 NASTY_NAME = 'Team <b>Two</b> & "Co"'
 FAIL_ENV = "OKR_TEST_FAIL_TEAM"
@@ -635,12 +635,12 @@ def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
 # ----------------------------------------------------------------------------------
 # A batch notebook reads only its own part of the tree
 # ----------------------------------------------------------------------------------
-TEAM_SECTIONS = ("summary", "scorecard", "key_result_charts", "kpi_panel", "leading_indicators", "hygiene",
-                 "methods", "initiatives", "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables",
-                 "initiatives_table")
+TEAM_SECTIONS = ("summary", "scorecard", "discussion", "key_result_charts", "kpi_panel", "leading_indicators",
+                 "hygiene", "drivers_appendix", "monitoring_appendix", "forecasts_appendix", "methods", "initiatives",
+                 "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables", "initiatives_table")
 ORG_SECTIONS = ("org_summary", "department_scores", "team_kr_heatmap", "teams_at_risk", "lint_counts",
-                "org_drivers", "methods", "department_scores_table", "team_kr_heatmap_table", "teams_at_risk_table",
-                "lint_counts_table", "org_drivers_table")
+                "org_drivers", "drivers_appendix", "methods", "department_scores_table", "team_kr_heatmap_table",
+                "teams_at_risk_table", "lint_counts_table", "org_drivers_table")
 
 
 def _section_outputs(ctx, sections) -> list:
