@@ -107,7 +107,7 @@ def drivers_appendix(ctx: Any) -> pd.DataFrame:
         _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
         return view
     named = _named(view).assign(
-        interval=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) and pd.notna(hi) else "—"
+        interval=[f"{_fmt(lo)}\u00a0to\u00a0{_fmt(hi)}" if pd.notna(lo) and pd.notna(hi) else "—"
                   for lo, hi in zip(view["ci_low"], view["ci_high"])],
         teams=[f"{int(a)} of {int(b)}" if pd.notna(a) and pd.notna(b) else "—"
                for a, b in zip(view["teams_where_it_leads"], view["teams_tested"])])
@@ -185,7 +185,7 @@ def department_scores(ctx: Any) -> pd.DataFrame:
           labels={"rollup_score": "Score", "rollup_band": "Band"},
           replace={suppressed_label(ctx.min_group_size): "hidden so that a smaller team's figures cannot be "
                                                           "worked out"})
-    fig, ax = plt.subplots(figsize=(8, 0.8 * max(leaves["department"].nunique(), 1) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * max(leaves["department"].nunique(), 1) + 1.2))
     plot_score_distribution(leaves, ax=ax)
     _show_figure(fig)
     note = int(teams["suppressed"].sum())

@@ -307,6 +307,14 @@ def _nowrap(text: Any) -> str:
     return html.escape(str(text)).replace(" ", "&nbsp;")
 
 
+def _status_cell(ctx: Any, status: Any) -> str:
+    """A status cell: on one line; a suppression label as the reason it applies (which may wrap)."""
+    reasons = _relabel(ctx)
+    if str(status) in reasons:
+        return html.escape(reasons[str(status)])
+    return _nowrap(status)
+
+
 def _current_vs_target(r: Any) -> str:
     if r.direction == "milestone":
         if pd.isna(r.current):
@@ -358,7 +366,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
             "now": "", "spark": "",
             "score": (f"{_score(first['objective_score'])}&nbsp;{_band_cell(first['objective_band'])}"
                       if pd.notna(first["objective_score"]) else "—"),
-            "status": _nowrap(first["objective_status"]), "outlook": ""})
+            "status": _status_cell(ctx, first["objective_status"]), "outlook": ""})
         kinds.append("okr-objective")
         for r in group.itertuples(index=False):
             hidden = bool(r.suppressed)
@@ -367,7 +375,7 @@ def scorecard(ctx: Any) -> pd.DataFrame:
                 "now": "—" if hidden else e(_current_vs_target(r)),
                 "spark": "" if hidden else _sparkline(ctx, r),
                 "score": "—" if hidden or pd.isna(r.score) else f"{_score(r.score)}&nbsp;{_band_cell(r.band)}",
-                "status": e(str(r.status)) if hidden else _nowrap(r.status),
+                "status": _status_cell(ctx, r.status),
                 "outlook": "—" if hidden else _nowrap(_p_hit_text(r.p_hit, r.final))})
             kinds.append("okr-kr")
     view = pd.DataFrame(rows)
@@ -416,7 +424,7 @@ def _interval(low: Any, high: Any) -> str:
     """An interval in one cell: "0.39 to 0.54"."""
     if pd.isna(low) or pd.isna(high):
         return "—"
-    return f"{_fmt(low)} to {_fmt(high)}"
+    return f"{_fmt(low)}\u00a0to\u00a0{_fmt(high)}"
 
 
 def _key_result_chart(ctx: Any, r: Any, *, ax: Any, points: pd.DataFrame, shared: dict | None) -> None:
@@ -706,7 +714,7 @@ def hygiene(ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         visible = cands[~cands["suppressed"].astype(bool)] if "suppressed" in cands else cands
         cview = pd.DataFrame({
             "kpi": [metric_name(m) for m in visible["metric"]],
-            "reason": visible["reason"].to_numpy(),
+            "reason": visible["reason"].astype(str).str.replace("_", " ").to_numpy(),
             "latest": [_fmt(v, units.get(m, "")) for v, m in zip(visible["latest"], visible["metric"])],
             "suggested_target": [_fmt(v, units.get(m, "")) for v, m in zip(visible["suggested_target"],
                                                                             visible["metric"])],
