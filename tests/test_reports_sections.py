@@ -304,7 +304,7 @@ RAW_WORDS = ("Ci low", "Oos skill", "Q value", "TEAM_OBJECTIVE_COUNT", "OBJECTIV
              "N peers", "N off track", "suppressed (minimum group size", "P value")
 
 
-@pytest.mark.parametrize("team_id", ["support-tier2", "hr-learning", "acme"])
+@pytest.mark.parametrize("team_id", ["support-tier2", "hr-partners", "hr-learning", "acme"])
 def test_sections_speak_in_labels_and_reader_numbers(sample_dir, team_id):
     """Every section's HTML uses the one label table and the reader's number formats: no raw column name,
     no finding code, no count with decimals, ISO dates nowhere, metric ids only where a notebook names them
@@ -337,6 +337,8 @@ def test_table_renderer_labels_formats_and_collapses(tier2):
                  ">fewer than 5 people<"):
         assert cell in out, cell
     assert 'class="okr-table wide appendix"' in out and "suppressed (minimum" not in out
+    braces = table_html(pd.DataFrame({"Team {1} {x}": [1]}))  # a name is never read as a format string
+    assert "Team {1} {x}" in braces
 
 
 # ---- the one gate: every report section shows nothing that suppression hides ------------------------------

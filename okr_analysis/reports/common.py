@@ -26,7 +26,7 @@ from ..rules import (
     VERDICT_ORDER,
     band_rule,
 )
-from .display import _ACRONYMS, _display_html, _show, metric_name
+from .display import _ACRONYMS, _display_html, metric_name
 from .shared import SHARED_ANALYSES
 
 __all__ = ["methods", "record_summary"]
@@ -154,6 +154,7 @@ def plain_message(ctx: Any, row: Any) -> str:
         text = re.sub(rf"\b{re.escape(metric)}\b", metric_name(metric).lower() if "_" in metric else metric, text)
     text = re.sub(r"\b(\d{4}-\d{2}-\d{2})\b", lambda m: _date(m.group(1)), text)
     text = text.replace("set parent_objective_id to", "link it to")
+    text = text.replace(suppressed_label(ctx.min_group_size), _suppressed_words(ctx))
     return " ".join(text.split())
 
 

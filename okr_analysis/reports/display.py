@@ -206,7 +206,9 @@ def table_html(data: "pd.DataFrame | pd.Series", *, caption: str | None = None, 
                           + "|".join(head).encode())
     styler = cells.style.set_uuid(digest.hexdigest()[:10])  # deterministic: same table, same page
     styler = styler.format(escape=None)  # cells are escaped above
-    styler = styler.relabel_index([html.escape(h) for h in head], axis="columns")
+    # relabel_index treats labels as format strings: braces in a (hostile) name are doubled
+    styler = styler.relabel_index([html.escape(h).replace("{", "{{").replace("}", "}}") for h in head],
+                                  axis="columns")
     if not index:
         styler = styler.hide(axis="index")
     klass = pd.DataFrame("", index=cells.index, columns=cells.columns)

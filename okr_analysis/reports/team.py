@@ -26,7 +26,6 @@ from ..impact import ImpactResult
 from ..monitoring import control_chart
 from ..plots import (
     plot_kr_progress,
-    plot_kr_scores,
     plot_lagged_correlations,
     plot_peer_comparison,
 )
