@@ -423,7 +423,7 @@ def test_pdf_has_pages_and_renders(batch, tmp_path):
     assert hi - lo > 100, "the first page is blank"
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     if text:  # pdftotext ships with poppler-utils too
-        assert "OKR scorecard" in text and "Team One" in text
+        assert "Objective / key result" in text and "Team One" in text
 
 
 @needs_chromium
@@ -436,7 +436,7 @@ def test_report_and_index_in_a_browser(batch):
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.goto(batch["result"]["t1"].html.as_uri())
-            heading = page.get_by_role("heading", name="OKR scorecard")
+            heading = page.get_by_role("heading", name="Key results", exact=True)
             assert heading.is_visible()
             assert page.get_by_role("heading", name="Team One · Quarterly review").is_visible()
             assert "FRT from 5 to 2" in page.inner_text("main")
