@@ -18,7 +18,11 @@ __all__ = [
     "percent",
     "status_counts",
     "as_written",
+    "date",
+    "p_value",
+    "share",
     "significant",
+    "whole",
     "step_decimals",
     "with_step",
 ]
@@ -107,3 +111,40 @@ def step_decimals(step: float) -> int:
 def with_step(value: float, step: float) -> str:
     """``value`` written with the decimals of ``step`` (``(3.0, 0.1)`` → ``"3.0"``); ``-0`` reads ``0``."""
     return f"{value + 0.0:.{step_decimals(step)}f}"
+
+
+def whole(value: Any) -> str:
+    """A count: a whole number with thousands separators (``11.0`` → ``"11"``); a value that is not whole keeps
+    its decimals (:func:`number`); :data:`MISSING` when missing; text as it is."""
+    if _is_missing(value):
+        return MISSING
+    if _is_real(value) and np.isfinite(value) and float(value) == round(float(value)):
+        return f"{int(round(float(value))):,}"
+    return number(value)
+
+
+def share(value: Any) -> str:
+    """A share between 0 and 1 as a whole percentage (``0.84`` → ``"84%"``); text as it is (a suppression
+    label); :data:`MISSING` when missing."""
+    if _is_real(value) and not _is_missing(value):
+        return f"{value:.0%}"
+    return MISSING if _is_missing(value) else str(value)
+
+
+def p_value(value: Any) -> str:
+    """A p- or q-value: three decimals, ``"< 0.001"`` below that; :data:`MISSING` when missing."""
+    if _is_real(value) and not _is_missing(value):
+        return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    return MISSING if _is_missing(value) else str(value)
+
+
+def date(value: Any) -> str:
+    """A date as a reader writes it: ``"31 Dec 2025"`` (no leading zero); :data:`MISSING` when missing; text
+    that is not a date as it is."""
+    if _is_missing(value):
+        return MISSING
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{ts.day} {ts:%b %Y}"

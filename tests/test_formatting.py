@@ -105,3 +105,13 @@ def test_the_documentation_quotes_the_rules():
     drivers = (docs / "drivers.md").read_text(encoding="utf-8")
     assert f"`4 × max_lag + 12` periods after the transform ({rules.driver_min_periods(8)} for max_lag 8)" in drivers
     assert "last 13 weeks" not in (docs / "monitoring.md").read_text(encoding="utf-8")
+
+
+def test_whole_share_p_value_and_date():
+    assert fmt.whole(11.0) == "11" and fmt.whole(np.float64(1234.0)) == "1,234" and fmt.whole(2.5) == "2.5"
+    assert fmt.whole(None) == fmt.whole(float("nan")) == "—" and fmt.whole("hidden") == "hidden"
+    assert fmt.share(0.84) == "84%" and fmt.share(1) == "100%" and fmt.share(None) == "—"
+    assert fmt.share("fewer than 5 people") == "fewer than 5 people"
+    assert fmt.p_value(0.0004) == "< 0.001" and fmt.p_value(0.0123) == "0.012" and fmt.p_value(np.nan) == "—"
+    assert fmt.date(pd.Timestamp("2025-12-31")) == "31 Dec 2025" and fmt.date("2026-07-01") == "1 Jul 2026"
+    assert fmt.date(pd.NaT) == fmt.date(None) == "—" and fmt.date("not a date") == "not a date"

@@ -90,6 +90,6 @@ def test_a_wheel_installed_in_a_fresh_environment_renders_the_sample(tmp_path):
     assert {t["team_id"]: t["state"] for t in built["teams"]} == {"acme": "ok", "hr-partners": "ok"}
     assert "_notebooks" in built["notebook"]["path"]
     html = (folder / "hr-partners.html").read_text()
-    assert "OKR scorecard" in html and "Traceback" not in html
+    assert "Objective / key result" in html and "Traceback" not in html
     if built["pdf"]["available"]:
         assert (folder / "hr-partners.pdf").stat().st_size > 10_000

@@ -29,8 +29,8 @@ from okr_analysis.reports import NOTEBOOK, RUNNER_PARAMETERS, BuildError, Report
 pytestmark = pytest.mark.timeout(300)
 
 QUARTER = "2026Q3"
-SECTIONS = ["Summary", "OKR scorecard", "Key results", "KPI panel", "Leading indicators",
-            "Hygiene and candidate key results", "Methods and data quality"]
+SECTIONS = ["Summary", "Key results", "Initiatives", "KPI panel", "Leading indicators",
+            "Hygiene and candidate key results", "Appendix"]
 UNSAFE = "../../etc"  # a team id that must not escape the output folder
 NASTY_NAME = 'Team <b>Two</b> & "Co"'
 FAIL_ENV = "OKR_TEST_FAIL_TEAM"
@@ -445,7 +445,7 @@ def test_pdf_has_pages_and_renders(batch, tmp_path):
     assert hi - lo > 100, "the first page is blank"
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     if text:  # pdftotext ships with poppler-utils too
-        assert "OKR scorecard" in text and "Team One" in text
+        assert "Objective / key result" in text and "Team One" in text
 
 
 @needs_chromium
@@ -458,7 +458,7 @@ def test_report_and_index_in_a_browser(batch):
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.goto(batch["result"]["t1"].html.as_uri())
-            heading = page.get_by_role("heading", name="OKR scorecard")
+            heading = page.get_by_role("heading", name="Key results", exact=True)
             assert heading.is_visible()
             assert page.get_by_role("heading", name="Team One · Quarterly review").is_visible()
             assert "FRT from 5 to 2" in page.inner_text("main")
@@ -657,12 +657,12 @@ def test_notebook_runs_with_the_plain_papermill_cli(tmp_path, data_dir):
 # ----------------------------------------------------------------------------------
 # A batch notebook reads only its own part of the tree
 # ----------------------------------------------------------------------------------
-TEAM_SECTIONS = ("summary", "scorecard", "key_result_charts", "kpi_panel", "leading_indicators", "hygiene",
-                 "methods", "initiatives", "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables",
-                 "initiatives_table")
+TEAM_SECTIONS = ("summary", "scorecard", "discussion", "key_result_charts", "kpi_panel", "leading_indicators",
+                 "hygiene", "drivers_appendix", "monitoring_appendix", "forecasts_appendix", "methods", "initiatives",
+                 "scorecard_table", "kpi_table", "leading_indicators_table", "hygiene_tables", "initiatives_table")
 ORG_SECTIONS = ("org_summary", "department_scores", "team_kr_heatmap", "teams_at_risk", "lint_counts",
-                "org_drivers", "methods", "department_scores_table", "team_kr_heatmap_table", "teams_at_risk_table",
-                "lint_counts_table", "org_drivers_table")
+                "org_drivers", "drivers_appendix", "methods", "department_scores_table", "team_kr_heatmap_table",
+                "teams_at_risk_table", "lint_counts_table", "org_drivers_table")
 
 
 def _section_outputs(ctx, sections) -> list:

@@ -62,17 +62,41 @@ def test_summary_sentences_follow_the_scores(tier2):
     sentences = team_sections.summary_sentences(tier2)
     krs = tier2.team_table("kr_scores")
     on = int((krs["status"] == "on track").sum())
-    assert any(s.startswith(f"{on} of {len(krs)} key results") for s in sentences), sentences
     team = tier2.team_table("team_scores").iloc[0]
-    assert sentences[0].startswith(f"Support Tier 2 scores {team['score']:.2f} ({team['band']}) as of 20 Aug 2026")
-    # every KR named as at risk / off track is one of them, with its probability of hitting
-    for r in krs[krs["status"].isin(["at risk", "off track"])].itertuples():
-        label = r.metric if isinstance(r.metric, str) else r.title
-        assert any(f"{label} is {r.status}" in s for s in sentences)
-    fc = tier2.team_table("forecasts").set_index("kr_id")["p_hit"]
-    worst = krs[krs["status"] == "off track"].sort_values("score").iloc[0]
-    if pd.notna(fc.get(worst.kr_id)):
-        assert any(f"{fc[worst.kr_id]:.0%} likely to reach" in s for s in sentences)
+    head = sentences[0]
+    assert head.startswith(f"Support Tier 2 scores {team['score']:.2f} ({team['band']}) as of 20 Aug 2026"), head
+    assert f"{on} of {len(krs)} key results" in head
+    objs = tier2.team_table("objective_scores")
+    met = int(objs["met_expectation"].fillna(False).astype(bool).sum())
+    assert f"{met} of {len(objs)} objectives" in head
+
+
+def test_headline_states_the_change_since_last_quarter(tier2):
+    from okr_analysis import score_objectives
+
+    prev = score_objectives(tier2.ds, "2026Q2")
+    before = prev.loc[prev["team_id"] == "support-tier2", "score"].mean()
+    now = tier2.team_table("team_scores").iloc[0]["score"]
+    head = team_sections.summary_sentences(tier2)[0]
+    change = round(now, 2) - round(before, 2)
+    word = "the same as" if abs(change) < 0.005 else ("up" if change > 0 else "down")
+    assert word in head and f"{before:.2f} in 2026Q2" in head, head
+
+
+def test_discussion_names_the_key_result_furthest_behind_with_its_numbers(tier2):
+    items = team_sections.discussion_sentences(tier2)
+    assert 1 <= len(items) <= 3
+    krs = tier2.team_table("kr_scores")
+    worrying = krs[krs["status"].isin(["at risk", "off track"])]
+    if len(worrying):
+        order = worrying.assign(o=worrying["status"].map({"off track": 0, "at risk": 1}))
+        worst = order.sort_values(["o", "score"]).iloc[0]
+        assert items[0].startswith(f"“{worst['title']}” is {worst['status']}"), items[0]
+        fc = tier2.team_table("forecasts").set_index("kr_id")["p_hit"]
+        if pd.notna(fc.get(worst.kr_id)):
+            assert f"{fc[worst.kr_id]:.0%} likely to reach it by 30 Sep 2026" in items[0]
+    _, html = _run(team_sections.discussion, tier2)
+    assert "Worth discussing" in html
 
 
 def test_scorecard_rows_and_band_colours(tier2):
@@ -84,7 +108,18 @@ def test_scorecard_rows_and_band_colours(tier2):
                                    krs.set_index("kr_id")["score"].sort_index(), check_dtype=False)
     for band in krs["band"].dropna().unique():
         assert f'okr-band-{band}' in html
-    assert "P(hit)" in html and "<script" not in html
+    assert "Outlook" in html and "<script" not in html
+    # each key result on one line: its current value against its target in its unit, a sparkline, the outlook
+    fc = tier2.team_table("forecasts").set_index("kr_id")
+    for r in krs[krs["direction"].isin(["increase", "decrease"])].itertuples():
+        assert f"{_fmt(r.current, r.unit)} (target {_fmt(r.target, r.unit)})" in html
+        p = fc.loc[r.kr_id, "p_hit"]
+        if pd.notna(p):
+            assert f"forecast:&nbsp;{p:.0%}&nbsp;likely" in html
+    assert html.count('<svg class="okr-spark"') == int((krs["n_checkins"] >= 2).sum())
+    for kind, need in (("committed", "1.0"), ("aspirational", "0.7")):
+        if (table["objective_kind"] == kind).any():
+            assert f"{kind}, needs {need}" in html
 
 
 def test_small_team_people_metrics_are_suppressed_everywhere(partners):
@@ -95,7 +130,7 @@ def test_small_team_people_metrics_are_suppressed_everywhere(partners):
     hidden = table["metric"].isin(people)
     assert hidden.any()
     assert table.loc[hidden, "score"].isna().all() and (table.loc[hidden, "status"] == label).all()
-    assert label in html
+    assert "fewer than 5 people" in html and label not in html  # the reason, in words
     for r in table[hidden].itertuples():  # the suppressed current values are not in the page
         raw = partners.team_table("kr_scores").set_index("kr_id").loc[r.kr_id, "current"]
         assert f">{_fmt(raw, r.unit)}<" not in html
@@ -105,6 +140,8 @@ def test_small_team_people_metrics_are_suppressed_everywhere(partners):
     panel, panel_html = _run(team_sections.kpi_panel, partners)
     assert (panel.loc[panel["metric"].isin(people), "latest"] == label).all()
     assert not (panel.loc[~panel["metric"].isin(people), "latest"] == label).any()
+    # hidden KPIs are named once in a note, not shown as a wall of labelled cells
+    assert label not in panel_html and panel_html.count("fewer than 5 people") == 1
 
 
 def test_key_result_charts_skip_suppressed_and_draw_the_rest(partners, tier2):
@@ -123,6 +160,11 @@ def test_leading_indicators_show_the_planted_driver(tier2):
     assert {("first_response_time", "csat")} <= set(zip(found["leading"], found["lagging"]))
     assert int(found.set_index("leading").loc["first_response_time", "lag"]) == 2
     assert "First response time moves first; CSAT follows about 2 weeks later across the organisation" in html
+    assert "<table" not in html, "the main pages carry the sentences; the table is in the appendix"
+    appendix, html = _run(team_sections.drivers_appendix, tier2)
+    pd.testing.assert_frame_equal(appendix, view)
+    assert "First response time" in html and "first_response_time" not in html
+    assert html.count("<tr>") - html.count("<thead>") >= len(view)
 
 
 def test_hygiene_lists_this_teams_findings_only(tier2):
@@ -146,6 +188,13 @@ def test_org_overview_sections(org):
     if "HR Business Partners" in set(risky["team_name"]):  # listed: then only with its score suppressed
         row = risky[risky["team_name"] == "HR Business Partners"].iloc[0]
         assert row["score"] == "suppressed (minimum group size 5)"
+    # each team at risk with the key results behind it, in words
+    shown = risky.iloc[0]
+    krs = org.table("kr_scores")
+    tid = org.ds.team_tree.set_index("team_name").loc[shown["team_name"], "team_id"]
+    behind = krs[(krs["team_id"] == tid) & (krs["status"] == "off track")]["title"]
+    if len(behind):
+        assert f"off track: {behind.iloc[0]}" in html.replace("&#x27;", "'")
     drivers, _ = _run(org_sections.org_drivers, org)
     leads = drivers[drivers["verdict"] == "leads"]
     assert {("training_attendance", "engagement"), ("first_response_time", "csat"),
@@ -170,7 +219,7 @@ def test_hostile_titles_are_escaped(sample_dir):
 def test_methods_note(tier2):
     _, html = _run(team_sections.methods, tier2)
     for word in ("Scores", "Status", "Forecasts", "Drivers", "Privacy"):
-        assert f"<dt>{word}</dt>" in html
+        assert f"<strong>{word}.</strong>" in html
 
 
 def test_department_rollups_use_complementary_suppression(org):
@@ -248,6 +297,48 @@ def test_org_overview_keeps_to_the_teams_that_need_attention_in_a_large_organisa
     top, html = _run(lambda c: org_sections.teams_at_risk(c, max_rows=3), org)
     assert top["team_name"].tolist() == full["team_name"].head(3).tolist()
     assert f"and {len(full) - 3} more teams" in html and "(the 3 worst)" in html
+
+
+#: Headers and cells a reader should never see: raw column names, codes and the gate's bare rule.
+RAW_WORDS = ("Ci low", "Oos skill", "Q value", "TEAM_OBJECTIVE_COUNT", "OBJECTIVE_NOT_ALIGNED", "Rollup n teams",
+             "N peers", "N off track", "suppressed (minimum group size", "P value")
+
+
+@pytest.mark.parametrize("team_id", ["support-tier2", "hr-partners", "hr-learning", "acme"])
+def test_sections_speak_in_labels_and_reader_numbers(sample_dir, team_id):
+    """Every section's HTML uses the one label table and the reader's number formats: no raw column name,
+    no finding code, no count with decimals, ISO dates nowhere, metric ids only where a notebook names them
+    (never in the main sections)."""
+    ctx = _ctx(sample_dir, team_id)
+    module = org_sections if ctx.is_org else team_sections
+    metrics = set(ctx.ds.metrics["metric"]) - {m for m in ctx.ds.metrics["metric"] if "_" not in m}
+    for name, func in _section_calls(module):
+        _, html = _run(func, ctx)
+        for word in RAW_WORDS:
+            assert word not in html, (name, word)
+        assert not re.search(r">\d+\.00<", html), (name, "a count with decimals")
+        assert not re.search(r">\s*20\d\d-\d\d-\d\d", html), (name, "an ISO date")
+        ids = [m for m in metrics if re.search(rf">[^<]*\b{m}\b", html)]
+        assert not ids, (name, ids)
+
+
+def test_table_renderer_labels_formats_and_collapses(tier2):
+    from okr_analysis.reports.display import LABELS, label, table_html
+
+    frame = pd.DataFrame({"n_peers": [3.0, 11.0], "p_hit": [0.64, 0.0], "q_value": [0.0004, 0.2],
+                          "window_end": pd.to_datetime(["2025-12-31", "2026-01-05"]), "verdict": ["leads", "x"],
+                          "latest": ["suppressed (minimum group size 5)", "3 h"]})
+    out = table_html(frame, caption="t", replace={"suppressed (minimum group size 5)": "fewer than 5 people"},
+                     classes="wide appendix")
+    for col in frame.columns:
+        assert f">{LABELS[col]}<" in out
+    assert label("ci_low") == "95% interval, low" and label("n_things") == "Things"
+    for cell in (">3<", ">11<", ">64%<", ">0%<", ">&lt; 0.001<", ">0.200<", ">31 Dec 2025<", ">5 Jan 2026<",
+                 ">fewer than 5 people<"):
+        assert cell in out, cell
+    assert 'class="okr-table wide appendix"' in out and "suppressed (minimum" not in out
+    braces = table_html(pd.DataFrame({"Team {1} {x}": [1]}))  # a name is never read as a format string
+    assert "Team {1} {x}" in braces
 
 
 # ---- the one gate: every report section shows nothing that suppression hides ------------------------------
@@ -343,6 +434,10 @@ def test_complement_teams_kpis_do_not_reveal_hidden_key_results(sample_dir):
         assert table.loc[r.metric, "latest"] != _fmt(r.current, r.unit), r.metric
     _, html = _run(team_sections.kpi_panel, ctx)  # the note gives this team's own reason (6 people: a complement)
     assert "work out the figures of a smaller team" in html and "fewer than 5 people" not in html
+    assert suppressed_label(5) not in html
+    _, html = _run(team_sections.scorecard, ctx)
+    assert "hidden so that a smaller team&#x27;s figures cannot be worked out" in html
+    assert "fewer than 5 people" not in html
 
 
 def test_kpi_panel_names_the_window_in_the_datas_own_periods(sample_tables):
@@ -368,7 +463,7 @@ def test_initiatives_section_states_the_planted_effect_and_is_absent_without_ini
     table, html = _run(team_sections.initiatives, emea)
     row = table.set_index("initiative_id").loc["mentoring"]
     assert row["verdict"] == "improved" and row["ci_low"] > 0 and not row["suppressed"]
-    assert "Initiatives</h2>" in html and "Mentoring programme" in html and "rose by" in html
+    assert "Mentoring programme" in html and "rose by" in html
     from IPython.core.pylabtools import select_figure_formats
 
     select_figure_formats(shell, {"png"})  # figures are displayed as PNG, as in the report's kernel
@@ -380,4 +475,4 @@ def test_initiatives_section_states_the_planted_effect_and_is_absent_without_ini
     assert all("rose by" in c.metadata["image/png"]["alt"] or "fell by" in c.metadata["image/png"]["alt"]
                or "no detectable" in c.metadata["image/png"]["alt"].lower() for c in charts)
     table, html = _run(team_sections.initiatives, tier2)
-    assert table.empty and html == ""
+    assert table.empty and "no initiative to evaluate" in html and "<img" not in html

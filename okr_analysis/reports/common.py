@@ -5,6 +5,7 @@ summary the index lists).
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import matplotlib.figure
@@ -13,8 +14,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+from ..formatting import date as _date
+from ..hygiene import LINT_CODES
 from ..leadlag import POOLED, verdict_sentence
-from ..privacy import Hidden, gate, hidden_values, small_teams
+from ..privacy import Hidden, gate, hidden_values, small_teams, suppressed_label
 from ..rules import (
     EXPECTATION,
     PACE_AT_RISK,
@@ -24,7 +27,7 @@ from ..rules import (
     band_rule,
 )
 from ..style import figure_alt_text as _style_alt_text
-from .display import _ACRONYMS, _display_html, _show
+from .display import _ACRONYMS, _display_html, metric_name
 from .shared import SHARED_ANALYSES
 
 __all__ = ["methods", "record_summary"]
@@ -87,6 +90,75 @@ def _hidden_reason(ctx: Any) -> str:
     return "they would let a reader work out the figures of a smaller team in the same department"
 
 
+#: What a hidden cell reads, by the reason it is hidden (the privacy gate's label says only the rule).
+COMPLEMENT_WORDS = "hidden so that a smaller team's figures cannot be worked out"
+
+
+def _small_words(min_group_size: int) -> str:
+    return f"fewer than {min_group_size} people"
+
+
+def _suppressed_words(ctx: Any) -> str:
+    """What a hidden cell of this report's team reads: the reason that applies to the team."""
+    return _small_words(ctx.min_group_size) if _small_team(ctx) else COMPLEMENT_WORDS
+
+
+def _relabel(ctx: Any) -> dict[str, str]:
+    """The renderer's ``replace`` mapping for this report's own team: the gate's label → the reason."""
+    return {suppressed_label(ctx.min_group_size): _suppressed_words(ctx)}
+
+
+def _team_reasons(ctx: Any, team_ids: Any) -> list[str]:
+    """Per team, what its hidden cells read: "fewer than N people" for a small team, the complement wording
+    for a team hidden so that a smaller one cannot be worked out (or a roll-up hiding one)."""
+    small = small_teams(ctx.ds, min_group_size=ctx.min_group_size)
+    return [_small_words(ctx.min_group_size) if t in small else COMPLEMENT_WORDS for t in team_ids]
+
+
+#: Each hygiene finding in a few words (the rule itself is in :data:`okr_analysis.hygiene.LINT_CODES`).
+FINDING_LABELS = {
+    "TEAM_OBJECTIVE_COUNT": "Number of objectives",
+    "OBJECTIVE_KR_COUNT": "Number of key results",
+    "KR_UNMEASURABLE": "Key result cannot be measured",
+    "KR_STALE": "No recent check-in",
+    "OBJECTIVE_NOT_ALIGNED": "Objective not aligned",
+    "OBJECTIVE_ONLY_MILESTONES": "Only milestones",
+    "TEAM_TOO_MANY_KPIS": "Too many KPIs",
+    "CONFIDENCE_DROP": "Confidence dropped",
+}
+
+
+def finding_label(code: Any) -> str:
+    """A hygiene finding's code in words (``OBJECTIVE_NOT_ALIGNED`` → "Objective not aligned")."""
+    if code in FINDING_LABELS:
+        return FINDING_LABELS[code]
+    return str(code).replace("_", " ").capitalize()
+
+
+def finding_rule(code: Any) -> str:
+    """The rule behind a finding, as :data:`okr_analysis.hygiene.LINT_CODES` states it."""
+    return LINT_CODES.get(code, ("", ""))[1]
+
+
+def plain_message(ctx: Any, row: Any) -> str:
+    """A hygiene finding's message with ids replaced by the titles and names a reader knows (and dates as
+    "31 Aug 2026")."""
+    text = str(row["message"])
+    text = re.sub(r" \((?:objective [^,()]+, )?team [^()]+\)", "", text)
+    for team_id, team_name in zip(ctx.ds.teams["team_id"], ctx.ds.teams["team_name"]):
+        text = text.replace(f"{team_id} ({team_name})", team_name)
+    ids = set(ctx.ds.objectives["objective_id"]) | set(ctx.ds.key_results["kr_id"])
+    found = sorted((i for i in ids if isinstance(i, str) and i in text), key=len, reverse=True)
+    for raw in found:
+        text = text.replace(f" ({raw})", "").replace(f"{raw} ", "").replace(raw, "")
+    for metric in ctx.ds.metrics["metric"]:
+        text = re.sub(rf"\b{re.escape(metric)}\b", metric_name(metric).lower() if "_" in metric else metric, text)
+    text = re.sub(r"\b(\d{4}-\d{2}-\d{2})\b", lambda m: _date(m.group(1)), text)
+    text = text.replace("set parent_objective_id to", "link it to")
+    text = text.replace(suppressed_label(ctx.min_group_size), _suppressed_words(ctx))
+    return " ".join(text.split())
+
+
 def _forecasts(ctx: Any) -> pd.DataFrame | None:
     """This team's KR forecasts when the forecasting analysis is part of the shared set."""
     if "forecasts" not in SHARED_ANALYSES:
@@ -124,9 +196,15 @@ _METHODS = [
 
 def methods(ctx: Any) -> None:
     """The methods note and data-quality warnings."""
-    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _METHODS)
-    _display_html(f'<dl class="okr-methods">{items}</dl>')
-    _show(ctx.provenance(), caption="Data and method")
+    items = "".join(f"<p><strong>{html.escape(k)}.</strong> {html.escape(v)}</p>" for k, v in _METHODS)
+    _display_html(f'<div class="okr-methods appendix">{items}</div>')
+    prov = ctx.provenance()
+    facts = "; ".join(f"{k.lower() if k != 'okr-analysis version' else k}: {v}"
+                      for k, v in zip(prov["item"], prov["value"]) if k != "Data warning")
+    warns = prov.loc[prov["item"] == "Data warning", "value"].tolist()
+    _display_html(f'<p class="okr-provenance"><strong>Data and method.</strong> {html.escape(facts)}.</p>'
+                  + ("<ul class=\"okr-warnings\">" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warns)
+                     + "</ul>" if warns else ""))
 
 
 def record_summary(ctx: Any) -> None:

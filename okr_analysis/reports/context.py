@@ -14,6 +14,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..config import NOTEBOOK_DIR, REPO_DIR
+from ..formatting import date as _date
 from ..io.dataset import Dataset
 from ..io.loading import load
 from ..io.quarters import Quarter
@@ -207,9 +208,9 @@ class ReportContext:
         rows = [
             ("Team", f"{e(self.team_name)} <span class=\"okr-note\">({e(self.team_id)})</span>"),
             ("Part of", " › ".join(e(p) for p in reversed(self.parents)) or "—"),
-            ("Quarter", f"{e(q.label)} ({q.start:%d %b %Y} – {q.end:%d %b %Y})"),
-            ("Data as of", f"{self.as_of:%d %b %Y}"),
-            ("Generated", f"{self.generated_at:%d %b %Y %H:%M}"),
+            ("Quarter", f"{e(q.label)} ({_date(q.start)} – {_date(q.end)})"),
+            ("Data as of", f"{_date(self.as_of)} <span class=\"okr-note\">(generated "
+                           f"{_date(self.generated_at)} {self.generated_at:%H:%M})</span>"),
         ]
         dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
         title = "Organisation overview" if self.is_org else "Quarterly review"
@@ -228,8 +229,8 @@ class ReportContext:
         """Where the numbers come from: data source, snapshot date, tool version, data warnings (item, value)."""
         rows = [
             ("Data source", self.source or self.ds.source),
-            ("Data as of", self.as_of.date().isoformat()),
-            ("Quarter", f"{self.quarter.label} ({self.quarter.start.date()} to {self.quarter.end.date()})"),
+            ("Data as of", _date(self.as_of)),
+            ("Quarter", f"{self.quarter.label} ({_date(self.quarter.start)} to {_date(self.quarter.end)})"),
             ("Smallest group shown for people metrics", str(self.min_group_size)),
             ("Analyses", "shared by the batch run" if self.shared_dir is not None else "computed in this notebook"),
             ("okr-analysis version", __version__),

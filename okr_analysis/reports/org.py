@@ -6,6 +6,7 @@ Each section displays and returns its table; each table comes from a pure functi
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -14,19 +15,26 @@ import pandas as pd
 from ..plots import plot_score_distribution, plot_team_kr_heatmap
 from .common import (
     _gate,
+    _hidden_krs,
     _scored_teams,
     _show_figure,
+    _team_reasons,
     driver_sentences,
+    finding_label,
     methods,
     record_summary,
 )
-from .display import _display_html, _para, _show, show_sentences
+from ..formatting import date as _date
+from ..formatting import number as _fmt
+from ..privacy import suppressed_label
+from .display import _display_html, _para, _show, metric_name, show_sentences
 from .team import _driver_view
 
 __all__ = [
     "ORG_MAX_TEAMS",
     "department_scores",
     "department_scores_table",
+    "drivers_appendix",
     "lint_counts",
     "lint_counts_table",
     "methods",
@@ -64,8 +72,13 @@ def org_drivers_table(ctx: Any) -> pd.DataFrame:
     return _driver_view(pooled, ctx).drop(columns=["scope"]).merge(holds, on=["leading", "lagging"], how="left")
 
 
+def _named(view: pd.DataFrame) -> pd.DataFrame:
+    return view.assign(leading=view["leading"].map(metric_name), lagging=view["lagging"].map(metric_name))
+
+
 def org_drivers(ctx: Any) -> pd.DataFrame:
-    """The org-wide driver table (:func:`org_drivers_table`): the pairs with evidence, and the others named."""
+    """The org-wide drivers in sentences, a small table of the pairs with evidence, and the others named;
+    every estimate is in the appendix (:func:`drivers_appendix`). Returns :func:`org_drivers_table`."""
     view = org_drivers_table(ctx)
     if view.empty:
         _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
@@ -73,15 +86,44 @@ def org_drivers(ctx: Any) -> pd.DataFrame:
     found = view[view["verdict"] != "no evidence"]
     drivers = ctx.table("drivers")
     show_sentences(driver_sentences(_gate(ctx, drivers[drivers["team_id"] == "*"], kind="drivers")))
-    _show(found, caption="Leading indicators across the organisation (pooled over teams; Benjamini–Hochberg "
-                         "q-values over the primary test of each pair)",
+    _show(_named(found)[["leading", "lagging", "verdict", "lag", "correlation", "teams_where_it_leads",
+                         "teams_tested"]],
+          caption="Leading indicators across the organisation (pooled over teams)",
           empty="No leading KPI predicts any outcome with enough evidence.")
     others = len(view) - len(found)
     if others:
-        pairs = ", ".join(f"{a} → {b}" for a, b in zip(view.loc[view["verdict"] == "no evidence", "leading"],
-                                                        view.loc[view["verdict"] == "no evidence", "lagging"]))
+        none = view[view["verdict"] == "no evidence"]
+        pairs = ", ".join(f"{metric_name(a)} → {metric_name(b)}" for a, b in zip(none["leading"], none["lagging"]))
         _display_html(_para(f"{others} other pair{'s' if others != 1 else ''} tested with no evidence: {pairs}.",
                             "okr-note"))
+    return view
+
+
+def drivers_appendix(ctx: Any) -> pd.DataFrame:
+    """Every pooled driver estimate of the organisation, as two narrow tables (estimates; evidence) and the
+    reason of each verdict with evidence in words. Returns :func:`org_drivers_table`."""
+    view = org_drivers_table(ctx)
+    if view.empty:
+        _display_html(_para("No leading/lagging metric pairs in the catalogue.", "okr-note"))
+        return view
+    named = _named(view).assign(
+        interval=[f"{_fmt(lo)}\u00a0to\u00a0{_fmt(hi)}" if pd.notna(lo) and pd.notna(hi) else "—"
+                  for lo, hi in zip(view["ci_low"], view["ci_high"])],
+        teams=[f"{int(a)} of {int(b)}" if pd.notna(a) and pd.notna(b) else "—"
+               for a, b in zip(view["teams_where_it_leads"], view["teams_tested"])])
+    _show(named[["leading", "lagging", "verdict", "lag", "correlation", "interval", "q_value", "oos_skill", "teams"]],
+          caption="Every driver tested, pooled over teams (lag in periods; correlation of the prewhitened series "
+                  "with its 95% interval; q-value: Benjamini–Hochberg over the primary test of each pair; "
+                  "forecast skill: out-of-sample gain over the lagging KPI's own history; teams where it leads)",
+          labels={"interval": "95% interval", "q_value": "q-value", "teams": "Teams where it leads"},
+          classes="appendix wide")
+    found = named[named["verdict"] != "no evidence"]
+    reasons = [f"{r.leading} → {r.lagging}: {r.reason}" for r in found.itertuples(index=False)
+               if isinstance(r.reason, str)]
+    if reasons:
+        _display_html('<p class="okr-caption">Why each verdict with evidence was reached</p>'
+                      '<ul class="okr-reasons appendix">' + "".join(f"<li>{html.escape(t)}</li>" for t in reasons)
+                      + "</ul>")
     return view
 
 
@@ -95,7 +137,7 @@ def org_summary(ctx: Any) -> list[str]:
         r = root.iloc[0]
         sentences.append(f"{r['team_name']} scores {r['rollup_score']:.2f} ({r['rollup_band']}) across "
                          f"{int(r['rollup_n_teams'])} teams and {int(r['rollup_n_objectives'])} objectives as of "
-                         f"{ctx.as_of:%d %b %Y}.")
+                         f"{_date(ctx.as_of)}.")
     counts = krs["status"].value_counts()
     sentences.append(f"Of {len(krs)} key results, {int(counts.get('on track', 0))} are on track, "
                      f"{int(counts.get('at risk', 0))} at risk and {int(counts.get('off track', 0))} off track"
@@ -138,11 +180,14 @@ def department_scores(ctx: Any) -> pd.DataFrame:
     teams = _scored_teams(ctx)
     leaves = teams[teams["is_leaf"]].copy()
     leaves["score"] = leaves["score"].astype(float)
-    fig, ax = plt.subplots(figsize=(8, 0.8 * max(leaves["department"].nunique(), 1) + 1.5))
+    depts = department_scores_table(ctx)  # the department cards first, then the distribution that explains them
+    _show(depts, caption="Departments (roll-up over all their teams)",
+          labels={"rollup_score": "Score", "rollup_band": "Band"},
+          replace={suppressed_label(ctx.min_group_size): "hidden so that a smaller team's figures cannot be "
+                                                          "worked out"})
+    fig, ax = plt.subplots(figsize=(8, 0.5 * max(leaves["department"].nunique(), 1) + 1.2))
     plot_score_distribution(leaves, ax=ax)
     _show_figure(fig)
-    depts = department_scores_table(ctx)
-    _show(depts, caption="Departments (roll-up over all their teams)")
     note = int(teams["suppressed"].sum())
     if note:
         _display_html(_para(f"{note} team score(s) are not shown on their own: a team with fewer than "
@@ -231,7 +276,11 @@ def lint_counts(ctx: Any) -> pd.DataFrame:
     if table.empty:
         _show(table, empty="No hygiene findings anywhere in the organisation.")
         return table
-    _show(table, caption=f"OKR hygiene findings by department, {ctx.quarter.label}", headers="raw")
+    view = table.set_index("department").T
+    view.index = [finding_label(c) for c in view.index]
+    view.index.name = "Finding"
+    view = view.reset_index()
+    _show(view, caption=f"OKR hygiene findings by department, {ctx.quarter.label}", headers="raw")
     return table
 
 
@@ -240,6 +289,33 @@ def _at_risk(ctx: Any) -> pd.DataFrame:
     risky = teams[(teams["n_off_track"] + teams["n_at_risk"] > 0) & teams["is_leaf"]].copy()
     risky = risky.sort_values(["n_off_track", "n_at_risk"], ascending=False, kind="stable")
     return risky[["team_name", "department", "score", "band", "n_off_track", "n_at_risk", "n_on_track"]]
+
+
+def _at_risk_view(ctx: Any, view: pd.DataFrame) -> pd.DataFrame:
+    """The at-risk list as shown: each team with the key results behind it (visible ones only, off track
+    first) and a hidden score's reason in words."""
+    if view.empty:
+        return view
+    tree = ctx.ds.team_tree
+    ids = view["team_name"].map(dict(zip(tree["team_name"], tree["team_id"])))
+    krs = ctx.table("kr_scores")
+    krs = krs[krs["team_id"].isin(set(ids)) & ~_hidden_krs(ctx, krs)]
+    krs = krs[krs["status"].isin(["off track", "at risk"])]
+    why = {}
+    for team_id, group in krs.groupby("team_id"):
+        parts = []
+        for status in ("off track", "at risk"):
+            titles = group.loc[group["status"] == status, "title"].tolist()
+            if titles:
+                parts.append(f"{status}: {titles[0]}" + (f" and {len(titles) - 1} more" if len(titles) > 1 else ""))
+        why[team_id] = "; ".join(parts)
+    label = suppressed_label(ctx.min_group_size)
+    reasons = _team_reasons(ctx, ids)
+    score = [reason if isinstance(v, str) and v == label else v for v, reason in zip(view["score"], reasons)]
+    return pd.DataFrame({"team_name": view["team_name"].to_numpy(), "department": view["department"].to_numpy(),
+                         "score": score, "band": view["band"].fillna("—").to_numpy(),
+                         "n_off_track": view["n_off_track"].to_numpy(), "n_at_risk": view["n_at_risk"].to_numpy(),
+                         "reasons": [why.get(t, "") for t in ids]})
 
 
 def teams_at_risk_table(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
@@ -261,9 +337,9 @@ def teams_at_risk(ctx: Any, *, max_rows: int = ORG_MAX_TEAMS) -> pd.DataFrame:
     view = _at_risk(ctx)
     more = len(view) - max_rows
     view = view.head(max_rows)
-    _show(view, caption="Teams with key results at risk or off track" + (f" (the {max_rows} worst)" if more > 0
-                                                                           else ""),
-          empty="No team has a key result at risk or off track.")
+    _show(_at_risk_view(ctx, view),
+          caption="Teams with key results at risk or off track" + (f" (the {max_rows} worst)" if more > 0 else ""),
+          labels={"score": "Score"}, empty="No team has a key result at risk or off track.")
     if more > 0:
         _display_html(_para(f"… and {more:,} more teams with key results at risk or off track; each team's report "
                             "lists them.", "okr-note"))
