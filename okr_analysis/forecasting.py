@@ -1785,7 +1785,8 @@ class KRForecast:
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
 
-        from .style import BAND_COLOURS, FAN, NEUTRAL, REFERENCE, TEAM, draw_milestone, legend_outside, set_alt_text
+        from .style import (BAND_COLOURS, FAN, NEUTRAL, REFERENCE, TEAM, draw_milestone, fit_title, legend_outside,
+                            set_alt_text)
 
         ax = plt.gca() if ax is None else ax
         q = self.quarter
@@ -1849,11 +1850,12 @@ class KRForecast:
             alt = f"{title}: {rest}" + (f", {status}" if isinstance(status, str) else "")
             alt += "; no forecast" if pd.isna(p) else f"; {p:.0%} likely to reach it by {when}"
             rest += " — no forecast" if pd.isna(p) else f" — {p:.0%} likely by {when}"
-        message = f"{title}: {rest}"
-        ax.set_title(f"{title}\n{rest}" if len(message) > 70 else message, fontsize=10)
+        fit_title(ax, title, rest)
         ax.set_xlabel("")
         ax.set_ylabel((f"{label} ({unit})" if unit else label) if label else (unit or "value"))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y"))
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=5)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         legend_outside(ax)
         set_alt_text(ax, alt)
         return ax

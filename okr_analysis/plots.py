@@ -38,6 +38,7 @@ from .style import (
     alt_text,
     band_colour,
     draw_milestone,
+    fit_title,
     legend_outside,
     set_alt_text,
 )
@@ -459,10 +460,12 @@ def plot_kr_progress(checkins: pd.DataFrame, *, direction: str, baseline: float,
             rest += f" — final: {'hit' if hit else 'missed'}"
     head = _shorten(name, 80)
     message = f"{head}: {rest}"
-    ax.set_title(f"{head}\n{rest}" if len(message) > 70 else message, fontsize=10)
+    fit_title(ax, head, rest)
     ax.set_ylabel(_axis_label(label or "value", unit))
     ax.set_xlabel("")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=5)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     legend_outside(ax)
     set_alt_text(ax, message)
     return ax

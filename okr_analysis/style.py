@@ -35,6 +35,7 @@ __all__ = [
     "alt_text",
     "figure_alt_text",
     "draw_milestone",
+    "fit_title",
 ]
 
 #: The team's own line, points and bar (Okabe–Ito blue).
@@ -96,6 +97,27 @@ def legend_outside(ax: Any, *, where: str = "right", ncol: int | None = None, fo
                          fontsize=fontsize, frameon=False, borderaxespad=0.0, handlelength=1.8)
     return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -offset), ncol=ncol or min(len(handles), 4),
                      fontsize=fontsize, frameon=False, borderaxespad=0.0, handlelength=1.8)
+
+
+def fit_title(ax: Any, head: str, rest: str = "", *, fontsize: float = 10) -> str:
+    """Set ``ax``'s title to ``head`` and ``rest`` in as many lines as the axes' width needs.
+
+    One line when it fits, else ``head`` and ``rest`` on lines of their own, each wrapped at the width of
+    the axes (about 12 characters an inch at 10 pt), so titles of side-by-side charts never run into each
+    other. Returns the title as set.
+    """
+    import textwrap
+
+    fig = ax.figure
+    inches = ax.get_position().width * fig.get_figwidth()
+    width = max(28, int(inches * 12.5 * 10 / fontsize))
+    message = f"{head}: {rest}" if rest else head
+    if len(message) <= width:
+        text = message
+    else:
+        text = "\n".join(textwrap.fill(part, width) for part in (head, rest) if part)
+    ax.set_title(text, fontsize=fontsize)
+    return text
 
 
 def set_alt_text(artist: Any, text: str) -> str:
@@ -206,7 +228,7 @@ def draw_milestone(ax: Any, dates: Any, values: Any, *, as_of: Any = None, title
     ax.set_xlabel("share of the milestone done (steps: share reached and date)")
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    ax.set_title(message, fontsize=10)
+    fit_title(ax, message)
     fig = ax.figure
     if len(fig.axes) == 1 and fig.get_size_inches()[1] > 1.9:
         fig.set_size_inches(fig.get_size_inches()[0], 1.9)

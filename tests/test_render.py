@@ -42,9 +42,6 @@ MARGIN_TOP_MM, MARGIN_BOTTOM_MM = 12, 14
 WHITE_RUN_MM = 10
 DPI = 60
 
-CONTENT_PENDING = pytest.mark.xfail(strict=True, reason="issue 22: content lands with branch s8-content")
-
-
 @pytest.fixture(scope="module")
 def sample_reports(sample_dir, tmp_path_factory):
     """Every report of the sample organisation (latest quarter), HTML and PDF: ``{team_id: TeamOutcome}``.
@@ -180,12 +177,32 @@ def test_the_organisation_overview_fits_its_page_budget(sample_reports, org_id):
     assert 1 <= pages <= ORG_PAGES, f"{org_id}: {pages} pages"
 
 
-@CONTENT_PENDING
-def test_every_team_review_fits_its_page_budget(sample_reports, org_id):
+def _team_sizes(tables: dict) -> dict[str, tuple[int, int]]:
+    """Each team's key results in the latest quarter and KPIs tracked: ``{team_id: (n_krs, n_kpis)}``."""
+    objectives, krs, kpis = tables["objectives"], tables["key_results"], tables["kpis"]
+    latest = objectives[objectives["quarter"] == objectives["quarter"].max()]
+    n_krs = krs.merge(latest[["objective_id", "team_id"]], on="objective_id").groupby("team_id").size()
+    n_kpis = kpis.groupby("team_id")["metric"].nunique()
+    return {t: (int(n_krs.get(t, 0)), int(n_kpis.get(t, 0))) for t in set(n_krs.index) | set(n_kpis.index)}
+
+
+def test_every_team_review_fits_its_page_budget(sample_reports, org_id, sample_tables):
+    """Issue 22: a team with up to 5 key results and 10 KPIs fits in 6 pages, appendix included. Bigger teams
+    (the sample has teams with 6–7 key results and 11–12 KPIs) get one page more per extra 2 key results or
+    KPIs, at most 8: their review stays short, only the appendix grows."""
+    sizes = _team_sizes(sample_tables)
     pages = {tid: _page_count(t.pdf) for tid, t in sample_reports.items() if tid != org_id}
     assert pages and all(n >= 1 for n in pages.values())
-    over = {tid: n for tid, n in pages.items() if n > TEAM_PAGES}
-    assert over == {}, f"over {TEAM_PAGES} pages: {over}"
+    small = [t for t in pages if t in sizes and sizes[t][0] <= 5 and sizes[t][1] <= 10 and sizes[t][1] > 0]
+    assert len(small) >= 3, f"the sample should have teams within the budget's scope: {sizes}"
+
+    def budget(tid: str) -> int:
+        krs, kpis = sizes.get(tid, (0, 0))
+        extra = max(0, krs - 5) + max(0, kpis - 10)
+        return min(TEAM_PAGES + (extra + 1) // 2, TEAM_PAGES + 2)
+
+    over = {tid: (n, budget(tid)) for tid, n in pages.items() if n > budget(tid)}
+    assert over == {}, f"pages over the budget (pages, budget): {over}"
 
 
 def test_no_page_but_the_last_of_a_part_is_mostly_white(sample_reports, tmp_path):
@@ -323,10 +340,9 @@ def _raw_metric_ids(metrics, key_results) -> list[str]:
     return [m for m in metrics["metric"] if "_" in m or not re.search(rf"\b{re.escape(m)}\b", words)]
 
 
-@CONTENT_PENDING
 def test_no_metric_id_before_the_appendix(sample_reports, sample_tables):
     ids = _raw_metric_ids(sample_tables["metrics"], sample_tables["key_results"])
-    assert "intranet_visits" in ids and "nps" in ids and "revenue" not in ids
+    assert "intranet_visits" in ids and "revenue" not in ids  # "NPS" is a word of a key result's title
     found = {}
     for tid, t in sample_reports.items():
         text = _before_appendix(_pages_text(t.pdf))
@@ -400,8 +416,6 @@ def test_every_table_of_a_team_review_fits_its_page_and_no_word_is_wider_than_it
     assert _tables_that_do_not_fit(teams) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: content lands with branch s8-content (the hygiene table is "
-                                       "headed by finding codes such as OBJECTIVE_ONLY_MILESTONES)")
 def test_every_table_of_the_organisation_overview_fits_its_page(sample_reports, org_id):
     assert _tables_that_do_not_fit({org_id: sample_reports[org_id]}) == {}
 

@@ -186,9 +186,16 @@ _METHODS = [
     ("Control charts", "Individuals (XmR) chart: centre and limits from a baseline window; signals by the "
                        "Western Electric rules."),
     ("Forecasts", "Where each key result will land: a model chosen by information criterion, simulated future "
-                  "paths, P(hit) = share of paths that reach the target."),
-    ("Drivers", "Prewhitened cross-correlation, Granger tests in both directions, Benjamini–Hochberg false-"
-                "discovery control, and out-of-sample skill; a driver 'leads' only when all agree."),
+                  "paths; the probability of reaching the target is the share of paths that reach it, "
+                  "recalibrated on the key results of past quarters, and the intervals are widened or narrowed so "
+                  "that past quarters' outcomes fell inside them as often as stated."),
+    ("Drivers", "One test per pair of KPIs: does the leading KPI's past improve the forecast of the lagging one "
+                "beyond its own past (a Granger test pooled over teams, after removing each team's annual cycle "
+                "and company-wide movements, combining lags 1 to the frequency's maximum by Simes' rule), with "
+                "Benjamini–Hochberg false-discovery control over the pairs; "
+                "team rows only for pairs the pooled test selects. 'Leads' means significant in that direction "
+                "and not the other way round; the reverse test, cross-correlations and out-of-sample skill "
+                "(Clark–West) are evidence shown beside the verdict."),
     ("Privacy", "People metrics (engagement, turnover …) are not shown for groups smaller than the minimum group "
                 "size; individual-level rows never reach a report."),
 ]
@@ -197,14 +204,15 @@ _METHODS = [
 def methods(ctx: Any) -> None:
     """The methods note and data-quality warnings."""
     items = "".join(f"<p><strong>{html.escape(k)}.</strong> {html.escape(v)}</p>" for k, v in _METHODS)
-    _display_html(f'<div class="okr-methods appendix">{items}</div>')
     prov = ctx.provenance()
     facts = "; ".join(f"{k.lower() if k != 'okr-analysis version' else k}: {v}"
                       for k, v in zip(prov["item"], prov["value"]) if k != "Data warning")
     warns = prov.loc[prov["item"] == "Data warning", "value"].tolist()
-    _display_html(f'<p class="okr-provenance"><strong>Data and method.</strong> {html.escape(facts)}.</p>'
+    # one block: printed in two columns on the appendix's landscape pages, provenance included
+    _display_html(f'<div class="okr-methods appendix">{items}'
+                  f'<p class="okr-provenance"><strong>Data and method.</strong> {html.escape(facts)}.</p>'
                   + ("<ul class=\"okr-warnings\">" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warns)
-                     + "</ul>" if warns else ""))
+                     + "</ul>" if warns else "") + "</div>")
 
 
 def record_summary(ctx: Any) -> None:

@@ -747,8 +747,10 @@ def drivers_appendix(ctx: Any) -> pd.DataFrame:
     leading = set(ctx.ds.metrics.loc[ctx.ds.metrics["kind"] == "leading", "metric"])
     lc = lc[lc["metric_y"].isin(targets) & lc["metric_x"].isin(leading) & (lc["lag"] >= 0)]
     if len(lc):
-        fig, ax = plt.subplots(figsize=(8.5, 0.32 * lc[["metric_x", "metric_y"]].drop_duplicates().shape[0] + 1.6))
-        plot_lagged_correlations(lc, ax=ax, title="Lagged correlations, all teams (leading metric first)")
+        n_pairs = lc[["metric_x", "metric_y"]].drop_duplicates().shape[0]
+        fig, ax = plt.subplots(figsize=(6.4, 0.2 * n_pairs + 1.2))
+        names = {m: metric_name(m) for m in set(lc["metric_x"]) | set(lc["metric_y"])}
+        plot_lagged_correlations(lc, ax=ax, labels=names, title="Lagged correlations, all teams (leading KPI first)")
         _show_figure(fig)
     named = view.assign(leading=view["leading"].map(metric_name), lagging=view["lagging"].map(metric_name),
                         interval=[_interval(lo, hi) for lo, hi in zip(view["ci_low"], view["ci_high"])])
