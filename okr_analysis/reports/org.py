@@ -116,7 +116,7 @@ def drivers_appendix(ctx: Any) -> pd.DataFrame:
                   "with its 95% interval; q-value: Benjamini–Hochberg over the primary test of each pair; "
                   "forecast skill: out-of-sample gain over the lagging KPI's own history; teams where it leads)",
           labels={"interval": "95% interval", "q_value": "q-value", "teams": "Teams where it leads"},
-          classes="appendix wide")
+          classes="appendix")
     found = named[named["verdict"] != "no evidence"]
     reasons = [f"{r.leading} → {r.lagging}: {r.reason}" for r in found.itertuples(index=False)
                if isinstance(r.reason, str)]

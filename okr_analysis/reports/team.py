@@ -758,7 +758,7 @@ def drivers_appendix(ctx: Any) -> pd.DataFrame:
           caption="Every driver tested (lag in periods; correlation of the prewhitened series at that lag with its "
                   "95% interval; q-value: Benjamini–Hochberg over every pair tested; forecast skill: out-of-sample "
                   "gain over the lagging KPI's own history)",
-          labels={"interval": "95% interval", "q_value": "q-value"}, classes="appendix wide")
+          labels={"interval": "95% interval", "q_value": "q-value"}, classes="appendix")
     found = named[named["verdict"] != "no evidence"]
     reasons = [f"{r.leading} → {r.lagging} ({r.scope}): {r.reason}" for r in found.itertuples(index=False)
                if isinstance(r.reason, str)]
