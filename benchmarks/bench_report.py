@@ -328,6 +328,13 @@ def _versions(pkg_version: str) -> dict[str, str]:
     return out
 
 
+def _load_words(load_before: float) -> str:
+    """What the load average before the run says (the load after includes the benchmark's own workers)."""
+    if load_before < 0.5:
+        return "the machine was otherwise idle; the load after is the benchmark's own"
+    return "other work was running on the machine"
+
+
 def _markdown(rec: dict) -> str:
     m = rec["machine"]
     code = rec["code"]
@@ -337,7 +344,7 @@ def _markdown(rec: dict) -> str:
         "",
         f"Quarterly review reports ({' + '.join(rec['formats'])}) of the {rec['data']}, quarter {rec['quarter']}, "
         f"on {m['cpus']} CPUs (load average {m['load_avg_before'][0]} before, {m['load_avg_after'][0]} after; "
-        f"other work was running on the machine), {rec['when']}, code at commit `{code['commit']}` "
+        f"{_load_words(m['load_avg_before'][0])}), {rec['when']}, code at commit `{code['commit']}` "
         f"(\"{code['subject']}\"){dirty}. Produced by `benchmarks/bench_report.py`.",
         "",
         "The naive way runs per report the `papermill` CLI, `jupyter nbconvert --to html` and Chromium's "
