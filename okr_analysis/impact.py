@@ -419,10 +419,12 @@ class ImpactResult:
             raise ValueError(f"initiative_id {initiative_id!r} is not in this result; known: {known}.")
         return hit.iloc[0]
 
-    def plot(self, initiative_id: str, *, ax: Any = None, label: str | None = None, unit: str | None = None) -> Any:
+    def plot(self, initiative_id: str, *, ax: Any = None, label: str | None = None, unit: str | None = None,
+             title: str | None = None) -> Any:
         """The team's values against the counterfactual, with the effect's 95% interval after the start.
 
-        The title is the initiative's sentence (:meth:`sentence`), also recorded as the chart's alt text
+        The title is the initiative's sentence (:meth:`sentence`) unless ``title`` is given (a report that
+        prints the sentence above the chart gives a short title instead); the sentence is always the chart's alt text
         (:func:`okr_analysis.style.alt_text`); colours are those of :mod:`okr_analysis.style` (the team blue,
         the counterfactual grey, the interval sky blue); the legend sits below the axes.
 
@@ -435,6 +437,8 @@ class ImpactResult:
             The metric's name in words for the value axis (default: its id in words).
         unit : str, optional
             The metric's unit (default: from the metrics table).
+        title : str, optional
+            The chart's title (default: the initiative's sentence).
 
         Returns
         -------
@@ -466,7 +470,7 @@ class ImpactResult:
                         label="95% interval of the effect")
         ax.axvline(row["start"], color=REFERENCE, linewidth=1, label="initiative starts")
         message = self.sentence(initiative_id)
-        ax.set_title(textwrap.fill(message, 90), fontsize=9, loc="left")
+        ax.set_title(textwrap.fill(message if title is None else title, 90), fontsize=9, loc="left")
         metric = str(row["metric"])
         if unit is None:
             info = self.metrics.set_index("metric") if isinstance(self.metrics, pd.DataFrame) and \

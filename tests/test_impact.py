@@ -19,6 +19,7 @@ from okr_analysis.impact import (IMPACT_COLUMNS, SERIES_COLUMNS, estimate_impact
                                  initiatives_from_milestones, sentence)
 from okr_analysis.io import from_frames
 from okr_analysis.sample import BUILT_IN_INITIATIVES
+from okr_analysis.style import figure_alt_text
 
 # ----------------------------------------------------------------------------------
 # A simulated organisation with known answers
@@ -290,6 +291,12 @@ def test_plot_draws_observed_and_counterfactual(sample_ds):
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels[:2] == ["observed", "without the initiative (comparison teams)"]
     assert len(ax.collections) == 1  # the interval
+    assert ax.get_title(loc="left").replace("\n", " ") == res.sentence("mentoring")  # default title: the sentence
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    res.plot("mentoring", ax=ax, title="Mentoring programme: engagement")
+    assert ax.get_title(loc="left") == "Mentoring programme: engagement"
+    assert figure_alt_text(fig) == res.sentence("mentoring")  # the alt text keeps the message
     plt.close(fig)
 
 

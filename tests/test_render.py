@@ -432,3 +432,21 @@ def test_band_swatches_have_the_charts_colours(sample_reports, org_id):
     assert 'class="okr-band okr-band-' in html, "no band shown"
     declared = dict(re.findall(r"--band-(red|yellow|green|none):\s*(#[0-9A-Fa-f]{6})", html.split("</head>")[0]))
     assert declared == band_colours()
+
+
+def test_the_initiatives_section_appears_only_in_the_reviews_of_teams_with_initiatives(sample_reports, org_id,
+                                                                                         sample_tables):
+    """Issue 21: the team review has an "Initiatives" section (heading, contents entry, sentence and chart)
+    only when the team has initiatives; the other reviews leave it out, heading and contents entry included."""
+    with_initiatives = set(sample_tables["initiatives"]["team_id"])
+    assert with_initiatives == {"support-emea", "sales-enterprise", "eng-data"}
+    for tid, t in sample_reports.items():
+        page = t.html.read_text(encoding="utf-8")
+        toc = re.search(r"<nav[^>]*okr-toc.*?</nav>", page, re.S).group(0)
+        if tid in with_initiatives:
+            assert re.search(r'<h2 id="[^"]+">Initiatives', page) and "Initiatives" in toc, tid
+        else:
+            assert "Initiatives" not in toc and not re.search(r"<h2[^>]*>Initiatives", page), tid
+            assert "no initiative to evaluate" not in page, tid
+    emea = sample_reports["support-emea"].html.read_text(encoding="utf-8")
+    assert "Engagement rose by" in emea and "after Mentoring programme launched on 4 May 2026" in emea

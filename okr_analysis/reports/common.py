@@ -28,6 +28,7 @@ from ..rules import (
 )
 from ..style import figure_alt_text as _style_alt_text
 from .display import _ACRONYMS, _display_html, metric_name
+from .render import EMPTY_SECTION_METADATA
 from .shared import SHARED_ANALYSES
 
 __all__ = ["methods", "record_summary"]
@@ -38,6 +39,14 @@ _ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "stable":
 
 
 _STATUS_ORDER = STATUS_ORDER
+
+
+
+def empty_section_note(text: str) -> None:
+    """Show a one-line note saying a section has nothing to show, marked so that a rendered report leaves
+    the section out when its heading cell is tagged ``optional-section`` (JupyterLab still shows the note)."""
+    display({"text/html": f'<p class="okr-note">{html.escape(text)}</p>', "text/plain": text}, raw=True,
+            metadata={EMPTY_SECTION_METADATA: True})
 
 
 def _small_team(ctx: Any) -> bool:

@@ -24,7 +24,7 @@ from ..formatting import score as format_score
 from ..formatting import status_counts as format_status_counts
 from ..rules import BAND_COLOURS
 
-__all__ = ["CHROMIUM_ARGS", "HtmlRenderer", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "band_colours", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
+__all__ = ["CHROMIUM_ARGS", "EMPTY_SECTION_METADATA", "HtmlRenderer", "OPTIONAL_SECTION_TAG", "PAPERMILL_ERROR_TAG", "PDF_INSTALL_HINT", "PdfPrinter", "REMOVED_CELL_TAGS", "REMOVED_OUTPUT_TAGS", "SUMMARY_MIMETYPE", "atomic_write", "band_colours", "find_chromium", "iter_external_references", "pdf_support", "render_index", "render_index_page", "render_index_row", "temp_path_for"]
 
 
 
@@ -41,6 +41,17 @@ REMOVED_OUTPUT_TAGS = frozenset({"remove-output", "remove_output"})
 
 
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+
+#: Tag of a markdown heading cell whose section is left out of the report (heading, contents entry and
+#: the section's cells) when the section has nothing to show: every output of the code cells up to the next
+#: markdown cell carries the :data:`EMPTY_SECTION_METADATA` marker (or there is no output at all).
+OPTIONAL_SECTION_TAG = "optional-section"
+
+
+#: Output metadata key by which a section says "nothing to show here" (its output, a short note, still shows
+#: in JupyterLab; in a rendered report an :data:`OPTIONAL_SECTION_TAG` section is then left out).
+EMPTY_SECTION_METADATA = "okr-analysis/empty-section"
 
 
 #: Flags for a headless Chromium that must not reach the network or need a GPU.
@@ -112,6 +123,30 @@ def _make_preprocessor_class():
     anchor = re.compile(r"<a class=\"anchor-link\".*?</a>", re.S)
     tags = re.compile(r"<[^>]+>")
 
+    def _cell_headings(source: str) -> list[dict[str, Any]]:
+        found = []
+        for level, hid, inner in heading.findall(markdown2html(source)) if "#" in source else []:
+            if level in ("2", "3"):
+                text = html.unescape(tags.sub("", anchor.sub("", inner))).strip()
+                found.append({"level": int(level), "id": html.unescape(hid), "text": text})
+        return found
+
+    def _without_empty_sections(cells: list) -> list:
+        kept, i = [], 0
+        while i < len(cells):
+            cell = cells[i]
+            if cell.cell_type == "markdown" and OPTIONAL_SECTION_TAG in cell.get("metadata", {}).get("tags", []):
+                end = i + 1
+                while end < len(cells) and cells[end].cell_type == "code":
+                    end += 1
+                outputs = [out for c in cells[i + 1:end] for out in c.get("outputs", [])]
+                if all(out.get("metadata", {}).get(EMPTY_SECTION_METADATA) for out in outputs):
+                    i = end
+                    continue
+            kept.append(cell)
+            i += 1
+        return kept
+
     class ReportPreprocessor(Preprocessor):
         """Prepare an executed report notebook for the ``okr_report`` template.
 
@@ -121,6 +156,9 @@ def _make_preprocessor_class():
           papermill's error banner unless ``show_errors`` (used for a failed run's page);
         * takes the report summary output (:data:`SUMMARY_MIMETYPE`) out of the page and
           puts it in ``resources['okr_summary']``;
+        * leaves out a section whose heading cell is tagged :data:`OPTIONAL_SECTION_TAG` when its code
+          cells show nothing but outputs marked :data:`EMPTY_SECTION_METADATA` (e.g. "Initiatives" for a
+          team without initiatives);
         * collects the table of contents (level-2 and level-3 headings of markdown cells,
           with the ids nbconvert gives them) into ``resources['okr_toc']``.
         """
@@ -130,7 +168,6 @@ def _make_preprocessor_class():
         def preprocess(self, nb, resources):
             show_errors = bool(resources.get("okr_show_errors", self.show_errors))
             summary: dict[str, Any] = {}
-            toc: list[dict[str, Any]] = []
             cells = []
             for cell in nb.cells:
                 cell_tags = set(cell.get("metadata", {}).get("tags", []))
@@ -152,13 +189,9 @@ def _make_preprocessor_class():
                             continue
                         kept.append(out)
                     cell.outputs = [] if cell_tags & REMOVED_OUTPUT_TAGS else kept
-                elif cell.cell_type == "markdown" and "#" in cell.source:
-                    for level, hid, inner in heading.findall(markdown2html(cell.source)):
-                        if level in ("2", "3"):
-                            text = html.unescape(tags.sub("", anchor.sub("", inner))).strip()
-                            toc.append({"level": int(level), "id": html.unescape(hid), "text": text})
                 cells.append(cell)
-            nb.cells = cells
+            nb.cells = _without_empty_sections(cells)
+            toc = [entry for c in nb.cells if c.cell_type == "markdown" for entry in _cell_headings(c.source)]
             resources["okr_summary"] = summary
             resources["okr_toc"] = toc
             return nb, resources

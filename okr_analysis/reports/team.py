@@ -52,6 +52,7 @@ from .common import (
     _relabel,
     _show_figure,
     driver_sentences,
+    empty_section_note,
     finding_label,
     methods,
     plain_message,
@@ -709,13 +710,14 @@ def initiatives_table(ctx: Any) -> pd.DataFrame:
 
 def initiatives(ctx: Any) -> pd.DataFrame:
     """Did the team's initiatives work? One sentence and one chart (the team against its counterfactual)
-    per initiative; a one-line note when the team has none (the notebook's heading is "Initiatives").
+    per initiative. When the team has none, a one-line note marked as an empty section: the rendered report
+    then leaves the "Initiatives" section out (its heading cell is tagged ``optional-section``).
 
     Returns :func:`initiatives_table`.
     """
     table = initiatives_table(ctx)
     if table.empty:
-        _display_html(_para(f"{ctx.team_name} has no initiative to evaluate.", "okr-note"))
+        empty_section_note(f"{ctx.team_name} has no initiative to evaluate.")
         return table
     titles = dict(zip(ctx.ds.initiatives["initiative_id"], ctx.ds.initiatives["title"]))
     result = ImpactResult(table, ctx.team_table("impact_series"), ctx.ds.metrics, titles)
@@ -724,7 +726,10 @@ def initiatives(ctx: Any) -> pd.DataFrame:
         if str(row.verdict).startswith("suppressed") or not (result.series["initiative_id"] == row.initiative_id).any():
             continue
         fig, ax = plt.subplots(figsize=(7.5, 3.0))
-        result.plot(row.initiative_id, ax=ax)
+        # the sentence is printed above the charts: the chart's title names it, its alt text is the sentence
+        result.plot(row.initiative_id, ax=ax, label=metric_name(row.metric),
+                    title=f"{titles.get(row.initiative_id, row.initiative_id)}: {metric_name(row.metric)}, observed "
+                          f"and without the initiative")
         _show_figure(fig, alt=result.sentence(row.initiative_id))
     return table
 
