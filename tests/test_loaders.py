@@ -573,3 +573,68 @@ def test_filtered_database_still_reports_an_invalid_source(tmp_path):
     t["kpis"].loc[0, "value"] = "lots"  # the first row of t1, a team under d1
     with pytest.raises(ValidationError, match=r"kpis\(org.duckdb\):1: value: 'lots' is not a number"):
         load(write_duckdb(t, tmp_path / "org.duckdb"), teams=["d1"])
+
+
+# ----------------------------------------------------------------------------------
+# CSV: Arrow's reader (the fast path) reads what pandas' parser reads
+# ----------------------------------------------------------------------------------
+def _pandas_reference(text: str, sep: str) -> pd.DataFrame:
+    import io
+
+    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                       skipinitialspace=True)
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_arrow_csv_reader_gives_pandas_result(sep):
+    """Quotes with separators and line breaks inside, a BOM, blanks around cells, empty and NA-like cells,
+    accents: the fast path's frame equals pandas' (dtype=str, no NA parsing) but for the blanks before an
+    unquoted cell, which pandas' ``skipinitialspace`` drops and typing strips anyway."""
+    from okr_analysis.io import readers
+
+    rows = [["team_id", "title", "value", "date"],
+            ["t1", '"Launch, then ""grow"""', "1.5", "2026-01-05"],
+            ["t2", '"two\nlines"', "", "2026-01-12"],
+            ["t3 ", "Équipe café", "NA", " 2026-01-19"],
+            ["t4", "null", "nan", "2026-01-26"]] * 50
+    text = "\ufeff" + "\n".join(sep.join(r) for r in rows[:1] + [r for r in rows if r[0] != "team_id"]) + "\n"
+    raw = text.encode("utf-8")
+    first = text[1:text.find("\n")]
+    fast = readers._read_csv_arrow(raw, text.lstrip("\ufeff"), first, sep)
+    assert fast is not None
+    ref = _pandas_reference(text.lstrip("\ufeff"), sep)
+    assert (fast != ref).any(axis=None)  # " 2026-01-19" as read
+    pd.testing.assert_frame_equal(fast.apply(lambda c: c.str.strip()), ref.apply(lambda c: c.str.strip()))
+    assert fast.loc[0, "title"] == 'Launch, then "grow"' and fast.loc[1, "title"] == "two\nlines"
+
+
+@pytest.mark.parametrize("text", [
+    "a,b\n1,2,3\n",             # a ragged row: pandas reports it with its line
+    'a,b\n1, "x,y"\n',          # a quote after blanks: pandas reads it as quoting
+    "a,a\n1,2\n",               # repeated header: pandas renames the second
+    "a,,b\n1,2,3\n",            # an empty header name: pandas names it "Unnamed: 1"
+])
+def test_arrow_csv_reader_leaves_what_it_cannot_read_alike_to_pandas(text):
+    from okr_analysis.io import readers
+
+    assert readers._read_csv_arrow(text.encode(), text, text.splitlines()[0], ",") is None
+
+
+def test_a_large_kpi_csv_loads_the_same_as_its_parquet_copy(tmp_path):
+    """A KPI file big enough to matter goes through the fast path and gives the Parquet copy's tables."""
+    t = tiny_tables()
+    rng = np.random.default_rng(0)
+    n = 30_000
+    t["kpis"] = pd.DataFrame({"team_id": rng.choice(["t1", "t2", "t3"], n), "metric": "frt",
+                              "date": pd.Timestamp("2020-01-06") + pd.to_timedelta(np.arange(n) // 3 * 7, "D"),
+                              "value": rng.normal(50, 5, n).round(3)}).drop_duplicates(["team_id", "metric", "date"])
+    for fmt in ("csv", "parquet"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        for name, df in t.items():
+            df.to_csv(folder / f"{name}.csv", index=False) if fmt == "csv" else df.to_parquet(folder / f"{name}.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, b = load(tmp_path / "csv"), load(tmp_path / "parquet")
+    assert len(a.kpis) > 9_000
+    pd.testing.assert_frame_equal(a.kpis.reset_index(drop=True), b.kpis.reset_index(drop=True))

@@ -39,10 +39,15 @@ def _as_text_each(s: pd.Series) -> pd.Series:
 def _as_text(s: pd.Series) -> pd.Series:
     """Strings with surrounding blanks removed; empty and NA-like cells become missing.
 
-    Large columns of one type (text, or numbers) are converted once per distinct value and
-    spread back by position (ids, metrics and dates repeat a lot); mixed-type columns
-    (Excel) go cell by cell. Both give the same result.
+    String columns (CSV is read as text) are converted with vectorised string methods; other large
+    columns of one type (numbers, object text) are converted once per distinct value and spread back by
+    position (ids, metrics and dates repeat a lot); mixed-type columns (Excel) go cell by cell. Every
+    path gives the result of the cell-by-cell one (tests/test_loaders.py checks it).
     """
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        # a string column (CSV, or text in Parquet): the cell-by-cell steps, vectorised (the same result)
+        txt = s.astype("str").str.strip()
+        return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
     if len(s) < 1_000:
         return _as_text_each(s)
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
