@@ -27,18 +27,13 @@ import pyarrow as pa
 from ._version import __version__
 from .config import arrow_pool_set_by_user
 from .exceptions import NoObjectivesError, UnknownTeamsError, ValidationError
-from .forecasting import backtest as backtest_fn
-from .forecasting import forecast_key_results
 from .hygiene import lint as lint_fn
-from .impact import initiative_impact
 from .io.loading import load
 from .io.quarters import quarter_of
 from .leadlag import lead_lag
 from .monitoring import monitor as monitor_fn
 from .privacy import gate
-from .reports.build import build_reports
 from .rules import VERDICT_ORDER
-from .sample import write_sample
 from .scoring import score as score_fn
 from .scoring import score_key_results
 
@@ -245,6 +240,8 @@ def validate(source: str, fiscal_year_start: int) -> None:
 def sample(directory: str, seed: int, n_teams: int | None, weeks: int, fmt: str) -> None:
     """Write the sample organisation (or a synthetic one of any size) to DIR."""
 
+    # lazy import: only the sample command needs the generator (each command imports its own analyses)
+    from .sample import write_sample
     path = write_sample(directory, seed=seed, n_teams=n_teams, weeks=weeks, fmt=fmt)
     click.echo(f"wrote the sample organisation to {path}")
 
@@ -438,6 +435,8 @@ def impact(source: str, initiatives: tuple[str, ...], as_of: str | None, from_mi
     """Did the initiative work? The change of each initiative's KPI after its start, against comparison teams."""
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
+    # lazy import: statsmodels.api and the impact module: ~0.4 s that other commands do not need
+    from .impact import initiative_impact
     table = initiative_impact(ds, initiatives=list(initiatives) or None, as_of=as_of,
                               from_milestones=from_milestones, min_group_size=None)
     table = gate(table, ds, kind="impact", min_group_size=min_group_size)
@@ -465,6 +464,8 @@ def forecast(source: str, quarter: str, as_of: str, with_drivers: bool, seasonal
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     q = resolve_quarter(ds, quarter)
+    # lazy import: the forecasting module: ~0.3 s that other commands do not need
+    from .forecasting import forecast_key_results
     table = forecast_key_results(ds, q, as_of=as_of, with_drivers=with_drivers, seasonal=seasonal)
     table = table.drop(columns=[c for c in ("history",) if c in table.columns])
     table = gate(table, ds, kind="forecasts", kr_scores=score_key_results(ds, q, as_of=as_of),
@@ -495,6 +496,8 @@ def backtest(source: str, out: str | None, with_drivers: bool, seasonal: bool, m
     if out is not None:
         check_out_folder(out)
     ds = load_source(source, fiscal_year_start)
+    # lazy import: the forecasting module: ~0.3 s that other commands do not need
+    from .forecasting import backtest as backtest_fn
     result = backtest_fn(ds, with_drivers=with_drivers, seasonal=seasonal)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         click.echo(result.summary.to_string(index=False))
@@ -541,6 +544,8 @@ def report(source: str, quarter: str, teams: tuple[str, ...], as_of: str | None,
     # The batch loads the source in a child process that exits once the shared analyses are written:
     # this process never holds the organisation's data.
     try:
+        # lazy import: the report pipeline (nbconvert, papermill on use): only the report command needs it
+        from .reports.build import build_reports
         result = build_reports(source, quarter=quarter, fiscal_year_start=fiscal_year_start,
                                teams=list(teams) or None, as_of=as_of, formats=formats, out=out, jobs=jobs,
                                org_overview=org_overview, force=force, min_group_size=min_group_size,
