@@ -407,10 +407,10 @@ class ImpactResult:
     placebo_counts: dict = field(repr=False, default_factory=dict)
 
     def sentence(self, initiative_id: str) -> str:
-        """The plain sentence for reports (see :func:`sentence`)."""
+        """The plain sentence for reports (see :func:`sentence`): the same words whether the result was just
+        estimated or rebuilt from a report's shared table (``placebo_p`` in words, not the placebo counts)."""
         row = self._row(initiative_id)
-        return sentence(row, metrics=self.metrics, title=self.titles.get(initiative_id),
-                        placebo_counts=self.placebo_counts.get(initiative_id))
+        return sentence(row, metrics=self.metrics, title=self.titles.get(initiative_id))
 
     def _row(self, initiative_id: str) -> pd.Series:
         hit = self.table[self.table["initiative_id"] == initiative_id]
@@ -725,6 +725,19 @@ def _number(x: float, decimals: int) -> str:
     return f"{x:,.{decimals}f}".replace("-", "−")
 
 
+def _chance_words(p: float) -> str:
+    """``placebo_p`` for a reader who is not a statistician: "by chance alone a change this large would turn
+    up about once in 40 tries (placebo p = 0.024)"; "less than once in 1,000 tries" below 0.001."""
+    if p < 0.001:
+        return f"by chance alone a change this large would turn up less than once in 1,000 tries (placebo p = {p:.2g})"
+    n = 1 / p if p > 0 else math.inf
+    if n < 1.5:
+        return f"a change this large is common among teams without the initiative (placebo p = {p:.2g})"
+    step = 1 if n < 10 else 5 if n < 50 else 10 if n < 200 else 50
+    n = int(round(n / step) * step)
+    return f"by chance alone a change this large would turn up about once in {n:,} tries (placebo p = {p:.2g})"
+
+
 def sentence(row: "pd.Series | dict", *, metrics: pd.DataFrame | None = None, title: str | None = None,
              placebo_counts: tuple[int, int] | None = None) -> str:
     """One plain sentence about an initiative's row of :func:`initiative_impact`, for reports.
@@ -738,13 +751,15 @@ def sentence(row: "pd.Series | dict", *, metrics: pd.DataFrame | None = None, ti
     title : str, optional
         The initiative's title (default: its id).
     placebo_counts : (int, int), optional
-        How many placebo runs showed a change this large, of how many (default: from ``placebo_p``).
+        How many placebo runs showed a change this large, of how many (default: ``placebo_p`` in words,
+        :func:`_chance_words`).
 
     Returns
     -------
     str
-        E.g. "Engagement rose by 5.1 points (3.2 to 7.0) after Mentoring programme launched on 4 May 2026,
-        compared with 11 similar teams; a change this large appeared in 0 of 26 placebo runs."
+        E.g. "Engagement rose by 5.3 points (3.7 to 6.9) after Mentoring programme launched on 4 May 2026,
+        compared with 11 similar teams; by chance alone a change this large would turn up about once in 40
+        tries (placebo p = 0.024)."
     """
     r = dict(row)
     name = str(r["metric"]).replace("_", " ")
@@ -778,7 +793,7 @@ def sentence(row: "pd.Series | dict", *, metrics: pd.DataFrame | None = None, ti
         k, m = placebo_counts
         tail = f"; a change this large appeared in {k} of {m} placebo runs"
     elif np.isfinite(float(r["placebo_p"])):
-        tail = f"; placebo p = {float(r['placebo_p']):.2g}"
+        tail = f"; {_chance_words(float(r['placebo_p']))}"
     if verdict == "no detectable effect":
         return (f"{name} did not change detectably after {what} launched on {when}: "
                 f"the estimate is {_number(effect, decimals)}{' ' + unit if unit else ''} {interval}, {compared}{tail}.")

@@ -6,6 +6,7 @@ and a simulation study of organisations with known steps, null initiatives and t
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -269,7 +270,13 @@ def test_sample_initiatives_come_out_as_planted(sample_ds):
             assert row["verdict"] == ("improved" if (planted["effect"] > 0) == higher else "worsened")
     text = res.sentence("mentoring")
     assert text.startswith("Engagement rose by ") and "after Mentoring programme launched on 4 May 2026" in text
-    assert "compared with 11 similar teams; a change this large appeared in 0 of " in text
+    assert "compared with 11 similar teams; by chance alone a change this large would turn up about once in " in text
+    once = int(re.search(r"about once in ([\d,]+) tries", text).group(1).replace(",", ""))
+    p = float(table.loc["mentoring", "placebo_p"])
+    assert 0.5 / p <= once <= 2 / p and f"(placebo p = {p:.2g})" in text  # the words say the p-value
+    k, m = res.placebo_counts["mentoring"]
+    assert f"appeared in {k} of {m} placebo runs" in impact.sentence(table.loc["mentoring"].to_dict() | {"initiative_id": "mentoring"},
+                                                                      placebo_counts=(k, m))
     assert res.sentence("flex-hours").startswith("Absenteeism fell by ")
     assert list(res.series.columns) == SERIES_COLUMNS
     s = res.series[res.series["initiative_id"] == "mentoring"]
