@@ -476,3 +476,21 @@ def test_initiatives_section_states_the_planted_effect_and_is_absent_without_ini
                or "no detectable" in c.metadata["image/png"]["alt"].lower() for c in charts)
     table, html = _run(team_sections.initiatives, tier2)
     assert table.empty and "no initiative to evaluate" in html and "<img" not in html
+
+
+def test_key_result_chart_bands_are_the_forecast_tables_ranges(tier2):
+    """Issue 20: the forecast band a key-result chart draws mid-quarter is the recalibrated range the forecasts
+    table states (the shared calibration's interval factors), not the model's own wider one."""
+    from okr_analysis.forecasting import forecast_key_result
+
+    fc = tier2.team_table("forecasts").dropna(subset=["lower_80"])
+    cal = team_sections._chart_calibration(tier2)
+    assert len(fc) >= 3 and cal is not False and cal.interval_scale != (1.0, 1.0)
+    for row in fc.itertuples(index=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            drawn = forecast_key_result(tier2.ds, row.kr_id, as_of=tier2.as_of, calibration=cal).table.iloc[-1]
+            own = forecast_key_result(tier2.ds, row.kr_id, as_of=tier2.as_of, calibration=False).table.iloc[-1]
+        assert drawn["lower_80"] == pytest.approx(row.lower_80) and drawn["upper_80"] == pytest.approx(row.upper_80)
+        assert drawn["upper_95"] == pytest.approx(row.upper_95)
+        assert (own["upper_80"] - own["lower_80"]) != pytest.approx(row.upper_80 - row.lower_80)

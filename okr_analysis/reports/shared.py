@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from ..forecasting import forecast_key_results
+from ..forecasting import fit_calibration, forecast_key_results
 from ..hygiene import lint
 from ..impact import ImpactResult, estimate_impact
 from ..io.dataset import Dataset
@@ -133,6 +133,26 @@ def _forecasts_table(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_
     return table.drop(columns=[c for c in ("history",) if c in table.columns])
 
 
+#: The columns of the ``forecast_intervals`` shared table.
+FORECAST_INTERVAL_COLUMNS = ["at", "n", "interval_scale_80", "interval_scale_95"]
+
+
+def _forecast_intervals(ds: Dataset, *, quarter: Quarter, as_of: pd.Timestamp, min_group_size: int) -> pd.DataFrame:
+    """The factors by which the forecasts' calibration rescales the 80% and 95% intervals
+    (:func:`okr_analysis.forecasting.fit_calibration`), so that each key-result chart's forecast band is the
+    one the forecasts table states: one row (``at``: elapsed share of the quarter; ``n``: key results fitted
+    on; ``interval_scale_80``, ``interval_scale_95``), or none when the quarter is over (charts draw no band
+    then) or there was too little history to rescale."""
+    ts = min(pd.Timestamp(as_of), quarter.end)
+    if ts >= quarter.end:
+        return pd.DataFrame(columns=FORECAST_INTERVAL_COLUMNS)
+    cal = fit_calibration(ds, quarter, as_of=ts)
+    if cal.interval_scale is None:
+        return pd.DataFrame(columns=FORECAST_INTERVAL_COLUMNS)
+    return pd.DataFrame([{"at": float(cal.at), "n": int(cal.interval_n), "interval_scale_80": cal.interval_scale[0],
+                          "interval_scale_95": cal.interval_scale[1]}], columns=FORECAST_INTERVAL_COLUMNS)
+
+
 #: Dataset -> {(as_of, min_group_size): ImpactResult}: ``impact`` and ``impact_series`` are two tables of one
 #: estimate; the second reads the first's (weak keys: nothing is kept once the batch drops the dataset).
 _IMPACT_RESULTS: "weakref.WeakKeyDictionary[Dataset, dict[tuple, ImpactResult]]" = weakref.WeakKeyDictionary()
@@ -171,6 +191,7 @@ SHARED_ANALYSES: dict[str, Callable[..., pd.DataFrame]] = {
     "drivers": _drivers,
     "lagged_correlations": _lagged_correlations,
     "forecasts": _forecasts_table,
+    "forecast_intervals": _forecast_intervals,
     "impact": _impact,
     "impact_series": _impact_series,
 }

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..forecasting import forecast_key_result
+from ..forecasting import Calibration, forecast_key_result
 from ..formatting import date as _date
 from ..formatting import number as _fmt
 from ..formatting import percent as _percent
@@ -428,6 +428,18 @@ def _interval(low: Any, high: Any) -> str:
     return f"{_fmt(low)}\u00a0to\u00a0{_fmt(high)}"
 
 
+def _chart_calibration(ctx: Any) -> "Calibration | bool":
+    """The shared calibration's interval factors as a :class:`Calibration` that leaves probabilities alone
+    (False when there are none: the model's own band)."""
+    table = ctx.table("forecast_intervals") if "forecast_intervals" in SHARED_ANALYSES else pd.DataFrame()
+    if table.empty:
+        return False
+    row = table.iloc[0]
+    return Calibration(params=None, n=0, quarters=(), at=float(row["at"]), label="intervals of the forecasts table",
+                       interval_scale=(float(row["interval_scale_80"]), float(row["interval_scale_95"])),
+                       interval_n=int(row["n"]))
+
+
 def _key_result_chart(ctx: Any, r: Any, *, ax: Any, points: pd.DataFrame, shared: dict | None) -> None:
     """One key result's chart on ``ax``: the forecast's when one can be made, else the check-ins and pace."""
     q = ctx.quarter
@@ -435,9 +447,10 @@ def _key_result_chart(ctx: Any, r: Any, *, ax: Any, points: pd.DataFrame, shared
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                # calibration=False here: this kernel's data is one team's slice; the probability the chart
-                # states is the shared forecast's, as in the scorecard
-                fc_one = forecast_key_result(ctx.ds, r.kr_id, as_of=ctx.as_of, calibration=False)
+                # this kernel's data is one team's slice, so the calibration is not fitted here: the probability
+                # the chart states is the shared forecast's (as in the scorecard), and its band is rescaled by
+                # the shared calibration's interval factors (as the forecasts table's ranges are)
+                fc_one = forecast_key_result(ctx.ds, r.kr_id, as_of=ctx.as_of, calibration=_chart_calibration(ctx))
                 sh = shared or {}
                 p_hit = sh.get("p_hit", np.nan)
                 final = bool(sh.get("final", fc_one.final))
