@@ -252,6 +252,7 @@ def test_complement_teams_report_hides_its_people_krs(sample_dir):
     assert len(rows) and rows["score"].isna().all() and (rows["status"] == suppressed_label(5)).all()
     sentences = team_sections.summary_sentences(ctx)
     assert any("smaller team in the same department" in s for s in sentences)
+    assert "The one key result shown is not on track." in sentences  # its milestone, off track
     team = ctx.team_table("team_scores").iloc[0]
     assert not any(f"{team['score']:.2f}" in s for s in sentences)
 
@@ -494,3 +495,11 @@ def test_key_result_chart_bands_are_the_forecast_tables_ranges(tier2):
         assert drawn["lower_80"] == pytest.approx(row.lower_80) and drawn["upper_80"] == pytest.approx(row.upper_80)
         assert drawn["upper_95"] == pytest.approx(row.upper_95)
         assert (own["upper_80"] - own["lower_80"]) != pytest.approx(row.upper_80 - row.lower_80)
+
+
+def test_forecasts_appendix_is_a_table_mid_quarter_and_a_note_once_the_quarter_is_over(sample_dir, tier2):
+    table, html = _run(team_sections.forecasts_appendix, tier2)
+    assert "<table" in html and "Where each key result lands" in html and not table["final"].all()
+    over = _ctx(sample_dir, "support-tier2")  # as of the quarter's last day
+    table, html = _run(team_sections.forecasts_appendix, over)
+    assert table["final"].all() and "<table" not in html and "2026Q3 is over: every key result" in html

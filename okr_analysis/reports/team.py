@@ -154,8 +154,8 @@ def summary_sentences(ctx: Any) -> list[str]:
         if krs.empty:
             return sentences
         n, on = len(krs), int((krs["status"] == "on track").sum())
-        sentences.append(f"{on} of {n} key result{'s' if n != 1 else ''} shown {'is' if on == 1 else 'are'} "
-                         "on track.")
+        sentences.append(f"The one key result shown is {'' if on else 'not '}on track." if n == 1 else
+                         f"{on} of {n} key results shown {'is' if on == 1 else 'are'} on track.")
     nodata = int((krs["status"] == "no data").sum())
     if nodata:
         sentences.append(f"{nodata} key result{'s' if nodata != 1 else ''} ha{'s' if nodata == 1 else 've'} "
@@ -851,7 +851,8 @@ _FORECAST_VIEW = ["title", "current", "forecast", "lower_80", "upper_80", "p_hit
 
 def forecasts_appendix(ctx: Any) -> pd.DataFrame:
     """The key-result forecasts in full: current value, forecast at the quarter's end with its 80% range,
-    the chance of reaching the target (or the outcome), the method and the data behind it.
+    the chance of reaching the target (or the outcome), the method and the data behind it. Once the quarter
+    is over (every outcome final) a one-line note instead of a table that would repeat the scorecard.
 
     Returns
     -------
@@ -865,6 +866,11 @@ def forecasts_appendix(ctx: Any) -> pd.DataFrame:
         return pd.DataFrame() if fc is None else fc
     fc = _gate(ctx, fc, kind="forecasts")
     shown = fc[~fc["suppressed"].astype(bool)]
+    if len(shown) and shown["final"].astype(bool).all():
+        # the quarter is over: the table would repeat each key result's final value and outcome
+        _display_html(_para(f"{ctx.quarter.label} is over: every key result's outcome is final (the scorecard's "
+                            "last column); nothing is left to forecast.", "okr-note"))
+        shown = shown.iloc[0:0]
     if len(shown):
         view = pd.DataFrame({
             "title": shown["title"].to_numpy(),
