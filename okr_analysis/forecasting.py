@@ -130,7 +130,9 @@ CALIBRATION_QUARTERS = 4
 #: At most this many earlier key results are forecast for the calibration (a seeded sample beyond it).
 CALIBRATION_MAX_KRS = 500
 #: Ridge penalty of the calibration's logistic regression (statsmodels ``fit_regularized`` alpha).
-CALIBRATION_ALPHA = 0.01
+CALIBRATION_ALPHA = 0.04
+#: Pseudo key results at the organisation's rate that shrink a team's earlier hit rate (calibration feature).
+TEAM_RECORD_PRIOR = 4.0
 #: The model's probability is clipped to [c, 1 - c] before its logit enters the calibration.
 CALIBRATION_CLIP = 0.01
 #: Interval levels reported.
@@ -1259,12 +1261,59 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _cal_features(p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
+def _cal_features(p_model: Any, pace_status: Any, direction: Any, confidence: Any = None, team_record: Any = None,
+                  history: Any = None) -> np.ndarray:
+    """The calibration's design matrix (see :class:`Calibration`); None for an input: unknown for every row."""
     st = np.asarray(pace_status, dtype=object)
+    n = len(st)
+    conf = np.full(n, np.nan) if confidence is None else np.asarray(confidence, dtype="float64")
+    team = np.zeros(n) if team_record is None else np.nan_to_num(np.asarray(team_record, dtype="float64"))
+    kpi = (np.zeros(n, dtype=bool) if history is None
+           else pd.Series(np.asarray(history, dtype=object)).astype("str").str.startswith("kpi:").to_numpy())
+    known = np.isfinite(conf)
     return np.column_stack([
-        np.ones(len(st)), _logit(p_model), (st == "on track").astype("float64"), (st == "at risk").astype("float64"),
+        np.ones(n), _logit(p_model), (st == "on track").astype("float64"), (st == "at risk").astype("float64"),
         np.isin(np.asarray(direction, dtype=object), _MAINTAIN).astype("float64"),
+        np.where(known, (conf - 5.0) / 5.0, 0.0), (~known).astype("float64"), team, kpi.astype("float64"),
     ])
+
+
+def _team_record(outcomes: Sequence[pd.DataFrame], teams: Any) -> np.ndarray:
+    """Each team's hit rate in earlier quarters as a logit difference from the organisation's rate.
+
+    ``outcomes`` holds, per earlier quarter, the increase, decrease and maintain key results' ``team_id``
+    and ``hit``. The team's rate is shrunk towards the organisation's rate ``r`` by
+    :data:`TEAM_RECORD_PRIOR` pseudo key results, ``(hits + m r) / (n + m)``; the feature is its logit
+    minus ``logit(r)`` (0 for a team without earlier key results, or with no earlier quarter).
+    """
+    teams = np.asarray(teams, dtype=object)
+    h = pd.concat(list(outcomes), ignore_index=True) if len(outcomes) else pd.DataFrame(columns=["team_id", "hit"])
+    h = h.loc[h["hit"].notna()]
+    if h.empty:
+        return np.zeros(len(teams))
+    rate = float(h["hit"].astype("float64").mean())
+    g = h.assign(hit=h["hit"].astype("float64")).groupby("team_id")["hit"].agg(["sum", "count"])
+    shrunk = (g["sum"] + TEAM_RECORD_PRIOR * rate) / (g["count"] + TEAM_RECORD_PRIOR)
+    dev = pd.Series(_logit(shrunk.to_numpy()) - _logit(np.array([rate]))[0], index=g.index)
+    return pd.Series(teams).map(dev).fillna(0.0).to_numpy(dtype="float64")
+
+
+def _quarter_outcomes(cut: Dataset, x: Quarter, memo: dict | None = None) -> pd.DataFrame:
+    """team_id, kr_id and hit of a finished quarter's increase, decrease and maintain key results."""
+    if memo is not None and x.label in memo:
+        return memo[x.label]
+    sc = _kr_frame(cut, x, x.end)
+    out = pd.DataFrame({"team_id": sc["team_id"].to_numpy(dtype=object), "kr_id": sc["kr_id"].to_numpy(dtype=object),
+                        "hit": _hit(sc).to_numpy(dtype="float64"), "final_value": sc["current"].to_numpy(dtype="float64")})
+    out = out.loc[sc["direction"].isin(_MOVING + _MAINTAIN).to_numpy()].reset_index(drop=True)
+    if memo is not None:
+        memo[x.label] = out
+    return out
+
+
+def _team_record_for(cut: Dataset, q: Quarter, teams: Any, memo: dict | None = None) -> np.ndarray:
+    """:func:`_team_record` from the :data:`CALIBRATION_QUARTERS` quarters that ended before q starts."""
+    return _team_record([_quarter_outcomes(cut, x, memo) for x in _earlier_quarters(cut, q)], teams)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1272,9 +1321,12 @@ class Calibration:
     """A recalibration of the model's probability fitted on earlier quarters (:func:`fit_calibration`).
 
     ``p_hit = 1 / (1 + exp(-x'β))`` with ``x`` = (1, logit of the model's probability clipped to
-    [0.01, 0.99], on track, at risk, maintain key result) and ``β`` a logistic regression
-    (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of the outcomes of
-    earlier quarters' key results on their forecasts made at the same point of their quarter.
+    [0.01, 0.99], on track, at risk, maintain key result, ``(confidence - 5) / 5`` of the latest
+    check-in up to the as-of date (0 when none), no confidence given, the team's record (its hit
+    rate in the quarters before, :func:`_team_record`), forecast from a KPI history) and ``β`` a
+    logistic regression (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of
+    the outcomes of earlier quarters' key results on their forecasts made at the same point of their
+    quarter (each earlier key result's team record from the quarters before *its* quarter).
 
     Attributes
     ----------
@@ -1307,12 +1359,18 @@ class Calibration:
     def fitted(self) -> bool:
         return self.params is not None
 
-    def apply(self, p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
-        """Calibrated probabilities (the model's probability unchanged when not fitted; NaN stays NaN)."""
+    def apply(self, p_model: Any, pace_status: Any, direction: Any, confidence: Any = None,
+              team_record: Any = None, history: Any = None) -> np.ndarray:
+        """Calibrated probabilities (the model's probability unchanged when not fitted; NaN stays NaN).
+
+        ``confidence`` (latest check-in's, 0–10; NaN: none), ``team_record`` (:func:`_team_record`) and
+        ``history`` (the forecast table's column) default to unknown: no confidence, the organisation's
+        rate, not a KPI history.
+        """
         p = np.asarray(p_model, dtype="float64")
         if self.params is None or len(p) == 0:
             return p.copy()
-        z = _cal_features(p, pace_status, direction) @ self.params
+        z = _cal_features(p, pace_status, direction, confidence, team_record, history) @ self.params
         return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
 
     def apply_intervals(self, forecast: Any, lower_80: Any, upper_80: Any, lower_95: Any, upper_95: Any
@@ -1380,7 +1438,8 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
     from statsmodels.genmod import families
     from statsmodels.genmod.generalized_linear_model import GLM
 
-    X = _cal_features(t["p_model"], t["pace_status"], t["direction"])
+    X = _cal_features(t["p_model"], t["pace_status"], t["direction"], t["_confidence"], t["_team_record"],
+                      t["history"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = GLM(t["hit"].to_numpy(dtype="float64"), X, family=families.Binomial()).fit_regularized(
@@ -1407,17 +1466,27 @@ def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None,
         sc = sc.loc[sc["kr_id"].isin(kr_ids)]
     sc["_hit"] = _hit(sc)
     cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=seasonal)
-    return _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+    out = _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+    conf = pd.Series(sc["confidence"].to_numpy(dtype="float64"), index=sc["kr_id"].to_numpy())
+    # private: the calibration's input, dropped from every published table (_PRIVATE_COLUMNS)
+    out["_confidence"] = out["kr_id"].map(conf).astype("float64")
+    return out
 
 
-_HISTORY_COLUMNS = ["kr_id", "direction", "p_model", "pace_status", "hit", "forecast", "lower_80", "upper_80",
-                    "lower_95", "upper_95", "n_future_checkins", "final_value"]
+#: Columns of the raw tables that only the calibration reads (never published).
+_PRIVATE_COLUMNS = ["_confidence", "_team_record"]
+
+_HISTORY_COLUMNS = ["kr_id", "team_id", "direction", "history", "p_model", "pace_status", "_confidence",
+                    "_team_record", "hit", "forecast", "lower_80", "upper_80", "lower_95", "upper_95",
+                    "n_future_checkins", "final_value"]
 
 
 def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
              n_paths: int, seed: int, engine: str, cache: dict | None = None,
-             seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes."""
+             seasonal: bool = False, memo: dict | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes and
+    their teams' records from the quarters before their own (``memo``: finished quarters' outcomes)."""
+    memo = {} if memo is None else memo
     frac = q.elapsed(ts)
     parts, labels = [], []
     earlier = _earlier_quarters(cut, q)
@@ -1443,11 +1512,10 @@ def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, 
                 cache[key] = raw
         elif sample is not None:
             raw = raw.loc[raw["kr_id"].isin(sample)]
-        end_sc = _kr_frame(cut, qh, qh.end)
-        outcome = pd.Series(_hit(end_sc).to_numpy(), index=end_sc["kr_id"].to_numpy())
-        final = pd.Series(end_sc["current"].to_numpy(dtype="float64"), index=end_sc["kr_id"].to_numpy())
-        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)].assign(
-            hit=lambda f: f["kr_id"].map(outcome), final_value=lambda f: f["kr_id"].map(final))
+        end = _quarter_outcomes(cut, qh, memo).set_index("kr_id")
+        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)]
+        raw = raw.assign(hit=raw["kr_id"].map(end["hit"]), final_value=raw["kr_id"].map(end["final_value"]),
+                         _team_record=_team_record_for(cut, qh, raw["team_id"], memo))
         parts.append(raw[_HISTORY_COLUMNS])
         labels.append(qh.label)
     if not parts:
@@ -1488,25 +1556,31 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
 
 
 def _calibration_for(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
-                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> Calibration:
+                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False,
+                     memo: dict | None = None) -> Calibration:
     hist, labels = _history(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                            engine=engine, cache=cache, seasonal=seasonal)
+                            engine=engine, cache=cache, seasonal=seasonal, memo=memo)
     return _fit_calibration(hist, labels, q.elapsed(ts))
 
 
 def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
-    """Apply a calibration to a raw table: p_hit recalibrated where the outcome is still open."""
+    """Apply a calibration to a raw table: p_hit recalibrated where the outcome is still open.
+
+    The table's private columns ``_confidence`` and ``_team_record`` feed the calibration (unknown
+    when absent); they are dropped from the result."""
     open_ = (~df["final"]) & df["direction"].isin(_MOVING + _MAINTAIN) & (df["n_future_checkins"] > 0) \
         & df["p_model"].notna()
     df = df.copy()
     if open_.any():
         g = df.loc[open_]
-        df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"])
+        df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"],
+                                           g["_confidence"] if "_confidence" in g else None,
+                                           g["_team_record"] if "_team_record" in g else None, g["history"])
         df.loc[open_, "calibration"] = cal.label
         bounds = cal.apply_intervals(g["forecast"], g["lower_80"], g["upper_80"], g["lower_95"], g["upper_95"])
         for c, b in zip(("lower_80", "upper_80", "lower_95", "upper_95"), bounds):
             df.loc[open_, c] = b
-    return df
+    return df.drop(columns=_PRIVATE_COLUMNS, errors="ignore")
 
 
 def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
@@ -1523,12 +1597,14 @@ def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: 
         if cache is not None:
             cache[key] = raw
     if ts >= q.end:
-        return raw
+        return raw.drop(columns=_PRIVATE_COLUMNS, errors="ignore")
     if not calibrate:
-        return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off"))
+        return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off")).drop(
+            columns=_PRIVATE_COLUMNS, errors="ignore")
+    memo: dict = {}
     cal = _calibration_for(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                           engine=engine, cache=cache, seasonal=seasonal)
-    return _calibrate(raw, cal)
+                           engine=engine, cache=cache, seasonal=seasonal, memo=memo)
+    return _calibrate(raw.assign(_team_record=_team_record_for(cut, q, raw["team_id"], memo)), cal)
 
 
 def forecast_key_results(
@@ -1913,6 +1989,9 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
             calibration = _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers,
                                            n_paths=n_paths, seed=seed, engine=engine, seasonal=bool(seasonal))
         if isinstance(calibration, Calibration):
+            full = ds.known_on(ts)
+            r = r.assign(_confidence=sc["confidence"].to_numpy(dtype="float64"),
+                         _team_record=_team_record_for(full, q, r["team_id"]))
             r = _calibrate(r, calibration)
         else:
             r = r.assign(calibration=r["calibration"].where(r["calibration"] != "none", "off"))
