@@ -36,6 +36,9 @@ from okr_analysis.forecasting import (  # noqa: E402
     ForecastWarning,
     KRForecast,
     MIN_CALIBRATION_KRS,
+    TEAM_RECORD_PRIOR,
+    _team_record,
+    _team_record_for,
     auc,
     backtest,
     brier_decomposition,
@@ -355,7 +358,8 @@ def test_arguments_are_checked(tiny_ds):
 # No information after as_of
 # ---------------------------------------------------------------------------------------------
 def _perturb_future(ds, as_of: str):
-    """Every KPI and check-in value dated after as_of changed (and one new row each)."""
+    """Every KPI and check-in value, and every check-in's confidence (the calibration reads it), dated after
+    as_of changed (and one new row each)."""
     ts = pd.Timestamp(as_of)
     k = ds.kpis.copy()
     late = k["date"] > ts
@@ -363,6 +367,7 @@ def _perturb_future(ds, as_of: str):
     ci = ds.checkins.copy()
     late_ci = ci["date"] > ts
     ci.loc[late_ci, "value"] = -ci.loc[late_ci, "value"] - 5
+    ci.loc[late_ci, "confidence"] = 10 - ci.loc[late_ci, "confidence"]
     extra_k = k.iloc[[0]].assign(date=k["date"].max() + pd.Timedelta(days=7), value=1e6)
     extra_ci = ci.iloc[[0]].assign(date=ts + pd.Timedelta(days=2), value=1e6)
     assert late.any() and late_ci.any()
@@ -646,11 +651,50 @@ def test_calibration_uses_earlier_quarters_only(sample_ds, tiny_ds):
     assert (f.loc[open_, "p_hit"] == f.loc[open_, "p_model"]).all()
     assert f.loc[open_, "calibration"].str.startswith("none").all()
     g = forecast_key_results(sample_ds, Q, as_of="2026-08-10", n_paths=500)
-    np.testing.assert_allclose(g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0), "p_hit"],
-                               cal.apply(*[g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0), c]
-                                           for c in ("p_model", "pace_status", "direction")]))
+    assert not [c for c in g.columns if c.startswith("_")]  # the calibration's inputs are not published
+    o = g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0)]
+    # its inputs: the latest check-in's confidence up to as_of, the team's record in the earlier quarters
+    conf = score_key_results(sample_ds, Q, as_of="2026-08-10").set_index("kr_id")["confidence"]
+    record = _team_record_for(sample_ds.known_on(pd.Timestamp("2026-08-10")), sample_ds.quarter(Q), o["team_id"])
+    np.testing.assert_allclose(o["p_hit"], cal.apply(o["p_model"], o["pace_status"], o["direction"],
+                                                     confidence=o["kr_id"].map(conf), team_record=record,
+                                                     history=o["history"]))
+    assert not np.allclose(o["p_hit"], cal.apply(o["p_model"], o["pace_status"], o["direction"]))
     off = forecast_key_results(sample_ds, Q, as_of="2026-08-10", n_paths=500, calibrate=False)
     assert (off["p_hit"].fillna(-1) == off["p_model"].fillna(-1)).all()
+
+
+def test_team_record_is_the_shrunk_earlier_hit_rate():
+    """A team's record: its earlier hit rate shrunk towards the organisation's by TEAM_RECORD_PRIOR pseudo key
+    results, as a logit difference; a team without earlier key results (or no history at all) gets 0."""
+    q1 = pd.DataFrame({"team_id": ["a"] * 4 + ["b"] * 4, "hit": [1.0, 1.0, 1.0, np.nan, 0.0, 0.0, 0.0, 1.0]})
+    q2 = pd.DataFrame({"team_id": ["a", "b"], "hit": [1.0, 0.0]})
+    rate = 5 / 9
+    m = TEAM_RECORD_PRIOR
+
+    def lg(x):
+        return np.log(x / (1 - x))
+
+    got = _team_record([q1, q2], ["a", "b", "c", "a"])
+    want = [lg((4 + m * rate) / (4 + m)) - lg(rate), lg((1 + m * rate) / (5 + m)) - lg(rate), 0.0,
+            lg((4 + m * rate) / (4 + m)) - lg(rate)]
+    np.testing.assert_allclose(got, want)
+    assert got[0] > 0 > got[1]
+    np.testing.assert_array_equal(_team_record([], ["a", "b"]), [0.0, 0.0])
+
+
+def test_calibration_reads_confidence_and_the_team_record(sample_ds):
+    """On the sample's earlier quarters, key results with a confident owner and teams that hit more often
+    before hit more often: with the same model probability and status, p_hit rises with both."""
+    cal = fit_calibration(sample_ds, Q, as_of="2026-08-10", n_paths=500)
+    assert cal.fitted and len(cal.params) == 9
+    p = cal.apply([0.5] * 4, ["on track"] * 4, ["increase"] * 4, confidence=[2.0, 9.0, 9.0, np.nan],
+                  team_record=[0.0, 0.0, 1.0, 0.0], history=["kpi:csat"] * 4)
+    assert p[0] < p[1] < p[2]
+    # unknown inputs: no confidence, the organisation's rate, not a KPI history
+    np.testing.assert_allclose(cal.apply([0.5], ["on track"], ["increase"]),
+                               cal.apply([0.5], ["on track"], ["increase"], confidence=[np.nan], team_record=[0.0],
+                                         history=["checkins"]))
 
 
 def test_interval_recalibration_is_split_conformal(sample_ds):
