@@ -131,6 +131,8 @@ CALIBRATION_QUARTERS = 4
 CALIBRATION_MAX_KRS = 500
 #: Ridge penalty of the calibration's logistic regression (statsmodels ``fit_regularized`` alpha).
 CALIBRATION_ALPHA = 0.04
+#: Weights of the recalibrated probability (against p_model) chosen among by leave one earlier quarter out.
+CALIBRATION_WEIGHTS = (0.0, 0.5, 1.0)
 #: Pseudo key results at the organisation's rate that shrink a team's earlier hit rate (calibration feature).
 TEAM_RECORD_PRIOR = 4.0
 #: The model's probability is clipped to [c, 1 - c] before its logit enters the calibration.
@@ -1320,13 +1322,18 @@ def _team_record_for(cut: Dataset, q: Quarter, teams: Any, memo: dict | None = N
 class Calibration:
     """A recalibration of the model's probability fitted on earlier quarters (:func:`fit_calibration`).
 
-    ``p_hit = 1 / (1 + exp(-x'β))`` with ``x`` = (1, logit of the model's probability clipped to
+    ``p_hit = w / (1 + exp(-x'β)) + (1 - w) p_model`` with ``x`` = (1, logit of the model's probability clipped to
     [0.01, 0.99], on track, at risk, maintain key result, ``(confidence - 5) / 5`` of the latest
     check-in up to the as-of date (0 when none), no confidence given, the team's record (its hit
     rate in the quarters before, :func:`_team_record`), forecast from a KPI history) and ``β`` a
     logistic regression (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of
     the outcomes of earlier quarters' key results on their forecasts made at the same point of their
-    quarter (each earlier key result's team record from the quarters before *its* quarter).
+    quarter (each earlier key result's team record from the quarters before *its* quarter). The
+    weight ``w`` of the recalibration against the model's own probability is the one of
+    :data:`CALIBRATION_WEIGHTS` (0, 0.5, 1) with the lowest Brier score when each earlier quarter
+    in turn is predicted by the regression fitted on the others (ties: the largest; 1 with a
+    single earlier quarter): the recalibration is kept only as far as it did better than
+    ``p_model`` out of sample on the organisation's own history.
 
     Attributes
     ----------
@@ -1345,6 +1352,8 @@ class Calibration:
         multiplied (split-conformal, :func:`_interval_scale`); None when not fitted.
     interval_n : int
         Key results (with an interval and a final value) the factors were fitted on.
+    weight : float
+        ``w``: the recalibration's share against the model's probability (leave one quarter out).
     """
 
     params: np.ndarray | None
@@ -1354,6 +1363,7 @@ class Calibration:
     label: str
     interval_scale: tuple[float, float] | None = None
     interval_n: int = 0
+    weight: float = 1.0
 
     @property
     def fitted(self) -> bool:
@@ -1371,7 +1381,8 @@ class Calibration:
         if self.params is None or len(p) == 0:
             return p.copy()
         z = _cal_features(p, pace_status, direction, confidence, team_record, history) @ self.params
-        return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
+        pc = self.weight / (1 + np.exp(-z)) + (1 - self.weight) * np.clip(p, 0, 1)
+        return np.where(np.isnan(p), np.nan, pc)
 
     def apply_intervals(self, forecast: Any, lower_80: Any, upper_80: Any, lower_95: Any, upper_95: Any
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1434,6 +1445,34 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
                + (f" ({span})" if span else "") + f", {MIN_CALIBRATION_KRS} needed"
                + (f" with at least {MIN_CALIBRATION_EACH} hits and misses" if n >= MIN_CALIBRATION_KRS else ""))
         return Calibration(None, n, quarters, at, why)
+    params = _fit_logistic(t)
+    weight, loqo = 1.0, ""
+    qcol = t["quarter"].astype("str") if "quarter" in t.columns else pd.Series("", index=t.index)
+    if qcol.nunique() >= 2:
+        # leave one earlier quarter out: how much of the recalibration to trust (p_model for the rest)
+        sse = np.zeros(len(CALIBRATION_WEIGHTS))
+        for lab in qcol.unique():
+            fit, held = t.loc[qcol != lab], t.loc[qcol == lab]
+            h = int(fit["hit"].sum())
+            if len(fit) < MIN_CALIBRATION_KRS or min(h, len(fit) - h) < MIN_CALIBRATION_EACH:
+                continue
+            pc = _logistic_p(_fit_logistic(fit), held)
+            pm, y = held["p_model"].to_numpy(dtype="float64"), held["hit"].to_numpy(dtype="float64")
+            sse += [float(np.sum((w * pc + (1 - w) * pm - y) ** 2)) for w in CALIBRATION_WEIGHTS]
+        if sse.any():
+            # the largest weight among the best (ties: trust the recalibration)
+            best = sse.min()
+            weight = max(w for w, e in zip(CALIBRATION_WEIGHTS, sse) if e <= best + 1e-12)
+            loqo = f"; weight {weight:g} (leave one quarter out)"
+    scale, n_int = _interval_scale(train)
+    label = f"logistic on {n} key results of {span}{loqo}"
+    if scale is not None:
+        label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
+    return Calibration(params, n, quarters, at, label, scale, n_int, weight)
+
+
+def _fit_logistic(t: pd.DataFrame) -> np.ndarray:
+    """β of the calibration's ridge logistic regression on training rows (see :class:`Calibration`)."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.genmod import families
     from statsmodels.genmod.generalized_linear_model import GLM
@@ -1444,11 +1483,13 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
         warnings.simplefilter("ignore")
         res = GLM(t["hit"].to_numpy(dtype="float64"), X, family=families.Binomial()).fit_regularized(
             alpha=CALIBRATION_ALPHA, L1_wt=0.0)
-    scale, n_int = _interval_scale(train)
-    label = f"logistic on {n} key results of {span}"
-    if scale is not None:
-        label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
-    return Calibration(np.asarray(res.params, dtype="float64"), n, quarters, at, label, scale, n_int)
+    return np.asarray(res.params, dtype="float64")
+
+
+def _logistic_p(params: np.ndarray, t: pd.DataFrame) -> np.ndarray:
+    z = _cal_features(t["p_model"], t["pace_status"], t["direction"], t["_confidence"], t["_team_record"],
+                      t["history"]) @ params
+    return 1 / (1 + np.exp(-z))
 
 
 def _earlier_quarters(ds: Dataset, q: Quarter) -> list[Quarter]:
@@ -1476,7 +1517,7 @@ def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None,
 #: Columns of the raw tables that only the calibration reads (never published).
 _PRIVATE_COLUMNS = ["_confidence", "_team_record"]
 
-_HISTORY_COLUMNS = ["kr_id", "team_id", "direction", "history", "p_model", "pace_status", "_confidence",
+_HISTORY_COLUMNS = ["quarter", "kr_id", "team_id", "direction", "history", "p_model", "pace_status", "_confidence",
                     "_team_record", "hit", "forecast", "lower_80", "upper_80", "lower_95", "upper_95",
                     "n_future_checkins", "final_value"]
 

@@ -697,6 +697,43 @@ def test_calibration_reads_confidence_and_the_team_record(sample_ds):
                                          history=["checkins"]))
 
 
+def _history_frame(p_model, hit, quarters, confidence=7.0) -> pd.DataFrame:
+    n = len(hit)
+    return pd.DataFrame({"quarter": quarters, "p_model": p_model, "hit": np.asarray(hit, dtype="float64"),
+                         "pace_status": np.where(np.arange(n) % 2, "on track", "off track"),
+                         "direction": "increase", "_confidence": confidence, "_team_record": 0.0,
+                         "history": "kpi:x"})
+
+
+def test_calibration_weight_is_chosen_by_leaving_one_earlier_quarter_out():
+    """The recalibration is trusted only as far as it beat p_model on the earlier quarters out of sample."""
+    from okr_analysis.forecasting import CALIBRATION_WEIGHTS, _fit_calibration
+
+    rng = np.random.default_rng(3)
+    n = 300
+    quarters = np.repeat(["2025Q4", "2026Q1", "2026Q2"], n // 3)
+    span = ("2025Q4", "2026Q2")
+    # p_model right in every quarter, while what confidence says flips from quarter to quarter: a regression
+    # fitted on some quarters misleads on the others → weight 0, p_hit = p_model
+    pm = rng.uniform(0.1, 0.9, n)
+    hit = rng.random(n) < pm
+    conf = np.where(quarters == "2025Q4", 10.0 * hit, np.where(quarters == "2026Q1", 10.0 * ~hit, 5.0))
+    flip = _fit_calibration(_history_frame(pm, hit, quarters, conf), span, 0.5)
+    assert flip.fitted and flip.weight == 0.0 and "weight 0 (leave one quarter out)" in flip.label
+    p = np.array([0.2, 0.9])
+    np.testing.assert_allclose(flip.apply(p, ["on track"] * 2, ["increase"] * 2, confidence=[10.0, 0.0]), p)
+    # p_model far too low (outcomes at the rate 1 - (1 - p)^4) in every quarter: the regression corrects it
+    # → weight 1
+    pm = rng.uniform(0.05, 0.6, n)
+    hit = rng.random(n) < 1 - (1 - pm) ** 4
+    low = _fit_calibration(_history_frame(pm, hit, quarters), span, 0.5)
+    assert low.weight == 1.0 and low.weight in CALIBRATION_WEIGHTS
+    assert (low.apply([0.3], ["on track"], ["increase"], confidence=[7.0], history=["kpi:x"]) > 0.5).all()
+    # a single earlier quarter: nothing to leave out, the regression is used
+    one = _fit_calibration(_history_frame(pm, hit, "2026Q2"), ("2026Q2",), 0.5)
+    assert one.weight == 1.0 and "leave one quarter out" not in one.label
+
+
 def test_interval_recalibration_is_split_conformal(sample_ds):
     """The factors are the conformal quantiles of earlier quarters' scores; the table applies them."""
     cal = fit_calibration(sample_ds, Q, as_of="2026-08-10", n_paths=500)
