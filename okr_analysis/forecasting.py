@@ -1573,7 +1573,9 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
     ended before the quarter starts) are forecast at the same point of their own quarter (the same
     elapsed fraction as ``as_of``), each from the data up to that day only, and their increase,
     decrease and maintain key results' outcomes (known by ``as_of``) are regressed on the model's
-    probability and the pace status (:class:`Calibration`); the same forecasts' intervals and final
+    probability, the pace status, the latest check-in's confidence and the team's record in the
+    quarters before (:class:`Calibration`), and the regression's weight against the model's own
+    probability is chosen by leaving one earlier quarter out; the same forecasts' intervals and final
     values give the factors that rescale the intervals (split conformal, ``interval_scale``). At least
     :data:`MIN_CALIBRATION_KRS` key results with a probability and an outcome, and
     :data:`MIN_CALIBRATION_EACH` of each outcome, are needed; otherwise the returned calibration is not
@@ -1684,7 +1686,9 @@ def forecast_key_results(
 
     **p_hit** is the share of simulated check-in paths reaching the outcome (``p_model``), then
     recalibrated on the organisation's earlier quarters when they hold enough key results
-    (:func:`fit_calibration`; ``calibration`` says which); the intervals are rescaled on the same
+    (:func:`fit_calibration`; ``calibration`` says which): a logistic regression on ``p_model``, the
+    pace status, the latest check-in's confidence and the team's earlier hit rate, weighted against
+    ``p_model`` by how it did on the earlier quarters out of sample; the intervals are rescaled on the same
     history (split-conformal factors). Milestones are not forecast (``p_hit`` NaN)
     unless already done (1). **Once the quarter is over** (``as_of`` on or after its last day),
     ``p_hit`` is the observed outcome, 1 or 0, ``final`` is True and ``outcome`` says ``hit`` or
@@ -1757,7 +1761,8 @@ def forecast_key_results(
         outcome : str
             ``hit`` or ``missed`` when ``final``; missing otherwise (and for unscored KRs).
         calibration : str
-            ``logistic on N key results of Q1–Q2; intervals ×0.71 (80%), ×0.80 (95%)``, ``none: …``
+            ``logistic on N key results of Q1–Q2; weight 0.5 (leave one quarter out); intervals ×0.71
+            (80%), ×0.80 (95%)`` (the weight part with two or more earlier quarters), ``none: …``
             (why not), ``off``, or ``final (quarter over)``; missing where there is no probability to
             calibrate.
         pace_status : str
