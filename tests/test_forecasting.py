@@ -754,6 +754,9 @@ def test_interval_recalibration_is_split_conformal(sample_ds):
     one = forecast_key_result(sample_ds, kr, as_of="2026-08-10", n_paths=500, calibration=cal)
     row = new.set_index("kr_id").loc[kr]
     assert one.table["upper_80"].iloc[-1] == pytest.approx(row["upper_80"])
+    # … and the same p_hit: its confidence and its team's record enter the calibration as in the table
+    assert one.p_hit == pytest.approx(row["p_hit"]) and one.p_hit != pytest.approx(one.p_model)
+    assert not [c for c in one.row.index if c.startswith("_")]
 
 
 def test_conformal_factors_give_nominal_coverage_on_exchangeable_data():
