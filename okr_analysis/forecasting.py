@@ -1288,16 +1288,20 @@ def _team_record(outcomes: Sequence[pd.DataFrame], teams: Any) -> np.ndarray:
     :data:`TEAM_RECORD_PRIOR` pseudo key results, ``(hits + m r) / (n + m)``; the feature is its logit
     minus ``logit(r)`` (0 for a team without earlier key results, or with no earlier quarter).
     """
-    teams = np.asarray(teams, dtype=object)
+    dev = _team_record_map(outcomes)
+    return pd.Series(np.asarray(teams, dtype=object)).map(dev).fillna(0.0).to_numpy(dtype="float64")
+
+
+def _team_record_map(outcomes: Sequence[pd.DataFrame]) -> pd.Series:
+    """:func:`_team_record` of every team with earlier key results, by team_id."""
     h = pd.concat(list(outcomes), ignore_index=True) if len(outcomes) else pd.DataFrame(columns=["team_id", "hit"])
     h = h.loc[h["hit"].notna()]
     if h.empty:
-        return np.zeros(len(teams))
+        return pd.Series(dtype="float64")
     rate = float(h["hit"].astype("float64").mean())
     g = h.assign(hit=h["hit"].astype("float64")).groupby("team_id")["hit"].agg(["sum", "count"])
     shrunk = (g["sum"] + TEAM_RECORD_PRIOR * rate) / (g["count"] + TEAM_RECORD_PRIOR)
-    dev = pd.Series(_logit(shrunk.to_numpy()) - _logit(np.array([rate]))[0], index=g.index)
-    return pd.Series(teams).map(dev).fillna(0.0).to_numpy(dtype="float64")
+    return pd.Series(_logit(shrunk.to_numpy()) - _logit(np.array([rate]))[0], index=g.index, dtype="float64")
 
 
 def _quarter_outcomes(cut: Dataset, x: Quarter, memo: dict | None = None) -> pd.DataFrame:
@@ -1354,6 +1358,10 @@ class Calibration:
         Key results (with an interval and a final value) the factors were fitted on.
     weight : float
         ``w``: the recalibration's share against the model's probability (leave one quarter out).
+    team_records : pandas.Series or None
+        The team record (:func:`_team_record`) of every team with key results in the earlier
+        quarters, by team_id, for the quarter being forecast (:meth:`team_record_of`); kept so that
+        a forecast on one team's slice of the data gets the organisation's figure.
     """
 
     params: np.ndarray | None
@@ -1364,6 +1372,7 @@ class Calibration:
     interval_scale: tuple[float, float] | None = None
     interval_n: int = 0
     weight: float = 1.0
+    team_records: pd.Series | None = None
 
     @property
     def fitted(self) -> bool:
@@ -1383,6 +1392,13 @@ class Calibration:
         z = _cal_features(p, pace_status, direction, confidence, team_record, history) @ self.params
         pc = self.weight / (1 + np.exp(-z)) + (1 - self.weight) * np.clip(p, 0, 1)
         return np.where(np.isnan(p), np.nan, pc)
+
+    def team_record_of(self, team_ids: Any) -> np.ndarray:
+        """The team record of each team (0 for a team without earlier key results, or when not kept)."""
+        ids = pd.Series(np.asarray(team_ids, dtype=object))
+        if self.team_records is None:
+            return np.zeros(len(ids))
+        return ids.map(self.team_records).fillna(0.0).to_numpy(dtype="float64")
 
     def apply_intervals(self, forecast: Any, lower_80: Any, upper_80: Any, lower_95: Any, upper_95: Any
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1435,7 +1451,8 @@ def _interval_scale(train: pd.DataFrame) -> tuple[tuple[float, float] | None, in
     return (out[0], out[1]), n
 
 
-def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) -> Calibration:
+def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float,
+                     team_records: pd.Series | None = None) -> Calibration:
     """Logistic recalibration on rows with p_model, pace_status, direction and hit (see :class:`Calibration`)."""
     t = train.loc[train["p_model"].notna() & train["hit"].notna()]
     n, hits = len(t), int(t["hit"].sum()) if len(t) else 0
@@ -1444,7 +1461,7 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
         why = (f"none: {n} key results with an outcome in earlier quarters"
                + (f" ({span})" if span else "") + f", {MIN_CALIBRATION_KRS} needed"
                + (f" with at least {MIN_CALIBRATION_EACH} hits and misses" if n >= MIN_CALIBRATION_KRS else ""))
-        return Calibration(None, n, quarters, at, why)
+        return Calibration(None, n, quarters, at, why, team_records=team_records)
     params = _fit_logistic(t)
     weight, loqo = 1.0, ""
     qcol = t["quarter"].astype("str") if "quarter" in t.columns else pd.Series("", index=t.index)
@@ -1468,7 +1485,7 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
     label = f"logistic on {n} key results of {span}{loqo}"
     if scale is not None:
         label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
-    return Calibration(params, n, quarters, at, label, scale, n_int, weight)
+    return Calibration(params, n, quarters, at, label, scale, n_int, weight, team_records)
 
 
 def _fit_logistic(t: pd.DataFrame) -> np.ndarray:
@@ -1603,7 +1620,8 @@ def _calibration_for(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers
                      memo: dict | None = None) -> Calibration:
     hist, labels = _history(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
                             engine=engine, cache=cache, seasonal=seasonal, memo=memo)
-    return _fit_calibration(hist, labels, q.elapsed(ts))
+    records = _team_record_map([_quarter_outcomes(cut, x, memo) for x in _earlier_quarters(cut, q)])
+    return _fit_calibration(hist, labels, q.elapsed(ts), records)
 
 
 def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
@@ -1644,10 +1662,9 @@ def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: 
     if not calibrate:
         return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off")).drop(
             columns=_PRIVATE_COLUMNS, errors="ignore")
-    memo: dict = {}
     cal = _calibration_for(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                           engine=engine, cache=cache, seasonal=seasonal, memo=memo)
-    return _calibrate(raw.assign(_team_record=_team_record_for(cut, q, raw["team_id"], memo)), cal)
+                           engine=engine, cache=cache, seasonal=seasonal)
+    return _calibrate(raw.assign(_team_record=cal.team_record_of(raw["team_id"])), cal)
 
 
 def forecast_key_results(
@@ -2035,9 +2052,8 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
             calibration = _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers,
                                            n_paths=n_paths, seed=seed, engine=engine, seasonal=bool(seasonal))
         if isinstance(calibration, Calibration):
-            full = ds.known_on(ts)
             r = r.assign(_confidence=sc["confidence"].to_numpy(dtype="float64"),
-                         _team_record=_team_record_for(full, q, r["team_id"]))
+                         _team_record=calibration.team_record_of(r["team_id"]))
             r = _calibrate(r, calibration)
         else:
             r = r.assign(calibration=r["calibration"].where(r["calibration"] != "none", "off"))

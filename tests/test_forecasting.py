@@ -656,6 +656,8 @@ def test_calibration_uses_earlier_quarters_only(sample_ds, tiny_ds):
     # its inputs: the latest check-in's confidence up to as_of, the team's record in the earlier quarters
     conf = score_key_results(sample_ds, Q, as_of="2026-08-10").set_index("kr_id")["confidence"]
     record = _team_record_for(sample_ds.known_on(pd.Timestamp("2026-08-10")), sample_ds.quarter(Q), o["team_id"])
+    np.testing.assert_allclose(cal.team_record_of(o["team_id"]), record)
+    assert np.ptp(record) > 0 and cal.team_record_of(["no-such-team"])[0] == 0.0
     np.testing.assert_allclose(o["p_hit"], cal.apply(o["p_model"], o["pace_status"], o["direction"],
                                                      confidence=o["kr_id"].map(conf), team_record=record,
                                                      history=o["history"]))
@@ -757,6 +759,11 @@ def test_interval_recalibration_is_split_conformal(sample_ds):
     # … and the same p_hit: its confidence and its team's record enter the calibration as in the table
     assert one.p_hit == pytest.approx(row["p_hit"]) and one.p_hit != pytest.approx(one.p_model)
     assert not [c for c in one.row.index if c.startswith("_")]
+    # on one team's slice with the organisation's calibration: the team's record is the organisation's figure
+    team = str(row["team_id"])
+    sliced = forecast_key_result(sample_ds.filter_teams([team]), kr, as_of="2026-08-10", n_paths=500,
+                                 calibration=cal)
+    assert sliced.p_hit == pytest.approx(row["p_hit"])
 
 
 def test_conformal_factors_give_nominal_coverage_on_exchangeable_data():
