@@ -130,7 +130,11 @@ CALIBRATION_QUARTERS = 4
 #: At most this many earlier key results are forecast for the calibration (a seeded sample beyond it).
 CALIBRATION_MAX_KRS = 500
 #: Ridge penalty of the calibration's logistic regression (statsmodels ``fit_regularized`` alpha).
-CALIBRATION_ALPHA = 0.01
+CALIBRATION_ALPHA = 0.04
+#: Weights of the recalibrated probability (against p_model) chosen among by leave one earlier quarter out.
+CALIBRATION_WEIGHTS = (0.0, 0.5, 1.0)
+#: Pseudo key results at the organisation's rate that shrink a team's earlier hit rate (calibration feature).
+TEAM_RECORD_PRIOR = 4.0
 #: The model's probability is clipped to [c, 1 - c] before its logit enters the calibration.
 CALIBRATION_CLIP = 0.01
 #: Interval levels reported.
@@ -1259,22 +1263,81 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _cal_features(p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
+def _cal_features(p_model: Any, pace_status: Any, direction: Any, confidence: Any = None, team_record: Any = None,
+                  history: Any = None) -> np.ndarray:
+    """The calibration's design matrix (see :class:`Calibration`); None for an input: unknown for every row."""
     st = np.asarray(pace_status, dtype=object)
+    n = len(st)
+    conf = np.full(n, np.nan) if confidence is None else np.asarray(confidence, dtype="float64")
+    team = np.zeros(n) if team_record is None else np.nan_to_num(np.asarray(team_record, dtype="float64"))
+    kpi = (np.zeros(n, dtype=bool) if history is None
+           else pd.Series(np.asarray(history, dtype=object)).astype("str").str.startswith("kpi:").to_numpy())
+    known = np.isfinite(conf)
     return np.column_stack([
-        np.ones(len(st)), _logit(p_model), (st == "on track").astype("float64"), (st == "at risk").astype("float64"),
+        np.ones(n), _logit(p_model), (st == "on track").astype("float64"), (st == "at risk").astype("float64"),
         np.isin(np.asarray(direction, dtype=object), _MAINTAIN).astype("float64"),
+        np.where(known, (conf - 5.0) / 5.0, 0.0), (~known).astype("float64"), team, kpi.astype("float64"),
     ])
+
+
+def _team_record(outcomes: Sequence[pd.DataFrame], teams: Any) -> np.ndarray:
+    """Each team's hit rate in earlier quarters as a logit difference from the organisation's rate.
+
+    ``outcomes`` holds, per earlier quarter, the increase, decrease and maintain key results' ``team_id``
+    and ``hit``. The team's rate is shrunk towards the organisation's rate ``r`` by
+    :data:`TEAM_RECORD_PRIOR` pseudo key results, ``(hits + m r) / (n + m)``; the feature is its logit
+    minus ``logit(r)`` (0 for a team without earlier key results, or with no earlier quarter).
+    """
+    dev = _team_record_map(outcomes)
+    return pd.Series(np.asarray(teams, dtype=object)).map(dev).fillna(0.0).to_numpy(dtype="float64")
+
+
+def _team_record_map(outcomes: Sequence[pd.DataFrame]) -> pd.Series:
+    """:func:`_team_record` of every team with earlier key results, by team_id."""
+    h = pd.concat(list(outcomes), ignore_index=True) if len(outcomes) else pd.DataFrame(columns=["team_id", "hit"])
+    h = h.loc[h["hit"].notna()]
+    if h.empty:
+        return pd.Series(dtype="float64")
+    rate = float(h["hit"].astype("float64").mean())
+    g = h.assign(hit=h["hit"].astype("float64")).groupby("team_id")["hit"].agg(["sum", "count"])
+    shrunk = (g["sum"] + TEAM_RECORD_PRIOR * rate) / (g["count"] + TEAM_RECORD_PRIOR)
+    return pd.Series(_logit(shrunk.to_numpy()) - _logit(np.array([rate]))[0], index=g.index, dtype="float64")
+
+
+def _quarter_outcomes(cut: Dataset, x: Quarter, memo: dict | None = None) -> pd.DataFrame:
+    """team_id, kr_id and hit of a finished quarter's increase, decrease and maintain key results."""
+    if memo is not None and x.label in memo:
+        return memo[x.label]
+    sc = _kr_frame(cut, x, x.end)
+    out = pd.DataFrame({"team_id": sc["team_id"].to_numpy(dtype=object), "kr_id": sc["kr_id"].to_numpy(dtype=object),
+                        "hit": _hit(sc).to_numpy(dtype="float64"), "final_value": sc["current"].to_numpy(dtype="float64")})
+    out = out.loc[sc["direction"].isin(_MOVING + _MAINTAIN).to_numpy()].reset_index(drop=True)
+    if memo is not None:
+        memo[x.label] = out
+    return out
+
+
+def _team_record_for(cut: Dataset, q: Quarter, teams: Any, memo: dict | None = None) -> np.ndarray:
+    """:func:`_team_record` from the :data:`CALIBRATION_QUARTERS` quarters that ended before q starts."""
+    return _team_record([_quarter_outcomes(cut, x, memo) for x in _earlier_quarters(cut, q)], teams)
 
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
     """A recalibration of the model's probability fitted on earlier quarters (:func:`fit_calibration`).
 
-    ``p_hit = 1 / (1 + exp(-x'β))`` with ``x`` = (1, logit of the model's probability clipped to
-    [0.01, 0.99], on track, at risk, maintain key result) and ``β`` a logistic regression
-    (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of the outcomes of
-    earlier quarters' key results on their forecasts made at the same point of their quarter.
+    ``p_hit = w / (1 + exp(-x'β)) + (1 - w) p_model`` with ``x`` = (1, logit of the model's probability clipped to
+    [0.01, 0.99], on track, at risk, maintain key result, ``(confidence - 5) / 5`` of the latest
+    check-in up to the as-of date (0 when none), no confidence given, the team's record (its hit
+    rate in the quarters before, :func:`_team_record`), forecast from a KPI history) and ``β`` a
+    logistic regression (statsmodels ``GLM`` binomial, ridge penalty :data:`CALIBRATION_ALPHA`) of
+    the outcomes of earlier quarters' key results on their forecasts made at the same point of their
+    quarter (each earlier key result's team record from the quarters before *its* quarter). The
+    weight ``w`` of the recalibration against the model's own probability is the one of
+    :data:`CALIBRATION_WEIGHTS` (0, 0.5, 1) with the lowest Brier score when each earlier quarter
+    in turn is predicted by the regression fitted on the others (ties: the largest; 1 with a
+    single earlier quarter): the recalibration is kept only as far as it did better than
+    ``p_model`` out of sample on the organisation's own history.
 
     Attributes
     ----------
@@ -1293,6 +1356,12 @@ class Calibration:
         multiplied (split-conformal, :func:`_interval_scale`); None when not fitted.
     interval_n : int
         Key results (with an interval and a final value) the factors were fitted on.
+    weight : float
+        ``w``: the recalibration's share against the model's probability (leave one quarter out).
+    team_records : pandas.Series or None
+        The team record (:func:`_team_record`) of every team with key results in the earlier
+        quarters, by team_id, for the quarter being forecast (:meth:`team_record_of`); kept so that
+        a forecast on one team's slice of the data gets the organisation's figure.
     """
 
     params: np.ndarray | None
@@ -1302,18 +1371,34 @@ class Calibration:
     label: str
     interval_scale: tuple[float, float] | None = None
     interval_n: int = 0
+    weight: float = 1.0
+    team_records: pd.Series | None = None
 
     @property
     def fitted(self) -> bool:
         return self.params is not None
 
-    def apply(self, p_model: Any, pace_status: Any, direction: Any) -> np.ndarray:
-        """Calibrated probabilities (the model's probability unchanged when not fitted; NaN stays NaN)."""
+    def apply(self, p_model: Any, pace_status: Any, direction: Any, confidence: Any = None,
+              team_record: Any = None, history: Any = None) -> np.ndarray:
+        """Calibrated probabilities (the model's probability unchanged when not fitted; NaN stays NaN).
+
+        ``confidence`` (latest check-in's, 0–10; NaN: none), ``team_record`` (:func:`_team_record`) and
+        ``history`` (the forecast table's column) default to unknown: no confidence, the organisation's
+        rate, not a KPI history.
+        """
         p = np.asarray(p_model, dtype="float64")
         if self.params is None or len(p) == 0:
             return p.copy()
-        z = _cal_features(p, pace_status, direction) @ self.params
-        return np.where(np.isnan(p), np.nan, 1 / (1 + np.exp(-z)))
+        z = _cal_features(p, pace_status, direction, confidence, team_record, history) @ self.params
+        pc = self.weight / (1 + np.exp(-z)) + (1 - self.weight) * np.clip(p, 0, 1)
+        return np.where(np.isnan(p), np.nan, pc)
+
+    def team_record_of(self, team_ids: Any) -> np.ndarray:
+        """The team record of each team (0 for a team without earlier key results, or when not kept)."""
+        ids = pd.Series(np.asarray(team_ids, dtype=object))
+        if self.team_records is None:
+            return np.zeros(len(ids))
+        return ids.map(self.team_records).fillna(0.0).to_numpy(dtype="float64")
 
     def apply_intervals(self, forecast: Any, lower_80: Any, upper_80: Any, lower_95: Any, upper_95: Any
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1366,7 +1451,8 @@ def _interval_scale(train: pd.DataFrame) -> tuple[tuple[float, float] | None, in
     return (out[0], out[1]), n
 
 
-def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) -> Calibration:
+def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float,
+                     team_records: pd.Series | None = None) -> Calibration:
     """Logistic recalibration on rows with p_model, pace_status, direction and hit (see :class:`Calibration`)."""
     t = train.loc[train["p_model"].notna() & train["hit"].notna()]
     n, hits = len(t), int(t["hit"].sum()) if len(t) else 0
@@ -1375,21 +1461,52 @@ def _fit_calibration(train: pd.DataFrame, quarters: tuple[str, ...], at: float) 
         why = (f"none: {n} key results with an outcome in earlier quarters"
                + (f" ({span})" if span else "") + f", {MIN_CALIBRATION_KRS} needed"
                + (f" with at least {MIN_CALIBRATION_EACH} hits and misses" if n >= MIN_CALIBRATION_KRS else ""))
-        return Calibration(None, n, quarters, at, why)
+        return Calibration(None, n, quarters, at, why, team_records=team_records)
+    params = _fit_logistic(t)
+    weight, loqo = 1.0, ""
+    qcol = t["quarter"].astype("str") if "quarter" in t.columns else pd.Series("", index=t.index)
+    if qcol.nunique() >= 2:
+        # leave one earlier quarter out: how much of the recalibration to trust (p_model for the rest)
+        sse = np.zeros(len(CALIBRATION_WEIGHTS))
+        for lab in qcol.unique():
+            fit, held = t.loc[qcol != lab], t.loc[qcol == lab]
+            h = int(fit["hit"].sum())
+            if len(fit) < MIN_CALIBRATION_KRS or min(h, len(fit) - h) < MIN_CALIBRATION_EACH:
+                continue
+            pc = _logistic_p(_fit_logistic(fit), held)
+            pm, y = held["p_model"].to_numpy(dtype="float64"), held["hit"].to_numpy(dtype="float64")
+            sse += [float(np.sum((w * pc + (1 - w) * pm - y) ** 2)) for w in CALIBRATION_WEIGHTS]
+        if sse.any():
+            # the largest weight among the best (ties: trust the recalibration)
+            best = sse.min()
+            weight = max(w for w, e in zip(CALIBRATION_WEIGHTS, sse) if e <= best + 1e-12)
+            loqo = f"; weight {weight:g} (leave one quarter out)"
+    scale, n_int = _interval_scale(train)
+    label = f"logistic on {n} key results of {span}{loqo}"
+    if scale is not None:
+        label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
+    return Calibration(params, n, quarters, at, label, scale, n_int, weight, team_records)
+
+
+def _fit_logistic(t: pd.DataFrame) -> np.ndarray:
+    """β of the calibration's ridge logistic regression on training rows (see :class:`Calibration`)."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.genmod import families
     from statsmodels.genmod.generalized_linear_model import GLM
 
-    X = _cal_features(t["p_model"], t["pace_status"], t["direction"])
+    X = _cal_features(t["p_model"], t["pace_status"], t["direction"], t["_confidence"], t["_team_record"],
+                      t["history"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = GLM(t["hit"].to_numpy(dtype="float64"), X, family=families.Binomial()).fit_regularized(
             alpha=CALIBRATION_ALPHA, L1_wt=0.0)
-    scale, n_int = _interval_scale(train)
-    label = f"logistic on {n} key results of {span}"
-    if scale is not None:
-        label += f"; intervals ×{scale[0]:.2f} (80%), ×{scale[1]:.2f} (95%)"
-    return Calibration(np.asarray(res.params, dtype="float64"), n, quarters, at, label, scale, n_int)
+    return np.asarray(res.params, dtype="float64")
+
+
+def _logistic_p(params: np.ndarray, t: pd.DataFrame) -> np.ndarray:
+    z = _cal_features(t["p_model"], t["pace_status"], t["direction"], t["_confidence"], t["_team_record"],
+                      t["history"]) @ params
+    return 1 / (1 + np.exp(-z))
 
 
 def _earlier_quarters(ds: Dataset, q: Quarter) -> list[Quarter]:
@@ -1407,17 +1524,27 @@ def _raw_table(cut: Dataset, q: Quarter, ts: pd.Timestamp, drv: _Drivers | None,
         sc = sc.loc[sc["kr_id"].isin(kr_ids)]
     sc["_hit"] = _hit(sc)
     cases = _build_cases(cut, q, ts, sc, drv, n_paths, seed, engine, seasonal=seasonal)
-    return _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+    out = _finish([_forecast_case(c, q, ts, n_paths, seed, engine)[0] for c in cases])
+    conf = pd.Series(sc["confidence"].to_numpy(dtype="float64"), index=sc["kr_id"].to_numpy())
+    # private: the calibration's input, dropped from every published table (_PRIVATE_COLUMNS)
+    out["_confidence"] = out["kr_id"].map(conf).astype("float64")
+    return out
 
 
-_HISTORY_COLUMNS = ["kr_id", "direction", "p_model", "pace_status", "hit", "forecast", "lower_80", "upper_80",
-                    "lower_95", "upper_95", "n_future_checkins", "final_value"]
+#: Columns of the raw tables that only the calibration reads (never published).
+_PRIVATE_COLUMNS = ["_confidence", "_team_record"]
+
+_HISTORY_COLUMNS = ["quarter", "kr_id", "team_id", "direction", "history", "p_model", "pace_status", "_confidence",
+                    "_team_record", "hit", "forecast", "lower_80", "upper_80", "lower_95", "upper_95",
+                    "n_future_checkins", "final_value"]
 
 
 def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers: pd.DataFrame | None,
              n_paths: int, seed: int, engine: str, cache: dict | None = None,
-             seasonal: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes."""
+             seasonal: bool = False, memo: dict | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Earlier quarters' KRs forecast at the same point of their quarter as ts, with their outcomes and
+    their teams' records from the quarters before their own (``memo``: finished quarters' outcomes)."""
+    memo = {} if memo is None else memo
     frac = q.elapsed(ts)
     parts, labels = [], []
     earlier = _earlier_quarters(cut, q)
@@ -1443,11 +1570,10 @@ def _history(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, 
                 cache[key] = raw
         elif sample is not None:
             raw = raw.loc[raw["kr_id"].isin(sample)]
-        end_sc = _kr_frame(cut, qh, qh.end)
-        outcome = pd.Series(_hit(end_sc).to_numpy(), index=end_sc["kr_id"].to_numpy())
-        final = pd.Series(end_sc["current"].to_numpy(dtype="float64"), index=end_sc["kr_id"].to_numpy())
-        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)].assign(
-            hit=lambda f: f["kr_id"].map(outcome), final_value=lambda f: f["kr_id"].map(final))
+        end = _quarter_outcomes(cut, qh, memo).set_index("kr_id")
+        raw = raw.loc[raw["direction"].isin(_MOVING + _MAINTAIN)]
+        raw = raw.assign(hit=raw["kr_id"].map(end["hit"]), final_value=raw["kr_id"].map(end["final_value"]),
+                         _team_record=_team_record_for(cut, qh, raw["team_id"], memo))
         parts.append(raw[_HISTORY_COLUMNS])
         labels.append(qh.label)
     if not parts:
@@ -1464,7 +1590,9 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
     ended before the quarter starts) are forecast at the same point of their own quarter (the same
     elapsed fraction as ``as_of``), each from the data up to that day only, and their increase,
     decrease and maintain key results' outcomes (known by ``as_of``) are regressed on the model's
-    probability and the pace status (:class:`Calibration`); the same forecasts' intervals and final
+    probability, the pace status, the latest check-in's confidence and the team's record in the
+    quarters before (:class:`Calibration`), and the regression's weight against the model's own
+    probability is chosen by leaving one earlier quarter out; the same forecasts' intervals and final
     values give the factors that rescale the intervals (split conformal, ``interval_scale``). At least
     :data:`MIN_CALIBRATION_KRS` key results with a probability and an outcome, and
     :data:`MIN_CALIBRATION_EACH` of each outcome, are needed; otherwise the returned calibration is not
@@ -1488,25 +1616,32 @@ def fit_calibration(ds: Dataset, quarter: "str | Quarter", *, as_of: Any, with_d
 
 
 def _calibration_for(cut: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
-                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False) -> Calibration:
+                     seed: int, engine: str, cache: dict | None = None, seasonal: bool = False,
+                     memo: dict | None = None) -> Calibration:
     hist, labels = _history(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
-                            engine=engine, cache=cache, seasonal=seasonal)
-    return _fit_calibration(hist, labels, q.elapsed(ts))
+                            engine=engine, cache=cache, seasonal=seasonal, memo=memo)
+    records = _team_record_map([_quarter_outcomes(cut, x, memo) for x in _earlier_quarters(cut, q)])
+    return _fit_calibration(hist, labels, q.elapsed(ts), records)
 
 
 def _calibrate(df: pd.DataFrame, cal: Calibration) -> pd.DataFrame:
-    """Apply a calibration to a raw table: p_hit recalibrated where the outcome is still open."""
+    """Apply a calibration to a raw table: p_hit recalibrated where the outcome is still open.
+
+    The table's private columns ``_confidence`` and ``_team_record`` feed the calibration (unknown
+    when absent); they are dropped from the result."""
     open_ = (~df["final"]) & df["direction"].isin(_MOVING + _MAINTAIN) & (df["n_future_checkins"] > 0) \
         & df["p_model"].notna()
     df = df.copy()
     if open_.any():
         g = df.loc[open_]
-        df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"])
+        df.loc[open_, "p_hit"] = cal.apply(g["p_model"], g["pace_status"], g["direction"],
+                                           g["_confidence"] if "_confidence" in g else None,
+                                           g["_team_record"] if "_team_record" in g else None, g["history"])
         df.loc[open_, "calibration"] = cal.label
         bounds = cal.apply_intervals(g["forecast"], g["lower_80"], g["upper_80"], g["lower_95"], g["upper_95"])
         for c, b in zip(("lower_80", "upper_80", "lower_95", "upper_95"), bounds):
             df.loc[open_, c] = b
-    return df
+    return df.drop(columns=_PRIVATE_COLUMNS, errors="ignore")
 
 
 def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: bool, drivers, n_paths: int,
@@ -1523,12 +1658,13 @@ def _forecast_table(ds: Dataset, q: Quarter, ts: pd.Timestamp, *, with_drivers: 
         if cache is not None:
             cache[key] = raw
     if ts >= q.end:
-        return raw
+        return raw.drop(columns=_PRIVATE_COLUMNS, errors="ignore")
     if not calibrate:
-        return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off"))
+        return raw.assign(calibration=raw["calibration"].where(raw["calibration"] != "none", "off")).drop(
+            columns=_PRIVATE_COLUMNS, errors="ignore")
     cal = _calibration_for(cut, q, ts, with_drivers=with_drivers, drivers=drivers, n_paths=n_paths, seed=seed,
                            engine=engine, cache=cache, seasonal=seasonal)
-    return _calibrate(raw, cal)
+    return _calibrate(raw.assign(_team_record=cal.team_record_of(raw["team_id"])), cal)
 
 
 def forecast_key_results(
@@ -1567,7 +1703,9 @@ def forecast_key_results(
 
     **p_hit** is the share of simulated check-in paths reaching the outcome (``p_model``), then
     recalibrated on the organisation's earlier quarters when they hold enough key results
-    (:func:`fit_calibration`; ``calibration`` says which); the intervals are rescaled on the same
+    (:func:`fit_calibration`; ``calibration`` says which): a logistic regression on ``p_model``, the
+    pace status, the latest check-in's confidence and the team's earlier hit rate, weighted against
+    ``p_model`` by how it did on the earlier quarters out of sample; the intervals are rescaled on the same
     history (split-conformal factors). Milestones are not forecast (``p_hit`` NaN)
     unless already done (1). **Once the quarter is over** (``as_of`` on or after its last day),
     ``p_hit`` is the observed outcome, 1 or 0, ``final`` is True and ``outcome`` says ``hit`` or
@@ -1640,7 +1778,8 @@ def forecast_key_results(
         outcome : str
             ``hit`` or ``missed`` when ``final``; missing otherwise (and for unscored KRs).
         calibration : str
-            ``logistic on N key results of Q1–Q2; intervals ×0.71 (80%), ×0.80 (95%)``, ``none: …``
+            ``logistic on N key results of Q1–Q2; weight 0.5 (leave one quarter out); intervals ×0.71
+            (80%), ×0.80 (95%)`` (the weight part with two or more earlier quarters), ``none: …``
             (why not), ``off``, or ``final (quarter over)``; missing where there is no probability to
             calibrate.
         pace_status : str
@@ -1913,6 +2052,8 @@ def forecast_key_result(ds: Dataset, kr_id: str, *, as_of: Any, with_drivers: bo
             calibration = _calibration_for(ds.known_on(ts), q, ts, with_drivers=with_drivers, drivers=drivers,
                                            n_paths=n_paths, seed=seed, engine=engine, seasonal=bool(seasonal))
         if isinstance(calibration, Calibration):
+            r = r.assign(_confidence=sc["confidence"].to_numpy(dtype="float64"),
+                         _team_record=calibration.team_record_of(r["team_id"]))
             r = _calibrate(r, calibration)
         else:
             r = r.assign(calibration=r["calibration"].where(r["calibration"] != "none", "off"))

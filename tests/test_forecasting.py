@@ -36,6 +36,9 @@ from okr_analysis.forecasting import (  # noqa: E402
     ForecastWarning,
     KRForecast,
     MIN_CALIBRATION_KRS,
+    TEAM_RECORD_PRIOR,
+    _team_record,
+    _team_record_for,
     auc,
     backtest,
     brier_decomposition,
@@ -355,7 +358,8 @@ def test_arguments_are_checked(tiny_ds):
 # No information after as_of
 # ---------------------------------------------------------------------------------------------
 def _perturb_future(ds, as_of: str):
-    """Every KPI and check-in value dated after as_of changed (and one new row each)."""
+    """Every KPI and check-in value, and every check-in's confidence (the calibration reads it), dated after
+    as_of changed (and one new row each)."""
     ts = pd.Timestamp(as_of)
     k = ds.kpis.copy()
     late = k["date"] > ts
@@ -363,6 +367,7 @@ def _perturb_future(ds, as_of: str):
     ci = ds.checkins.copy()
     late_ci = ci["date"] > ts
     ci.loc[late_ci, "value"] = -ci.loc[late_ci, "value"] - 5
+    ci.loc[late_ci, "confidence"] = 10 - ci.loc[late_ci, "confidence"]
     extra_k = k.iloc[[0]].assign(date=k["date"].max() + pd.Timedelta(days=7), value=1e6)
     extra_ci = ci.iloc[[0]].assign(date=ts + pd.Timedelta(days=2), value=1e6)
     assert late.any() and late_ci.any()
@@ -646,11 +651,89 @@ def test_calibration_uses_earlier_quarters_only(sample_ds, tiny_ds):
     assert (f.loc[open_, "p_hit"] == f.loc[open_, "p_model"]).all()
     assert f.loc[open_, "calibration"].str.startswith("none").all()
     g = forecast_key_results(sample_ds, Q, as_of="2026-08-10", n_paths=500)
-    np.testing.assert_allclose(g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0), "p_hit"],
-                               cal.apply(*[g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0), c]
-                                           for c in ("p_model", "pace_status", "direction")]))
+    assert not [c for c in g.columns if c.startswith("_")]  # the calibration's inputs are not published
+    o = g.loc[g["p_model"].notna() & (g["n_future_checkins"] > 0)]
+    # its inputs: the latest check-in's confidence up to as_of, the team's record in the earlier quarters
+    conf = score_key_results(sample_ds, Q, as_of="2026-08-10").set_index("kr_id")["confidence"]
+    record = _team_record_for(sample_ds.known_on(pd.Timestamp("2026-08-10")), sample_ds.quarter(Q), o["team_id"])
+    np.testing.assert_allclose(cal.team_record_of(o["team_id"]), record)
+    assert np.ptp(record) > 0 and cal.team_record_of(["no-such-team"])[0] == 0.0
+    np.testing.assert_allclose(o["p_hit"], cal.apply(o["p_model"], o["pace_status"], o["direction"],
+                                                     confidence=o["kr_id"].map(conf), team_record=record,
+                                                     history=o["history"]))
+    assert not np.allclose(o["p_hit"], cal.apply(o["p_model"], o["pace_status"], o["direction"]))
     off = forecast_key_results(sample_ds, Q, as_of="2026-08-10", n_paths=500, calibrate=False)
     assert (off["p_hit"].fillna(-1) == off["p_model"].fillna(-1)).all()
+
+
+def test_team_record_is_the_shrunk_earlier_hit_rate():
+    """A team's record: its earlier hit rate shrunk towards the organisation's by TEAM_RECORD_PRIOR pseudo key
+    results, as a logit difference; a team without earlier key results (or no history at all) gets 0."""
+    q1 = pd.DataFrame({"team_id": ["a"] * 4 + ["b"] * 4, "hit": [1.0, 1.0, 1.0, np.nan, 0.0, 0.0, 0.0, 1.0]})
+    q2 = pd.DataFrame({"team_id": ["a", "b"], "hit": [1.0, 0.0]})
+    rate = 5 / 9
+    m = TEAM_RECORD_PRIOR
+
+    def lg(x):
+        return np.log(x / (1 - x))
+
+    got = _team_record([q1, q2], ["a", "b", "c", "a"])
+    want = [lg((4 + m * rate) / (4 + m)) - lg(rate), lg((1 + m * rate) / (5 + m)) - lg(rate), 0.0,
+            lg((4 + m * rate) / (4 + m)) - lg(rate)]
+    np.testing.assert_allclose(got, want)
+    assert got[0] > 0 > got[1]
+    np.testing.assert_array_equal(_team_record([], ["a", "b"]), [0.0, 0.0])
+
+
+def test_calibration_reads_confidence_and_the_team_record(sample_ds):
+    """On the sample's earlier quarters, key results with a confident owner and teams that hit more often
+    before hit more often: with the same model probability and status, p_hit rises with both."""
+    cal = fit_calibration(sample_ds, Q, as_of="2026-08-10", n_paths=500)
+    assert cal.fitted and len(cal.params) == 9
+    p = cal.apply([0.5] * 4, ["on track"] * 4, ["increase"] * 4, confidence=[2.0, 9.0, 9.0, np.nan],
+                  team_record=[0.0, 0.0, 1.0, 0.0], history=["kpi:csat"] * 4)
+    assert p[0] < p[1] < p[2]
+    # unknown inputs: no confidence, the organisation's rate, not a KPI history
+    np.testing.assert_allclose(cal.apply([0.5], ["on track"], ["increase"]),
+                               cal.apply([0.5], ["on track"], ["increase"], confidence=[np.nan], team_record=[0.0],
+                                         history=["checkins"]))
+
+
+def _history_frame(p_model, hit, quarters, confidence=7.0) -> pd.DataFrame:
+    n = len(hit)
+    return pd.DataFrame({"quarter": quarters, "p_model": p_model, "hit": np.asarray(hit, dtype="float64"),
+                         "pace_status": np.where(np.arange(n) % 2, "on track", "off track"),
+                         "direction": "increase", "_confidence": confidence, "_team_record": 0.0,
+                         "history": "kpi:x"})
+
+
+def test_calibration_weight_is_chosen_by_leaving_one_earlier_quarter_out():
+    """The recalibration is trusted only as far as it beat p_model on the earlier quarters out of sample."""
+    from okr_analysis.forecasting import CALIBRATION_WEIGHTS, _fit_calibration
+
+    rng = np.random.default_rng(3)
+    n = 300
+    quarters = np.repeat(["2025Q4", "2026Q1", "2026Q2"], n // 3)
+    span = ("2025Q4", "2026Q2")
+    # p_model right in every quarter, while what confidence says flips from quarter to quarter: a regression
+    # fitted on some quarters misleads on the others → weight 0, p_hit = p_model
+    pm = rng.uniform(0.1, 0.9, n)
+    hit = rng.random(n) < pm
+    conf = np.where(quarters == "2025Q4", 10.0 * hit, np.where(quarters == "2026Q1", 10.0 * ~hit, 5.0))
+    flip = _fit_calibration(_history_frame(pm, hit, quarters, conf), span, 0.5)
+    assert flip.fitted and flip.weight == 0.0 and "weight 0 (leave one quarter out)" in flip.label
+    p = np.array([0.2, 0.9])
+    np.testing.assert_allclose(flip.apply(p, ["on track"] * 2, ["increase"] * 2, confidence=[10.0, 0.0]), p)
+    # p_model far too low (outcomes at the rate 1 - (1 - p)^4) in every quarter: the regression corrects it
+    # → weight 1
+    pm = rng.uniform(0.05, 0.6, n)
+    hit = rng.random(n) < 1 - (1 - pm) ** 4
+    low = _fit_calibration(_history_frame(pm, hit, quarters), span, 0.5)
+    assert low.weight == 1.0 and low.weight in CALIBRATION_WEIGHTS
+    assert (low.apply([0.3], ["on track"], ["increase"], confidence=[7.0], history=["kpi:x"]) > 0.5).all()
+    # a single earlier quarter: nothing to leave out, the regression is used
+    one = _fit_calibration(_history_frame(pm, hit, "2026Q2"), ("2026Q2",), 0.5)
+    assert one.weight == 1.0 and "leave one quarter out" not in one.label
 
 
 def test_interval_recalibration_is_split_conformal(sample_ds):
@@ -673,6 +756,14 @@ def test_interval_recalibration_is_split_conformal(sample_ds):
     one = forecast_key_result(sample_ds, kr, as_of="2026-08-10", n_paths=500, calibration=cal)
     row = new.set_index("kr_id").loc[kr]
     assert one.table["upper_80"].iloc[-1] == pytest.approx(row["upper_80"])
+    # … and the same p_hit: its confidence and its team's record enter the calibration as in the table
+    assert one.p_hit == pytest.approx(row["p_hit"]) and one.p_hit != pytest.approx(one.p_model)
+    assert not [c for c in one.row.index if c.startswith("_")]
+    # on one team's slice with the organisation's calibration: the team's record is the organisation's figure
+    team = str(row["team_id"])
+    sliced = forecast_key_result(sample_ds.filter_teams([team]), kr, as_of="2026-08-10", n_paths=500,
+                                 calibration=cal)
+    assert sliced.p_hit == pytest.approx(row["p_hit"])
 
 
 def test_conformal_factors_give_nominal_coverage_on_exchangeable_data():
