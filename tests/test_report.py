@@ -269,8 +269,8 @@ def test_open_report_standalone(data_dir):
     krs = ctx.team_table("kr_scores")
     krs["score"] = -1.0
     whole = ctx.table("kr_scores")
-    whole.drop(index=whole.index, inplace=True)
-    assert (ctx.team_table("kr_scores")["score"] != -1.0).all() and len(ctx.table("kr_scores")) > 2
+    del whole["score"]  # an in-place edit of the whole table
+    assert (ctx.team_table("kr_scores")["score"] != -1.0).all() and "score" in ctx.table("kr_scores")
     nasty = open_report(data_dir, team_id="t2", quarter=QUARTER)
     assert NASTY_NAME not in nasty.header_html() and "Team &lt;b&gt;Two&lt;/b&gt;" in nasty.header_html()
     with pytest.raises(ValueError, match="not in the teams table"):

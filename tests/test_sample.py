@@ -502,7 +502,7 @@ def test_initiatives_are_planted_steps_on_their_team_only(tables, monkeypatch):
     ini = tables["initiatives"]
     assert ini["initiative_id"].tolist() == [i["initiative_id"] for i in BUILT_IN_INITIATIVES]
     assert ini["start"].dt.strftime("%Y-%m-%d").tolist() == [i["start"] for i in BUILT_IN_INITIATIVES]
-    assert (ini["start"].dt.weekday == 0).all() and ini["end"].isna().all()
+    assert (ini["start"].dt.day_of_week == 0).all() and ini["end"].isna().all()
     kr = tables["key_results"].merge(tables["objectives"][["objective_id", "team_id"]], on="objective_id")
     assert not set(zip(kr["team_id"], kr["metric"])) & set(zip(ini["team_id"], ini["metric"]))
     monkeypatch.setattr(sample_module, "BUILT_IN_INITIATIVES",
