@@ -14,7 +14,8 @@ notes-drivers-method.md until it moves to the docs):
 3. the primary test, one per pair: a pooled Granger F test (team constants and own-lag dynamics, own
    order by BIC per team, common coefficients on the leading metric's lags, the cross-team mean of each
    period removed from 3 teams), combined over the orders 1..L by Simes (the order AIC picks is
-   reported with its F and the summed effect);
+   reported with its F and the summed effect); with two teams or more the pooled forward and reverse
+   tests are bias-corrected by the half-panel jackknife (Juodis, Karavias & Sarafidis 2021);
 4. Benjamini–Hochberg over the primary tests of the run only; team rows are tested only within the
    pairs the pooled screen selected (Benjamini–Bogomolov);
 5. diagnostics with their own columns: the reverse direction (same two-stage rule), the prewhitened
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -647,12 +649,12 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     m = [target] + other_cols
     acc = np.zeros((q + 1, q + 1))
     N = k_own = 0
+    mm = np.asarray(m)
     for gram, p in items:
-        G = gram.from_row(max(int(p), max(other_lags)) if start is None else int(start))
-        a = [0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls)
-        Gaa = G[:, a][:, :, a]
-        Gam = G[:, a][:, :, m]
-        Gmm = G[:, m][:, :, m]
+        row = max(int(p), max(other_lags)) if start is None else int(start)
+        a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
+        G = gram.from_row(row)  # _Rows: the group's teams only
+        Gaa, Gam, Gmm = G[:, a[:, None], a], G[:, a[:, None], mm], G[:, mm[:, None], mm]
         acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
         N += int(round(G[:, 0, 0].sum()))
         k_own += G.shape[0] * len(a)
@@ -663,7 +665,7 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     try:
         inv = np.linalg.inv(sxx)
     except np.linalg.LinAlgError:
-        return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k)
+        return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k, acc=acc)
     beta = inv @ sxy
     ssr_u, ssr_r = float(syy - sxy @ beta), float(syy)
     if dfd <= 0 or not ssr_u > 0:
@@ -681,9 +683,9 @@ def _half_grams(grams: Sequence[S.GramCache]) -> tuple[list[S.GramCache], list[S
     not overlap, as in ``xtgrangert``'s default). Slices of the full design, no new lagged design."""
     first, second = [], []
     for g in grams:
-        mid = g.Z.shape[1] // 2
-        first.append(S.GramCache(g.Z[:, :mid, :], g.L))
-        second.append(S.GramCache(g.Z[:, mid:, :], g.L))
+        a, b = g.halves(g.Z.shape[1] // 2)
+        first.append(a)
+        second.append(b)
     return first, second
 
 
@@ -775,13 +777,23 @@ def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, targ
     criterion of the pooled regression (every order on the common sample ``t >= L``; the team constants and
     own lags are the same for every order, so only the common coefficients count)."""
     best, best_v = 1, np.inf
+    # one pass: every order's regression is on the rows t >= L, so the partialled cross-products of order q
+    # are the leading block of those of order L (the Schur complement of each team's constant and own lags)
+    r = _partial_test(_split(grams, own), L, target=target, own=own_series, other=other,
+                      other_lags=range(1, L + 1), n_common=n_common, start=L)
+    if r.acc is None or not r.n > 0:
+        return best
+    acc, n = r.acc, r.n
+    pen = {"aic": 2.0, "bic": np.log(n), "hqic": 2.0 * np.log(np.log(n))}[ic]
     for q in range(1, L + 1):
-        r = _partial_test(_split(grams, own), L, target=target, own=own_series, other=other,
-                          other_lags=range(1, q + 1), n_common=n_common, start=L)
-        if not (np.isfinite(r.ssr) and r.ssr > 0 and r.n > 0):
+        sxy, sxx = acc[1:q + 1, 0], acc[1:q + 1, 1:q + 1]
+        try:
+            ssr = float(acc[0, 0] - sxy @ np.linalg.solve(sxx, sxy))
+        except np.linalg.LinAlgError:
             continue
-        pen = {"aic": 2.0, "bic": np.log(r.n), "hqic": 2.0 * np.log(np.log(r.n))}[ic]
-        v = r.n * np.log(r.ssr / r.n) + pen * q
+        if not (np.isfinite(ssr) and ssr > 0):
+            continue
+        v = n * np.log(ssr / n) + pen * q
         if v < best_v - 1e-12:
             best, best_v = q, v
     return best
@@ -792,17 +804,28 @@ class _Rows:
     (shared, cached) matrices, which is all a pooled test needs."""
 
     def __init__(self, gram: S.GramCache, idx: np.ndarray):
-        self.gram, self.idx = gram, idx
+        # a weak reference: the cache keeps its groups (see _split), which must not keep it alive in a cycle
+        self.gram, self.idx = weakref.proxy(gram), idx
+        self._cache: dict[int, np.ndarray] = {}
 
     def from_row(self, p: int) -> np.ndarray:
-        return self.gram.from_row(p)[self.idx]
+        G = self.gram.from_row(p)
+        if self.idx.size == G.shape[0]:
+            return G
+        if p not in self._cache:
+            self._cache[p] = G[self.idx]
+        return self._cache[p]
 
 
 def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
     """Cross-product caches split into groups of teams with the same own-lag order (views, not copies)."""
     for g, o in zip(grams, orders):
-        for p in np.unique(o):
-            yield _Rows(g, np.flatnonzero(o == p)), int(p)
+        # the groups of a cache and an orders array are kept with the cache: every test of a pair reuses them
+        memo = g.__dict__.setdefault("_groups", {})
+        key = (id(o), o.tobytes())
+        if key not in memo:
+            memo[key] = [(_Rows(g, np.flatnonzero(o == p)), int(p)) for p in np.unique(o)]
+        yield from memo[key]
 
 
 def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], target: int, start: int):
@@ -1487,7 +1510,9 @@ class LeadLagResult:
           other metric's same-period value as a control (a significant lead that is not significant here
           is mostly a same-period link seen through persistence: the sentence says so)
         - ``test`` (str): the primary test used (``granger``, or ``granger with seasonal terms`` when each
-          team's annual cycle was removed first; ``none`` without a test)
+          team's annual cycle was removed first; pooled rows of two teams or more add ``, half-panel
+          jackknife`` when the forward and reverse tests are bias-corrected, ``bias_correction='hpj'``;
+          ``none`` without a test)
         - ``sentence`` (str): the verdict in one plain-language sentence (:func:`verdict_sentence`)
         - ``levels_f``, ``levels_p`` (float): when the pair is differenced (an integrated metric), the
           Toda–Yamamoto lag-augmented test in levels (pooled rows): the lagging metric in levels on each
@@ -1816,7 +1841,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
     options = dict(max_lag=opt.max_lag, alpha=opt.alpha, freq=opt.freq, by_team=opt.by_team, order=opt.order,
                    ic=opt.ic, skill_threshold=opt.skill_threshold, oos_fraction=opt.oos_fraction,
                    min_periods=opt.min_periods, require=opt.require, lead_order=opt.lead_order,
-                   seasonal=opt.seasonal, n_tests=n_primary)
+                   seasonal=opt.seasonal, bias_correction=opt.bias_correction, n_tests=n_primary)
     return LeadLagResult(table=table, lags=lags, granger=granger, forecasts=forecasts, transforms=transforms,
                          options=options)
 
