@@ -818,7 +818,8 @@ class _Rows:
 
 
 def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
-    """Cross-product caches split into groups of teams with the same own-lag order (views, not copies)."""
+    """Cross-product caches split into groups of teams with the same own-lag order (each group's rows of
+    the cache are taken once per start row and kept with the cache, for every test of the pair)."""
     for g, o in zip(grams, orders):
         # the groups of a cache and an orders array are kept with the cache: every test of a pair reuses them
         memo = g.__dict__.setdefault("_groups", {})
@@ -1929,7 +1930,9 @@ def lead_lag_frame(
         The pooled forward and reverse tests (two teams or more): ``'hpj'`` corrects the O(1/T) bias of the
         pooled estimator with team effects and own lags by the half-panel jackknife and tests the corrected
         coefficients (Juodis, Karavias & Sarafidis 2021); without it, large panels (hundreds of teams) call
-        a true lead ``feedback``. ``'none'``: the uncorrected pooled F test. Team rows and single series
+        a true lead ``feedback``. It does not correct the bias of the seasonal terms fitted per team
+        before the test (``seasonal``): with them, large panels can still say ``feedback`` (see
+        docs/methods/drivers.md). ``'none'``: the uncorrected pooled F test. Team rows and single series
         are never corrected (their F test is exact for one series).
     progress : bool, default False
         Show a progress bar over the pairs (tqdm).
