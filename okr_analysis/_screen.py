@@ -104,11 +104,32 @@ class GramCache:
         out._cache = {k: v[sel] for k, v in self._cache.items()}
         return out
 
+    def halves(self, mid: int) -> tuple["GramCache", "GramCache"]:
+        """The caches of the design's rows ``0 .. mid - 1`` and ``mid .. T - 1``, as if each were a design of
+        its own (``from_row(p)`` of the second counts from ``mid``; its lags reach back to ``mid`` at most),
+        from this cache without recomputing it: the first half shares the head rows ``0 .. L - 1``, and the
+        second half's tail is the whole tail less the rows ``L .. mid + L - 1``."""
+        L, Z = self.L, self.Z
+        first = GramCache.__new__(GramCache)
+        mid_rows = Z[:, L:mid, :]
+        first.Z, first.L, first._head = Z[:, :mid, :], L, self._head
+        first.tail = np.matmul(mid_rows.transpose(0, 2, 1), mid_rows)
+        first._cache = {L: first.tail}
+        second = GramCache.__new__(GramCache)
+        head = Z[:, mid:mid + L, :]
+        second.Z, second.L = Z[:, mid:, :], L
+        second._head = head[:, :, :, None] * head[:, :, None, :]
+        second.tail = self.tail - first.tail - second._head.sum(axis=1)
+        second._cache = {L: second.tail}
+        return first, second
+
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""
-        p = int(p)
+        p = min(int(p), self.L)  # rows before L are the head; from L on, the tail
         if p not in self._cache:
-            self._cache[p] = self.tail + self._head[:, p:, :, :].sum(axis=1)
+            r = min(k for k in self._cache if k > p)  # add the head rows p .. r-1, one at a time
+            for j in range(r - 1, p - 1, -1):
+                self._cache[j] = self._cache[j + 1] + self._head[:, j]
         return self._cache[p]
 
 

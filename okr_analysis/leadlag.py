@@ -14,7 +14,8 @@ notes-drivers-method.md until it moves to the docs):
 3. the primary test, one per pair: a pooled Granger F test (team constants and own-lag dynamics, own
    order by BIC per team, common coefficients on the leading metric's lags, the cross-team mean of each
    period removed from 3 teams), combined over the orders 1..L by Simes (the order AIC picks is
-   reported with its F and the summed effect);
+   reported with its F and the summed effect); with two teams or more the pooled forward and reverse
+   tests are bias-corrected by the half-panel jackknife (Juodis, Karavias & Sarafidis 2021);
 4. Benjamini–Hochberg over the primary tests of the run only; team rows are tested only within the
    pairs the pooled screen selected (Benjamini–Bogomolov);
 5. diagnostics with their own columns: the reverse direction (same two-stage rule), the prewhitened
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -91,6 +93,10 @@ SEASONAL = {"W": (365.25 / 7, 3), "M": (12.0, 2)}
 STATIONARITY_TEAMS = 24
 #: Interior gaps of at most this many periods are filled by linear interpolation.
 MAX_GAP_FILL = 2
+#: Bias corrections of the pooled tests (``bias_correction`` of :func:`lead_lag_frame`).
+BIAS_CORRECTIONS = ("hpj", "none")
+#: Teams the pooled tests need before the half-panel jackknife corrects them (one team: the plain test).
+HPJ_MIN_TEAMS = 2
 
 TABLE_COLUMNS = [
     "leading", "lagging", "team_id", "freq", "lag", "correlation", "ci_low", "ci_high",
@@ -266,6 +272,14 @@ def _check_seasonal(seasonal: Any) -> bool | None:
     if seasonal is not None and not isinstance(seasonal, (bool, np.bool_)):
         raise TypeError(f"seasonal must be True, False or None (automatic), got {seasonal!r}.")
     return None if seasonal is None else bool(seasonal)
+
+
+def _check_bias_correction(how: Any) -> str:
+    if how is None or how is False:
+        return "none"
+    if how not in BIAS_CORRECTIONS:
+        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, got {how!r}.")
+    return how
 
 
 def _check_lead_order(how: Any) -> str:
@@ -610,6 +624,8 @@ class _Partial(NamedTuple):
     n: int
     n_params: int
     cov: np.ndarray | None = None
+    acc: np.ndarray | None = None  # the partialled cross-products [target, tested]' [target, tested]
+    jackknife: bool = False  # True: beta is the half-panel jackknife estimate and the F its Wald test / q
 
 
 def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: int, own: int, other: int,
@@ -633,12 +649,12 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     m = [target] + other_cols
     acc = np.zeros((q + 1, q + 1))
     N = k_own = 0
+    mm = np.asarray(m)
     for gram, p in items:
-        G = gram.from_row(max(int(p), max(other_lags)) if start is None else int(start))
-        a = [0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls)
-        Gaa = G[:, a][:, :, a]
-        Gam = G[:, a][:, :, m]
-        Gmm = G[:, m][:, :, m]
+        row = max(int(p), max(other_lags)) if start is None else int(start)
+        a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
+        G = gram.from_row(row)  # _Rows: the group's teams only
+        Gaa, Gam, Gmm = G[:, a[:, None], a], G[:, a[:, None], mm], G[:, mm[:, None], mm]
         acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
         N += int(round(G[:, 0, 0].sum()))
         k_own += G.shape[0] * len(a)
@@ -649,14 +665,59 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     try:
         inv = np.linalg.inv(sxx)
     except np.linalg.LinAlgError:
-        return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k)
+        return _Partial(nan, nan, np.nan, np.nan, dfd, np.nan, N, k, acc=acc)
     beta = inv @ sxy
     ssr_u, ssr_r = float(syy - sxy @ beta), float(syy)
     if dfd <= 0 or not ssr_u > 0:
         return _Partial(beta, nan, np.nan, np.nan, dfd, ssr_u, N, k)
     f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
     se = np.sqrt(np.diag(inv) * ssr_u / dfd)
-    return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k, inv * ssr_u / dfd)
+    return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k, inv * ssr_u / dfd,
+                    acc)
+
+
+def _half_grams(grams: Sequence[S.GramCache]) -> tuple[list[S.GramCache], list[S.GramCache]]:
+    """The cross-product caches of the first and the second half of each team's periods (periods
+    ``0 .. T//2 - 1`` and ``T//2 .. T - 1``). Each half is a panel of its own: its regression rows start
+    ``max(own, tested lags)`` periods into the half, so no lag reaches into the other half (the halves do
+    not overlap, as in ``xtgrangert``'s default). Slices of the full design, no new lagged design."""
+    first, second = [], []
+    for g in grams:
+        a, b = g.halves(g.Z.shape[1] // 2)
+        first.append(a)
+        second.append(b)
+    return first, second
+
+
+def _jackknife(full: _Partial, first: _Partial, second: _Partial) -> _Partial:
+    """Half-panel jackknife (HPJ) bias correction of a pooled test (Juodis, Karavias & Sarafidis 2021).
+
+    ``full``, ``first``, ``second``: :func:`_partial_test` on all periods and on each half of every team's
+    periods (each half with its own team constants and own-lag coefficients). The pooled estimator with a
+    lagged dependent variable and team effects has an O(1/T) bias (Nickell 1981; its sign is the same in
+    every team, so it does not average out over teams and a test on N teams sees it as a signal of size
+    ~ sqrt(N/T)); the jackknife removes it: ``b = 2 b_full - (b_first + b_second) / 2``. The test is the
+    Wald statistic of ``b`` with the full-sample covariance, ``W = b' S_xx b / s2``, ``S_xx`` the
+    partialled cross-products of the tested lags summed over teams and ``s2`` the residual variance at
+    ``b`` (``(S_yy - 2 b' S_xy + b' S_xx b) / df``); reported as ``F = W / q`` with the F(q, df)
+    distribution of the uncorrected test (its small-sample reference; W is chi2(q) for large N T). With
+    ``b = b_full`` this is exactly the classic F test. Falls back to ``full`` when a half cannot be fitted.
+    """
+    if full.acc is None or not (np.isfinite(full.f) and np.all(np.isfinite(first.beta))
+                                and np.all(np.isfinite(second.beta))):
+        return full
+    q = full.beta.size
+    syy, sxy, sxx = full.acc[0, 0], full.acc[1:, 0], full.acc[1:, 1:]
+    b = 2.0 * full.beta - 0.5 * (first.beta + second.beta)
+    ssr = float(syy - 2.0 * b @ sxy + b @ sxx @ b)
+    dfd = full.df_den
+    if not ssr > 0:
+        return full
+    s2 = ssr / dfd
+    f = float(b @ sxx @ b) / s2 / q
+    cov = np.linalg.inv(sxx) * s2
+    return _Partial(b, np.sqrt(np.diag(cov)), f, float(stats.f.sf(f, q, dfd)), dfd, ssr, full.n, full.n_params,
+                    cov, full.acc, True)
 
 
 def _lag_augmented_test(blocks: list[_Block], opt: "_Options", q: int, n_common: int) -> tuple[float, float]:
@@ -716,13 +777,23 @@ def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, targ
     criterion of the pooled regression (every order on the common sample ``t >= L``; the team constants and
     own lags are the same for every order, so only the common coefficients count)."""
     best, best_v = 1, np.inf
+    # one pass: every order's regression is on the rows t >= L, so the partialled cross-products of order q
+    # are the leading block of those of order L (the Schur complement of each team's constant and own lags)
+    r = _partial_test(_split(grams, own), L, target=target, own=own_series, other=other,
+                      other_lags=range(1, L + 1), n_common=n_common, start=L)
+    if r.acc is None or not r.n > 0:
+        return best
+    acc, n = r.acc, r.n
+    pen = {"aic": 2.0, "bic": np.log(n), "hqic": 2.0 * np.log(np.log(n))}[ic]
     for q in range(1, L + 1):
-        r = _partial_test(_split(grams, own), L, target=target, own=own_series, other=other,
-                          other_lags=range(1, q + 1), n_common=n_common, start=L)
-        if not (np.isfinite(r.ssr) and r.ssr > 0 and r.n > 0):
+        sxy, sxx = acc[1:q + 1, 0], acc[1:q + 1, 1:q + 1]
+        try:
+            ssr = float(acc[0, 0] - sxy @ np.linalg.solve(sxx, sxy))
+        except np.linalg.LinAlgError:
             continue
-        pen = {"aic": 2.0, "bic": np.log(r.n), "hqic": 2.0 * np.log(np.log(r.n))}[ic]
-        v = r.n * np.log(r.ssr / r.n) + pen * q
+        if not (np.isfinite(ssr) and ssr > 0):
+            continue
+        v = n * np.log(ssr / n) + pen * q
         if v < best_v - 1e-12:
             best, best_v = q, v
     return best
@@ -733,17 +804,29 @@ class _Rows:
     (shared, cached) matrices, which is all a pooled test needs."""
 
     def __init__(self, gram: S.GramCache, idx: np.ndarray):
-        self.gram, self.idx = gram, idx
+        # a weak reference: the cache keeps its groups (see _split), which must not keep it alive in a cycle
+        self.gram, self.idx = weakref.proxy(gram), idx
+        self._cache: dict[int, np.ndarray] = {}
 
     def from_row(self, p: int) -> np.ndarray:
-        return self.gram.from_row(p)[self.idx]
+        G = self.gram.from_row(p)
+        if self.idx.size == G.shape[0]:
+            return G
+        if p not in self._cache:
+            self._cache[p] = G[self.idx]
+        return self._cache[p]
 
 
 def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
-    """Cross-product caches split into groups of teams with the same own-lag order (views, not copies)."""
+    """Cross-product caches split into groups of teams with the same own-lag order (each group's rows of
+    the cache are taken once per start row and kept with the cache, for every test of the pair)."""
     for g, o in zip(grams, orders):
-        for p in np.unique(o):
-            yield _Rows(g, np.flatnonzero(o == p)), int(p)
+        # the groups of a cache and an orders array are kept with the cache: every test of a pair reuses them
+        memo = g.__dict__.setdefault("_groups", {})
+        key = (id(o), o.tobytes())
+        if key not in memo:
+            memo[key] = [(_Rows(g, np.flatnonzero(o == p)), int(p)) for p in np.unique(o)]
+        yield from memo[key]
 
 
 def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], target: int, start: int):
@@ -856,6 +939,7 @@ class _Options:
     lead_order: str = LEAD_ORDER
     seasonal: bool | None = None
     n_seasonal: int = 0  # Fourier terms removed per team series (set by _run)
+    bias_correction: str = "hpj"
 
 
 def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options,
@@ -897,6 +981,8 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     blocks = _blocks(good)
     G = len(good)
     common = G >= COMMON_MIN_TEAMS
+    # the pooled tests: half-panel jackknife bias correction (Juodis, Karavias & Sarafidis 2021), 2+ teams
+    hpj = opt.bias_correction == "hpj" and G >= HPJ_MIN_TEAMS
     team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
@@ -923,22 +1009,24 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
         ic = "aic" if how == "simes" else how
         p_f = _lead_order(D, pool_k["own_y"], L, target=fwd_t, own_series=0, other=1, n_common=n_common, ic=ic)
         p_r = _lead_order(D, pool_k["own_x"], L, target=rev_t, own_series=1, other=0, n_common=n_common, ic=ic)
-    fwd = _partial_test(_split(D, pool_k["own_y"]), L, target=fwd_t, own=0, other=1,
-                        other_lags=range(1, p_f + 1), n_common=n_common)
-    rev = _partial_test(_split(D, pool_k["own_x"]), L, target=rev_t, own=1, other=0,
-                        other_lags=range(1, p_r + 1), n_common=n_common)
+    halves = _half_grams(D) if hpj else None
+
+    def pooled(forward: bool, q: int, controls: Sequence[int] = ()) -> _Partial:
+        own_o = pool_k["own_y"] if forward else pool_k["own_x"]
+        kw = dict(target=fwd_t if forward else rev_t, own=0 if forward else 1, other=1 if forward else 0,
+                  other_lags=range(1, q + 1), n_common=n_common, controls=controls)
+        full = _partial_test(_split(D, own_o), L, **kw)
+        if not hpj:
+            return full
+        return _jackknife(full, *(_partial_test(_split(h, own_o), L, **kw) for h in halves))
+
+    fwd, rev = pooled(True, p_f), pooled(False, p_r)
     fwd_p, rev_p = fwd.p, rev.p
     if how == "simes":  # the p-value of the whole procedure: Simes over the tests at every order 1..L
-        fwd_p = _simes([fwd.p if q == p_f else _partial_test(
-            _split(D, pool_k["own_y"]), L, target=fwd_t, own=0, other=1, other_lags=range(1, q + 1),
-            n_common=n_common).p for q in range(1, L + 1)])
-        rev_p = _simes([rev.p if q == p_r else _partial_test(
-            _split(D, pool_k["own_x"]), L, target=rev_t, own=1, other=0, other_lags=range(1, q + 1),
-            n_common=n_common).p for q in range(1, L + 1)])
-    fwd0 = _partial_test(_split(D, pool_k["own_y"]), L, target=fwd_t, own=0, other=1,
-                         other_lags=range(1, p_f + 1), n_common=n_common, controls=[rev_t])
-    rev0 = _partial_test(_split(D, pool_k["own_x"]), L, target=rev_t, own=1, other=0,
-                         other_lags=range(1, p_r + 1), n_common=n_common, controls=[fwd_t])
+        fwd_p = _simes([fwd.p if q == p_f else pooled(True, q).p for q in range(1, L + 1)])
+        rev_p = _simes([rev.p if q == p_r else pooled(False, q).p for q in range(1, L + 1)])
+    fwd0, rev0 = pooled(True, p_f, [rev_t]), pooled(False, p_r, [fwd_t])
+    pooled_test = test_name + (", half-panel jackknife" if fwd.jackknife else "")
     for k in range(1, L + 1):  # grangertest form at every order, for reference
         gf = _partial_test([(g, k) for g in D], L, target=fwd_t, own=0, other=1,
                            other_lags=range(1, k + 1), n_common=n_common)
@@ -968,7 +1056,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
                      **_lag_fields(pr, plo, phi, pp, lags),
                      granger_lags=p_f, own_lags=own_f, granger_f=fwd.f, granger_p=fwd_p,
                      reverse_own_lags=own_r, reverse_f=rev.f, reverse_p=rev_p, reverse_lags=p_r,
-                     granger_p_given_lag0=fwd0.p, reverse_p_given_lag0=rev0.p, test=test_name,
+                     granger_p_given_lag0=fwd0.p, reverse_p_given_lag0=rev0.p, test=pooled_test,
                      effect=eff, effect_se=eff_se, effect_p=eff_p, effect_lag=p_f,
                      oos_skill=cw.skill, cw_stat=cw.stat, cw_p=cw.p, n_forecasts=cw.n,
                      common_removed=common, levels_f=lev_f, levels_p=lev_p))
@@ -1423,7 +1511,9 @@ class LeadLagResult:
           other metric's same-period value as a control (a significant lead that is not significant here
           is mostly a same-period link seen through persistence: the sentence says so)
         - ``test`` (str): the primary test used (``granger``, or ``granger with seasonal terms`` when each
-          team's annual cycle was removed first; ``none`` without a test)
+          team's annual cycle was removed first; pooled rows of two teams or more add ``, half-panel
+          jackknife`` when the forward and reverse tests are bias-corrected, ``bias_correction='hpj'``;
+          ``none`` without a test)
         - ``sentence`` (str): the verdict in one plain-language sentence (:func:`verdict_sentence`)
         - ``levels_f``, ``levels_p`` (float): when the pair is differenced (an integrated metric), the
           Toda–Yamamoto lag-augmented test in levels (pooled rows): the lagging metric in levels on each
@@ -1752,7 +1842,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
     options = dict(max_lag=opt.max_lag, alpha=opt.alpha, freq=opt.freq, by_team=opt.by_team, order=opt.order,
                    ic=opt.ic, skill_threshold=opt.skill_threshold, oos_fraction=opt.oos_fraction,
                    min_periods=opt.min_periods, require=opt.require, lead_order=opt.lead_order,
-                   seasonal=opt.seasonal, n_tests=n_primary)
+                   seasonal=opt.seasonal, bias_correction=opt.bias_correction, n_tests=n_primary)
     return LeadLagResult(table=table, lags=lags, granger=granger, forecasts=forecasts, transforms=transforms,
                          options=options)
 
@@ -1778,6 +1868,7 @@ def lead_lag_frame(
     require: Sequence[str] = (),
     lead_order: str = LEAD_ORDER,
     seasonal: bool | None = None,
+    bias_correction: str = "hpj",
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
@@ -1835,6 +1926,14 @@ def lead_lag_frame(
     seasonal : bool, optional
         Remove each team's annual cycle from both metrics before testing (Fourier terms per team; see
         ``test``). Default: for weekly and monthly data of at least two years (``freq`` ``'W'``/``'M'``).
+    bias_correction : {'hpj', 'none'}, default 'hpj'
+        The pooled forward and reverse tests (two teams or more): ``'hpj'`` corrects the O(1/T) bias of the
+        pooled estimator with team effects and own lags by the half-panel jackknife and tests the corrected
+        coefficients (Juodis, Karavias & Sarafidis 2021); without it, large panels (hundreds of teams) call
+        a true lead ``feedback``. It does not correct the bias of the seasonal terms fitted per team
+        before the test (``seasonal``): with them, large panels can still say ``feedback`` (see
+        docs/methods/drivers.md). ``'none'``: the uncorrected pooled F test. Team rows and single series
+        are never corrected (their F test is exact for one series).
     progress : bool, default False
         Show a progress bar over the pairs (tqdm).
     executor : {'local', 'dask'}, default 'local'
@@ -1870,7 +1969,7 @@ def lead_lag_frame(
     executor, scheduler = _check_executor(executor, scheduler)
     fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], label, _check_require(require), lead_order,
-                   _check_seasonal(seasonal))
+                   _check_seasonal(seasonal), bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler)
 
 
@@ -1902,6 +2001,7 @@ def lead_lag(
     require: Sequence[str] = (),
     lead_order: str = LEAD_ORDER,
     seasonal: bool | None = None,
+    bias_correction: str = "hpj",
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
@@ -1918,7 +2018,7 @@ def lead_lag(
         Resample the KPIs to this frequency (:func:`okr_analysis.resample.kpi_panel`); default: the
         data's own (:func:`okr_analysis.resample.infer_freq`). Lags count periods of this frequency.
     max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require,
-    lead_order, seasonal, progress
+    lead_order, seasonal, bias_correction, progress
         As in :func:`lead_lag_frame` (the default ``max_lag`` counts the longest team's periods).
     executor, scheduler
         Where the pairs are analysed, as in :func:`lead_lag_frame`.
@@ -1958,7 +2058,8 @@ def lead_lag(
     max_lag = _resolve_max_lag(max_lag, order, freq, longest)
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
     fr = _Frame(panel, time="period_start", team="team_id", metrics=metrics)
-    opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, require, lead_order, _check_seasonal(seasonal))
+    opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, require, lead_order, _check_seasonal(seasonal),
+                   bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty, executor=executor,
                 scheduler=scheduler)
 

@@ -174,6 +174,67 @@ def test_windowed_team_test_and_pooled_test_equal_statsmodels_ols():
     assert pooled.f == pytest.approx(ref_f, rel=1e-8) and pooled.p == pytest.approx(ref_p, rel=1e-8)
 
 
+def test_half_panel_jackknife_equals_statsmodels_ols_on_the_half_panels():
+    """The bias-corrected pooled test (Juodis, Karavias & Sarafidis 2021): b = 2 b_full - (b_1 + b_2) / 2,
+    each b the common leading-lag coefficients of a statsmodels OLS with team dummies x (constant, own
+    lags), on all periods and on each half of every team's periods (lags inside the half); Wald test of b
+    with the full-sample covariance, s2 from the residuals at b; F = W / q."""
+    import statsmodels.api as sm
+
+    from okr_analysis.leadlag import _half_grams, _jackknife, _partial_test, _split
+
+    rng = np.random.default_rng(31)
+    G, T, L, q = 4, 90, 4, 3
+    x = _ar1(rng, (G, T), 0.5)
+    y = 0.2 * np.roll(x, 2, axis=1) + _ar1(rng, (G, T), 0.5)
+    ys, xs = S.standardise(y), S.standardise(x)
+    gram = S.GramCache(S.lagged_design(np.stack([ys, xs], axis=-1), L), L)
+    own = np.array([1, 2, 2, 1])
+    kw = dict(target=S.cur_col(0, 2, L), own=0, other=1, other_lags=range(1, q + 1))
+    full = _partial_test(_split([gram], [own]), L, **kw)
+    first, second = (_partial_test(_split(h, [own]), L, **kw) for h in _half_grams([gram]))
+    hpj = _jackknife(full, first, second)
+    assert hpj.jackknife
+
+    def fit(lo, hi):
+        """statsmodels OLS on the periods lo..hi-1 of every team: team dummies x (1, own lags), lead lags."""
+        blocks, leads, target = [], [], []
+        for i in range(G):
+            rows = np.arange(lo + max(own[i], q), hi)
+            d = np.zeros((rows.size, G * 3))
+            d[:, 3 * i] = 1.0
+            for j in range(1, own[i] + 1):
+                d[:, 3 * i + j] = ys[i, rows - j]
+            blocks.append(d)
+            leads.append(np.column_stack([xs[i, rows - j] for j in range(1, q + 1)]))
+            target.append(ys[i, rows])
+        a = np.vstack(blocks)
+        a = a[:, np.abs(a).sum(axis=0) > 0]
+        return a, np.vstack(leads), np.concatenate(target)
+
+    bs = []
+    for lo, hi in ((0, T), (0, T // 2), (T // 2, T)):
+        a, lead, target = fit(lo, hi)
+        bs.append(sm.OLS(target, np.column_stack([a, lead])).fit().params[-q:])
+    np.testing.assert_allclose(full.beta, bs[0], rtol=1e-8)
+    np.testing.assert_allclose(first.beta, bs[1], rtol=1e-8)
+    np.testing.assert_allclose(second.beta, bs[2], rtol=1e-8)
+    b = 2 * bs[0] - (bs[1] + bs[2]) / 2
+    np.testing.assert_allclose(hpj.beta, b, rtol=1e-8)
+    a, lead, target = fit(0, T)
+    res = sm.OLS(target - lead @ b, a).fit()                   # residuals at b, team terms re-fitted
+    s2 = res.ssr / (target.size - a.shape[1] - q)
+    u = sm.OLS(target, np.column_stack([a, lead])).fit()
+    cov = u.normalized_cov_params[-q:, -q:] * s2               # full-sample (X'M X)^-1 s2
+    w = float(b @ np.linalg.solve(cov, b))
+    assert hpj.f == pytest.approx(w / q, rel=1e-8)
+    assert hpj.p == pytest.approx(stats.f.sf(w / q, q, u.df_resid), rel=1e-8)
+    np.testing.assert_allclose(hpj.se, np.sqrt(np.diag(cov)), rtol=1e-8)
+    # with b = b_full the Wald statistic is the classic F test
+    same = _jackknife(full, full, full)
+    assert same.f == pytest.approx(full.f, rel=1e-10) and same.p == pytest.approx(full.p, rel=1e-10)
+
+
 @pytest.mark.parametrize("ic", ["aic", "bic", "hqic", "fpe"])
 def test_granger_order_is_statsmodels_var_select_order(ic):
     from statsmodels.tsa.api import VAR
@@ -368,6 +429,40 @@ def test_planted_lead_found_at_its_lag():
     # teams are tested within the selected pair (Benjamini–Bogomolov): most hold on their own
     assert (teams["verdict"] == "leads").sum() >= 6
     assert teams["verdict"].isin(["leads", "no evidence"]).all()
+
+
+def test_planted_lead_in_a_large_panel_is_leads_not_feedback():
+    """Issue 19: 1,000 teams x 100 weeks, one lead at lag 3. The pooled estimator with team effects and
+    own lags has an O(1/T) bias of one sign in every team (Nickell); pooled over 1,000 teams the reverse
+    test sees it (uncorrected: `feedback`). The half-panel jackknife removes it: `leads`."""
+    rng = np.random.default_rng(1)
+    G, T, k = 1000, 100, 3
+    x = _ar1(rng, (G, T + k), 0.5)
+    y = 0.3 * x[:, :-k] + _ar1(rng, (G, T), 0.4)
+    f = _frame(x[:, k:] + 50, y + 20)
+    kw = dict(pairs=[("lead", "lag")], time="t", team="team")
+    plain = _pooled(_quiet(lead_lag_frame, f, bias_correction="none", **kw))
+    assert plain["verdict"] == "feedback" and plain["reverse_p"] < 0.01 and plain["test"] == "granger"
+    row = _pooled(_quiet(lead_lag_frame, f, **kw))
+    assert row["test"] == "granger, half-panel jackknife"
+    assert row["verdict"] == "leads" and row["lag"] == k
+    assert row["granger_p"] < 1e-10 and row["reverse_p"] > 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 19, open part: the per-team seasonal fit's bias is not corrected "
+                                       "by the half-panel jackknife (docs/methods/drivers.md, 'does not do yet')")
+def test_planted_lead_in_a_large_panel_with_seasonal_terms_is_leads():
+    """The same with three years of weekly data: each team's annual cycle is removed first (step 3), and the
+    seasonal coefficients fitted on every team's whole series bias the reverse test the same way."""
+    rng = np.random.default_rng(1)
+    G, T, k = 1000, 156, 3
+    x = _ar1(rng, (G, T + k), 0.5)
+    y = 0.3 * x[:, :-k] + _ar1(rng, (G, T), 0.4)
+    row = _pooled(_quiet(lead_lag_frame, _frame(x[:, k:] + 50, y + 20), pairs=[("lead", "lag")], time="t",
+                         team="team", freq="W"))
+    assert row["test"] == "granger with seasonal terms, half-panel jackknife"
+    assert row["verdict"] == "leads"
 
 
 def test_random_walks_with_drift_not_reported_as_leads():
@@ -815,7 +910,7 @@ def test_shared_annual_cycle_is_not_a_lead():
         f = _shared_cycle(np.random.default_rng(seed))
         kw = dict(pairs=[("lead", "lag")], time="t", team="team", transform="none")
         row = _pooled(_quiet(lead_lag_frame, f, **kw))
-        assert row["test"] == "granger with seasonal terms"
+        assert row["test"] == "granger with seasonal terms, half-panel jackknife"
         hits += row["verdict"] in directional
         naive += _pooled(_quiet(lead_lag_frame, f, seasonal=False, **kw))["verdict"] in directional
     assert naive >= 5 and hits <= 1
