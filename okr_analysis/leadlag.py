@@ -1826,7 +1826,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
         & table["cw_p"].notna() & (table["verdict"] != "insufficient data")
     table["oos_confirmed"] = pd.array(np.where(ok, table["cw_p"].astype(float) < opt.alpha, False), dtype="boolean")
     table.loc[~ok.to_numpy(), "oos_confirmed"] = pd.NA
-    table["test"] = table["test"].fillna("none")
+    table["test"] = table["test"].astype(object).where(table["test"].notna(), "none").astype("str")  # all-NaN: float
     for c in _INT_COLS:
         table[c] = pd.array(table[c], dtype="Int64")
     table["common_removed"] = table["common_removed"].astype("boolean").fillna(False).astype(bool)

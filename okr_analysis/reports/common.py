@@ -200,7 +200,8 @@ _METHODS = [
                   "that past quarters' outcomes fell inside them as often as stated."),
     ("Drivers", "One test per pair of KPIs: does the leading KPI's past improve the forecast of the lagging one "
                 "beyond its own past (a Granger test pooled over teams, after removing each team's annual cycle "
-                "and company-wide movements, combining lags 1 to the frequency's maximum by Simes' rule), with "
+                "and company-wide movements, combining lags 1 to the frequency's maximum by Simes' rule; with two or more teams corrected for the "
+                "small-sample bias of pooled own-lag fits by the half-panel jackknife), with "
                 "Benjamini–Hochberg false-discovery control over the pairs; "
                 "team rows only for pairs the pooled test selects. 'Leads' means significant in that direction "
                 "and not the other way round; the reverse test, cross-correlations and out-of-sample skill "
