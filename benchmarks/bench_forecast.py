@@ -116,6 +116,10 @@ def textbook_loops(ds, quarter: str, as_of: pd.Timestamp, n_ets: int, n_sarimax:
     return out
 
 
+#: Issue 20: forecasts (with the recalibration) for the quarter's key results of 1,000 teams.
+ISSUE20_SECONDS = 15.0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teams", type=int, default=1000)
@@ -208,7 +212,7 @@ def render(r: dict) -> str:
         f"`forecast_key_results` on the sample generator's organisation with {r['teams']:,} leaf teams "
         f"(`make_sample(n_teams={r['teams']})`, 156 weeks of weekly KPIs), {r['n_paths']:,} simulated paths per KR, "
         f"on {r['cpus']} CPUs (one process used; load average {r['load_average_before']} before, "
-        f"{r['load_average_after']} after; other work was running on the machine), {r['started']}. "
+        f"{r['load_average_after']} after; {'no other work was running' if r['load_average_before'] < 1.2 else 'other work was running on the machine'}), {r['started']}. "
         "Produced by `benchmarks/bench_forecast.py`. Making the sample "
         f"({r['make_sample_s']} s) and validating it ({r['load_s']} s) are not counted. Every run includes "
         "the recalibration on the earlier quarters (the default)"
@@ -241,7 +245,10 @@ def render(r: dict) -> str:
     else:
         met = eq["fast_s"] < TARGET_SECONDS_PER_1000_TEAMS * r["teams"] / 1000
         lines += ["", f"Target: every KR of 1,000 teams in under 60 s on 2 cores — {'met' if met else 'not met'} "
-                      f"({lq['fast_s']} s for the quarter, {eq['fast_s']} s for all {eq['n_krs']:,} KRs of four quarters)."]
+                      f"({lq['fast_s']} s for the quarter, {eq['fast_s']} s for all {eq['n_krs']:,} KRs of four quarters).",
+                  "", f"Issue 20's target: the quarter's key results of 1,000 teams, with the recalibration, in under "
+                      f"{ISSUE20_SECONDS:g} s — **{'met' if lq['fast_s'] < ISSUE20_SECONDS else 'not met'}** "
+                      f"({lq['fast_s']} s)."]
     if "naive_s" in lq:
         so = lq["same_output"]
         lines += ["", f"Speed-up of the fast engine over the naive loop: **{lq['speedup']}×**. Same output: "

@@ -216,7 +216,7 @@ def main(argv=None) -> int:
 
 {args.teams:,} teams × {len(pairs)} pairs ({N_LEADING} leading × {N_LAGGING} lagging KPIs) × {args.weeks} weeks,
 CSV files ({args.teams * args.weeks * (N_LEADING + N_LAGGING):,} KPI rows), default options (weekly, max lag 8, seasonal
-terms, ADF/KPSS transforms, out-of-sample forecasts). {os.cpu_count()} CPUs shared with other work (load average
+terms, ADF/KPSS transforms, out-of-sample forecasts). {os.cpu_count()} CPUs, {'no other work running' if load_before < 1.2 else 'shared with other work'} (load average
 {load_before:.1f} before, {load_after:.1f} after), {result['when']}. Produced by `benchmarks/bench_leadlag.py`.
 
 | run | wall seconds | CPU seconds | target |
