@@ -53,6 +53,7 @@ def number(value: Any, unit: Any = "") -> str:
     if _is_missing(value):
         return MISSING
     text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, (float, np.floating)) else str(value)
+    text = "0" if text == "-0" else text  # -0.004 rounds to zero, not to "-0"
     unit = unit.strip() if isinstance(unit, str) else ""
     if not unit:
         return text

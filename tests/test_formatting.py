@@ -25,6 +25,9 @@ from okr_analysis import rules
     (None, "", "—"),
     (pd.NA, "", "—"),
     (np.float64(0.125), "", "0.12"),
+    (-0.004, "", "0"),               # rounds to zero: no "-0"
+    (np.float64(-0.004), "%", "0%"),
+    (-0.006, "", "-0.01"),
     ("suppressed (minimum group size 5)", "", "suppressed (minimum group size 5)"),
 ])
 def test_number(value, unit, text):
