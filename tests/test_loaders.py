@@ -638,3 +638,12 @@ def test_a_large_kpi_csv_loads_the_same_as_its_parquet_copy(tmp_path):
         a, b = load(tmp_path / "csv"), load(tmp_path / "parquet")
     assert len(a.kpis) > 9_000
     pd.testing.assert_frame_equal(a.kpis.reset_index(drop=True), b.kpis.reset_index(drop=True))
+
+
+def test_arrow_csv_reader_leaves_utf16_to_pandas():
+    """UTF-16 text is valid UTF-8 byte by byte (NUL bytes) once past its mark: only pandas' path reads it."""
+    from okr_analysis.io import readers
+
+    text = "a,b\n" + "x,1\n" * 100
+    for raw in (text.encode("utf-16"), text.encode("utf-16-le")):
+        assert readers._read_csv_arrow(raw, text, "a,b", ",") is None

@@ -81,7 +81,7 @@ def _read_csv_arrow(raw: bytes, text: str, first: str, sep: str) -> pd.DataFrame
     if sep not in (",", "\t"):
         return None
     data = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
-    if len(data) + 3 < len(raw) or (len(data) == len(raw) and text.startswith("\ufeff")):
+    if b"\x00" in data:  # UTF-16 (with or without its mark): NUL bytes are valid UTF-8 to Arrow
         return None
     names = next(csv.reader([first.lstrip("\ufeff")], delimiter=sep, skipinitialspace=True), [])
     if not names or any(not n for n in names) or len(set(names)) != len(names):
