@@ -585,8 +585,8 @@ def _pandas_reference(text: str, sep: str) -> pd.DataFrame:
                        skipinitialspace=True)
 
 
-@pytest.mark.parametrize("sep", [",", "\t"])
-def test_arrow_csv_reader_gives_pandas_result(sep):
+@pytest.mark.parametrize("sep, eol", [(",", "\n"), ("\t", "\n"), (",", "\r\n")])
+def test_arrow_csv_reader_gives_pandas_result(sep, eol):
     """Quotes with separators and line breaks inside, a BOM, blanks around cells, empty and NA-like cells,
     accents: the fast path's frame equals pandas' (dtype=str, no NA parsing) but for the blanks before an
     unquoted cell, which pandas' ``skipinitialspace`` drops and typing strips anyway."""
@@ -597,7 +597,7 @@ def test_arrow_csv_reader_gives_pandas_result(sep):
             ["t2", '"two\nlines"', "", "2026-01-12"],
             ["t3 ", "Équipe café", "NA", " 2026-01-19"],
             ["t4", "null", "nan", "2026-01-26"]] * 50
-    text = "\ufeff" + "\n".join(sep.join(r) for r in rows[:1] + [r for r in rows if r[0] != "team_id"]) + "\n"
+    text = "\ufeff" + eol.join(sep.join(r) for r in rows[:1] + [r for r in rows if r[0] != "team_id"]) + eol
     raw = text.encode("utf-8")
     first = text[1:text.find("\n")]
     fast = readers._read_csv_arrow(raw, text.lstrip("\ufeff"), first, sep)
