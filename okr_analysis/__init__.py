@@ -41,6 +41,7 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    """A public name, imported from its module on first use (:data:`_LAZY`)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'okr_analysis' has no attribute {name!r}")
@@ -50,6 +51,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
+    """The module's names, the public ones not imported yet included."""
     return sorted(set(globals()) | set(_LAZY))
 
 
