@@ -21,7 +21,9 @@ notes-drivers-method.md until it moves to the docs):
 5. diagnostics with their own columns: the reverse direction (same two-stage rule), the prewhitened
    cross-correlation by lag (lag 0 included; BH per scope), the test given the same-period value;
 6. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West),
-   reported beside the verdict (``oos_confirmed``), not a veto;
+   reported beside the verdict (``oos_confirmed``), not a veto; their series are prepared without
+   look-ahead (seasonal fit, trend line and standardisation on the periods before the first forecast
+   origin, :func:`_oos_block`);
 7. a verdict per pair and team (:data:`VERDICTS`) and its plain-language sentence
    (:func:`verdict_sentence`).
 
@@ -1572,6 +1574,7 @@ class LeadLagResult:
         - ``q_value`` (float): pooled rows: Benjamini–Hochberg over the primary tests of the run (one per
           pair); team rows: Benjamini–Bogomolov within the pairs whose pooled q < alpha, NaN elsewhere
         - ``oos_skill`` (float): 1 - MSE(with the leading metric) / MSE(own past only), rolling origin
+          (series prepared on the periods before the first forecast origin: no look-ahead)
         - ``verdict`` (str): one of :data:`VERDICTS`
         - ``ccf_p``, ``ccf_q`` (float): p- and q-value of the correlation at ``lag`` (diagnostic; BH over the
           cross-correlations of the same scope, pooled or team)
