@@ -481,10 +481,13 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     orders = [int(own)] if own_max is None else list(range(1, int(own_max) + 1))
     P = max(orders)
     L = max(P, K)
-    mu = y.mean(axis=1, keepdims=True)
-    sd = y.std(axis=1, keepdims=True)
+    first = T - int(n_test)
+    # scaled by the periods before the first origin (an affine map, which the OLS forecasts undo exactly)
+    mu = y[:, :first].mean(axis=1, keepdims=True)
+    sd = y[:, :first].std(axis=1, keepdims=True)
     sd = np.where(sd > 0, sd, 1.0)
-    ys, xs = (y - mu) / sd, standardise(x)
+    xm, xsd = x[:, :first].mean(axis=1, keepdims=True), x[:, :first].std(axis=1, keepdims=True)
+    ys, xs = (y - mu) / sd, (x - xm) / np.where(xsd > 0, xsd, 1.0)
     # a compact design, columns [1, y_{t-1..t-P}, x_{t-1..t-K}, y_t]: every block below is a slice (a view)
     m = P + K + 2
     D = np.zeros((B, T, m))
@@ -495,7 +498,6 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
         D[:, k:, P + k] = xs[:, : T - k]
     D[:, :, m - 1] = ys
     a, lead, tgt = slice(0, P + 1), slice(P + 1, P + 1 + K), m - 1
-    first = T - int(n_test)
     rows = D[:, L:first, :]
     G = np.matmul(rows.transpose(0, 2, 1), rows)
     fr = np.full((B, n_test), np.nan)

@@ -21,7 +21,9 @@ notes-drivers-method.md until it moves to the docs):
 5. diagnostics with their own columns: the reverse direction (same two-stage rule), the prewhitened
    cross-correlation by lag (lag 0 included; BH per scope), the test given the same-period value;
 6. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West),
-   reported beside the verdict (``oos_confirmed``), not a veto;
+   reported beside the verdict (``oos_confirmed``), not a veto; their series are prepared without
+   look-ahead (seasonal fit, trend line and standardisation on the periods before the first forecast
+   origin, :func:`_oos_block`);
 7. a verdict per pair and team (:data:`VERDICTS`) and its plain-language sentence
    (:func:`verdict_sentence`).
 
@@ -425,6 +427,9 @@ class _TeamSeries:
     periods: np.ndarray
     codes: np.ndarray  # period codes (shared across teams, for period means and clustering)
     problem: str = ""
+    rx: np.ndarray | None = None  # leading, the same run before the seasonal fit and the transform
+    ry: np.ndarray | None = None  # lagging, likewise (for the out-of-sample series, :func:`_oos_block`)
+    rcodes: np.ndarray | None = None  # period codes of rx, ry (one more than ``codes`` when differenced)
 
 
 @dataclass
@@ -434,6 +439,9 @@ class _Block:
     Y: np.ndarray      # (B, T) lagging, transformed
     periods: np.ndarray  # (T,) period labels (shared)
     period_codes: np.ndarray  # (T,) int codes for clustering
+    RX: np.ndarray | None = None  # (B, T + d) leading before the seasonal fit and the transform
+    RY: np.ndarray | None = None  # (B, T + d) lagging, likewise
+    rcodes: np.ndarray | None = None  # (T + d,) period codes of RX, RY
 
 
 class _Frame:
@@ -455,6 +463,8 @@ class _Frame:
         self.values: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.metrics}
         codes, _ = pd.factorize(f[time], sort=True)
         self.pcodes: dict[str, np.ndarray] = {}
+        self.raw: dict[str, dict[str, np.ndarray]] | None = None  # values before deseason (set by it)
+        self.season: tuple[float, int, int] | None = None  # (per_year, K, least values) when deseasoned
         arrays = {m: pd.to_numeric(f[m], errors="coerce").to_numpy(dtype="float64") for m in self.metrics}
         tvals = f[time].to_numpy()
         for tid, idx in f.groupby(team, sort=True).indices.items():
@@ -477,6 +487,7 @@ class _Frame:
             return 0
         done = 0
         least = min(need, 4 * K + 4)
+        self.raw = {m: dict(self.values[m]) for m in self.metrics}  # the arrays are replaced, not changed
         for m in self.metrics:
             # teams with the same calendar and the same missing values share one design: one lstsq per group
             groups: dict[tuple[bytes, bytes], list[str]] = {}
@@ -491,6 +502,7 @@ class _Frame:
                 for j, tid in enumerate(tids):
                     self.values[m][tid] = new[:, j]
                 done += len(tids)
+        self.season = (per_year, K, least) if done else None
         return 2 * K if done else 0
 
     def series(self, metric: str) -> list[np.ndarray]:
@@ -505,8 +517,10 @@ class _Frame:
 
     def pair(self, leading: str, lagging: str, tx: str, ty: str) -> list[_TeamSeries]:
         out = []
+        raw = self.values if self.raw is None else self.raw
         for tid in self.teams:
             a, b = self.values[leading][tid], self.values[lagging][tid]
+            ra, rb = raw[leading][tid], raw[lagging][tid]  # the same missing values (deseason keeps them)
             both = np.isfinite(a) & np.isfinite(b)
             if both.all():
                 s, e = 0, a.size  # complete: nothing to fill or cut
@@ -514,11 +528,13 @@ class _Frame:
                 continue  # the team does not measure both metrics
             else:
                 a, b = _fill_short_gaps(a), _fill_short_gaps(b)
+                ra, rb = (a, b) if raw is self.values else (_fill_short_gaps(ra), _fill_short_gaps(rb))
                 s, e = _longest_run(np.isfinite(a) & np.isfinite(b))
             a, b, per, pc = a[s:e], b[s:e], self.periods[tid][s:e], self.pcodes[tid][s:e]
+            ra, rb = ra[s:e], rb[s:e]
             problem = ""
             if a.size < 3:
-                out.append(_TeamSeries(tid, a, b, per, pc, "fewer than 3 joint periods"))
+                out.append(_TeamSeries(tid, a, b, per, pc, "fewer than 3 joint periods", ra, rb, pc))
                 continue
             xa, yb = _apply_transform(a, tx), _apply_transform(b, ty)
             d = 1 if "diff" in (tx, ty) else 0
@@ -526,6 +542,7 @@ class _Frame:
                 xa = xa[d:]
             if ty != "diff":
                 yb = yb[d:]
+            rpc = pc
             per, pc = per[d:], pc[d:]
             for name, v in ((leading, xa), (lagging, yb)):
                 if not v.size:
@@ -535,20 +552,70 @@ class _Frame:
                 # the standard deviation is at least range / sqrt(2n): compute it only when it may be tiny
                 if hi - lo <= 2 * math.sqrt(v.size) * tol and np.std(v) <= tol:
                     problem = f"{name} is constant"
-            out.append(_TeamSeries(tid, xa, yb, per, pc, problem))
+            out.append(_TeamSeries(tid, xa, yb, per, pc, problem, ra, rb, rpc))
         return out
 
 
 def _blocks(series: list[_TeamSeries]) -> list[_Block]:
     groups: dict[tuple, list[_TeamSeries]] = {}
     for s in series:
-        groups.setdefault((s.x.size, np.asarray(s.codes, dtype="int64").tobytes()), []).append(s)
+        rc = b"" if s.rcodes is None else np.asarray(s.rcodes, dtype="int64").tobytes()
+        groups.setdefault((s.x.size, np.asarray(s.codes, dtype="int64").tobytes(), rc), []).append(s)
     out = []
-    for (_, _), members in groups.items():
+    for members in groups.values():
         per = members[0].periods
+        raw = members[0].rx is not None
         out.append(_Block([m.team for m in members], np.vstack([m.x for m in members]),
-                          np.vstack([m.y for m in members]), per, members[0].codes))
+                          np.vstack([m.y for m in members]), per, members[0].codes,
+                          np.vstack([m.rx for m in members]) if raw else None,
+                          np.vstack([m.ry for m in members]) if raw else None,
+                          members[0].rcodes))
     return out
+
+
+def _n_test(T: int, fraction: float) -> int:
+    """Out-of-sample forecasts of a series of T periods: the last ``fraction`` of them, at least 5."""
+    return max(5, int(math.ceil(fraction * T)))
+
+
+def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int]:
+    """The series of one block prepared for the out-of-sample evaluation without look-ahead, and the
+    first forecast origin (index into the transformed periods).
+
+    The primary test's series (``blk.X``, ``blk.Y``) are prepared on the whole sample: the seasonal fit
+    (step 3) and the detrending use every period, the forecast periods included. Here every fit uses only
+    the periods before the first forecast origin (the first ``1 - oos_fraction`` of the periods), fixed once
+    and applied to all periods: the annual cycle (OLS on a constant, a trend and the Fourier terms, the
+    Fourier part subtracted, one least-squares solve for the block's teams, :func:`_deseason_values` with
+    ``fit``) and the trend line of a detrended metric. Differencing looks at no later period. The transform
+    itself (none / detrend / diff) is the primary test's decision (ADF/KPSS on the whole series). The
+    standardisation and the period means of the pooled row come after (:func:`_demean` with ``upto``).
+    """
+    B, T = blk.Y.shape
+    first = T - _n_test(T, opt.oos_fraction)
+    if blk.RX is None:  # no raw run kept: nothing was fitted on the whole sample but the transform
+        return blk, first
+    d = blk.RX.shape[1] - T  # 1 when the pair is differenced
+    cut = first + d  # raw periods before the first forecast's period
+    out = []
+    for R, how in ((blk.RX, tx), (blk.RY, ty)):
+        A = R.T  # (T + d, B): one right-hand side per team
+        if opt.season is not None:
+            per_year, K, least = opt.season
+            new = _deseason_values(A, blk.rcodes, per_year, K, least, fit=cut)
+            A = A if new is None else new
+        if how == "diff":
+            A = np.diff(A, axis=0)
+        elif how == "detrend":
+            t = np.arange(A.shape[0], dtype="float64")
+            tc = t[:cut] - t[:cut].mean()
+            mu = A[:cut].mean(axis=0)
+            beta = tc @ (A[:cut] - mu) / (tc @ tc)
+            A = A - mu - np.outer(t - t[:cut].mean(), beta)
+        else:
+            A = A[d:]
+        out.append(np.ascontiguousarray(A.T))
+    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first
 
 
 # =============================================================================================
@@ -589,18 +656,31 @@ def _team_ccf_stats(r: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndar
     return tuple(np.where(bad, np.nan, a) for a in (lo, hi, p))
 
 
-def _demean(blocks: list[_Block]) -> tuple[list[_Block], list[_Block], int]:
+def _standardise_upto(a: np.ndarray, upto: int) -> np.ndarray:
+    """Centre and scale each row by the mean and standard deviation of its first ``upto`` values."""
+    mu = a[:, :upto].mean(axis=1, keepdims=True)
+    sd = a[:, :upto].std(axis=1, keepdims=True)
+    return (a - mu) / np.where(sd > 0, sd, 1.0)
+
+
+def _demean(blocks: list[_Block], upto: Sequence[int] | None = None) -> tuple[list[_Block], list[_Block], int]:
     """Remove the common (cross-team) movement: subtract each period's mean over the teams.
 
     Returns (standardised-then-demeaned blocks, demeaned blocks in the metrics' units, number of
     period means removed). Standardising first keeps large teams from defining the common movement.
+    With ``upto`` (one per block: the first forecast origin), each team is standardised by the mean and
+    standard deviation of its periods before that origin (the out-of-sample series, no look-ahead); each
+    period's mean uses that period's values only.
     """
     size = 1 + max(int(b.period_codes.max()) for b in blocks)
     sums = {k: np.zeros(size) for k in ("ys", "xs", "y", "x")}
     cnt = np.zeros(size)
     std = []
-    for b in blocks:
-        Ys, Xs = S.standardise(b.Y), S.standardise(b.X)
+    for i, b in enumerate(blocks):
+        if upto is None:
+            Ys, Xs = S.standardise(b.Y), S.standardise(b.X)
+        else:
+            Ys, Xs = _standardise_upto(b.Y, upto[i]), _standardise_upto(b.X, upto[i])
         std.append((Ys, Xs))
         for key, arr in (("ys", Ys), ("xs", Xs), ("y", b.Y), ("x", b.X)):
             np.add.at(sums[key], np.broadcast_to(b.period_codes, arr.shape).ravel(), arr.ravel())
@@ -861,16 +941,20 @@ def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, win
     return f, p, dfd
 
 
-def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = True) -> dict:
+def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = True,
+                  oos: Sequence[_Block] | None = None) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
-    forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`)."""
+    forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`).
+    The forecasts use ``oos`` (one block per block, the same teams and periods, prepared without look-ahead:
+    :func:`_oos_block`) when given, else the blocks themselves."""
     L = opt.max_lag
     W = opt.order or L
     lags = np.arange(-L, L + 1)
     teams: list[dict] = []
     designs_std, own_y_all, own_x_all = [], [], []
-    for blk in blocks:
+    for bi, blk in enumerate(blocks):
         B, T = blk.Y.shape
+        ob = blk if oos is None else oos[bi]
         Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
         gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), L), L)
         designs_std.append(gram)
@@ -888,13 +972,13 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
         ao, ap = S.ar_select(Xs, max_order=L)  # prewhitening filter: AR by AIC
         xt, yt = S.prewhiten(Xs, Ys, ao, ap)
         r, n = S.ccf(xt, yt, lags)
-        P = max(5, int(math.ceil(opt.oos_fraction * T)))
+        P = _n_test(T, opt.oos_fraction)
         # forecasts: the own-lag order and the leading lag are chosen inside each expanding window
         if opt.order is None:
-            act, fcr, fcu, _ = S.rolling_oos(blk.Y, blk.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic)
         else:
-            act, fcr, fcu, _ = S.rolling_oos(blk.Y, blk.X, own=opt.order, max_lead=W, n_test=P)
-        sd = blk.Y.std(axis=1)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P)
+        sd = ob.Y[:, : T - P].std(axis=1)  # each team's scale in the pooled Clark–West test: pre-origin
         cws = S.clark_west_rows(act, fcr, fcu)
         for i, tid in enumerate(blk.teams):
             teams.append(dict(
@@ -939,6 +1023,7 @@ class _Options:
     lead_order: str = LEAD_ORDER
     seasonal: bool | None = None
     n_seasonal: int = 0  # Fourier terms removed per team series (set by _run)
+    season: tuple[float, int, int] | None = None  # (per_year, K, least) of the seasonal fit (set by _run)
     bias_correction: str = "hpj"
 
 
@@ -983,10 +1068,12 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     common = G >= COMMON_MIN_TEAMS
     # the pooled tests: half-panel jackknife bias correction (Juodis, Karavias & Sarafidis 2021), 2+ teams
     hpj = opt.bias_correction == "hpj" and G >= HPJ_MIN_TEAMS
-    team_k = _team_kernels(blocks, opt) if (opt.by_team or not common) else None
+    # the out-of-sample series: every fit on the periods before the first forecast origin (no look-ahead)
+    oblocks, firsts = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
+    team_k = _team_kernels(blocks, opt, oos=oblocks) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
-        pool_k = _team_kernels(pblocks, opt, reference=False)
+        pool_k = _team_kernels(pblocks, opt, reference=False, oos=_demean(list(oblocks), upto=firsts)[0])
     else:
         n_common = 0
         pool_k = team_k
@@ -1101,7 +1188,8 @@ def _fourier(t: np.ndarray, period: float, order: int) -> np.ndarray:
                                                 for f in (np.sin, np.cos)])
 
 
-def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, need: int) -> np.ndarray | None:
+def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, need: int,
+                     fit: int | None = None) -> np.ndarray | None:
     """One team's metric without its annual cycle (None: too few values to fit it); ``a`` may also be a
     (periods × teams) block of teams sharing the calendar ``codes`` and the missing values (one lstsq
     with a right-hand side per team, the same fit as team by team).
@@ -1112,9 +1200,14 @@ def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, 
     ``sin/cos(2 pi k t / P)``, k = 1..K (W: P = 52.18, K = 3; M: P = 12, K = 2; ``t`` the period's position
     on the run's calendar); the fitted Fourier part is subtracted, the level and the trend are kept (the
     stationarity vote comes after, and no longer mistakes a cycle for a unit root).
+
+    With ``fit``, the coefficients are estimated on the first ``fit`` periods only and the cycle they give
+    is subtracted from every period (the out-of-sample series, :func:`_oos_block`).
     """
     a = np.asarray(a, dtype="float64")
     ok = np.isfinite(a if a.ndim == 1 else a[:, 0])
+    if fit is not None:
+        ok &= np.arange(ok.size) < fit
     if ok.sum() < need:
         return None
     t = np.asarray(codes, dtype="float64")
@@ -1481,6 +1574,7 @@ class LeadLagResult:
         - ``q_value`` (float): pooled rows: Benjamini–Hochberg over the primary tests of the run (one per
           pair); team rows: Benjamini–Bogomolov within the pairs whose pooled q < alpha, NaN elsewhere
         - ``oos_skill`` (float): 1 - MSE(with the leading metric) / MSE(own past only), rolling origin
+          (series prepared on the periods before the first forecast origin: no look-ahead)
         - ``verdict`` (str): one of :data:`VERDICTS`
         - ``ccf_p``, ``ccf_q`` (float): p- and q-value of the correlation at ``lag`` (diagnostic; BH over the
           cross-correlations of the same scope, pooled or team)
@@ -1766,6 +1860,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
          drop_empty: bool, executor: str = "local", scheduler: str | None = None) -> LeadLagResult:
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
     opt.n_seasonal = frame.deseason(opt.freq, opt.seasonal)
+    opt.season = frame.season
     transforms = _resolve_transforms(frame, metrics, transform)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []

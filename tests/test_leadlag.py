@@ -1041,6 +1041,92 @@ def test_rolling_oos_forecast_ignores_values_after_its_origin():
         assert not np.allclose(moved[1][:, i + 1:], base[1][:, i + 1:])  # later forecasts do see the change
 
 
+def _oos_panel(seed=41, G=5, T=130):
+    """Teams with an annual cycle, a trend and a lead: a frame with weekly dates (seasonal terms apply)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[None, :]
+    phase = rng.uniform(0, 52, (G, 1))
+    cyc = lambda s: 2 * np.sin(2 * np.pi * (t - phase - s) / (365.25 / 7))  # noqa: E731
+    x = 10 + 0.03 * t + cyc(0) + _ar1(rng, (G, T), 0.5)
+    y = 40 + 0.5 * np.roll(x, 2, axis=1) + cyc(3) + _ar1(rng, (G, T), 0.4)
+    f = _frame(x, y)
+    f["t"] = np.tile(pd.date_range("2024-01-01", periods=T, freq="7D").to_numpy(), G)
+    return f
+
+
+@pytest.mark.parametrize("transform", ["none", "detrend", "diff"])
+def test_oos_series_are_fitted_before_the_first_forecast_origin(transform):
+    """No look-ahead in the out-of-sample series (``_oos_block``): the seasonal fit, the trend line and
+    the differencing use only the periods before the first forecast origin. Changing every value from
+    the first forecast's period on (× 3 + 7) leaves the prepared series before the origin unchanged,
+    and the part each fit subtracts (cycle, trend) is the same at every period, the forecast periods
+    included."""
+    from okr_analysis import leadlag as LL
+
+    f = _oos_panel()
+    opt = LL._Options(max_lag=4, alpha=0.05, by_team=True, order=None, ic="bic", skill_threshold=0.02,
+                      oos_fraction=0.3, min_periods=28, freq="W")
+
+    def prepare(frame):
+        fr = LL._Frame(frame, time="t", team="team", metrics=["lead", "lag"])
+        assert fr.deseason("W", True) == 6
+        opt.season = fr.season
+        (blk,) = LL._blocks(fr.pair("lead", "lag", transform, transform))
+        ob, first = LL._oos_block(blk, transform, transform, opt)
+        return blk, ob, first
+
+    blk, ob, first = prepare(f)
+    T = blk.Y.shape[1]
+    assert first == T - LL._n_test(T, 0.3)
+    d = blk.RY.shape[1] - T
+    cut = first + d  # raw periods before the first forecast's period
+    forecast_periods = np.sort(f["t"].unique())[cut:]  # complete data: the run is the whole calendar
+    g = f.copy()
+    late = g["t"].isin(forecast_periods)
+    g.loc[late, ["lead", "lag"]] = g.loc[late, ["lead", "lag"]] * 3 + 7
+    blk2, ob2, first2 = prepare(g)
+    assert first2 == first
+    np.testing.assert_array_equal(blk2.RY[:, :cut], blk.RY[:, :cut])
+    assert not np.allclose(blk2.RY[:, cut:], blk.RY[:, cut:])
+
+    def subtracted(raw, prepared):  # what the fits took away: the transform's linear part minus the result
+        lin = np.diff(raw, axis=1) if transform == "diff" else raw[:, d:]
+        return lin - prepared
+
+    for raw, raw2, o, o2 in ((blk.RX, blk2.RX, ob.X, ob2.X), (blk.RY, blk2.RY, ob.Y, ob2.Y)):
+        np.testing.assert_allclose(o2[:, :first], o[:, :first], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(subtracted(raw2, o2), subtracted(raw, o), rtol=1e-9, atol=1e-9)
+        if transform != "diff":  # the cycle (and trend) fitted: something was subtracted
+            assert np.abs(subtracted(raw, o)).max() > 0.5
+    # the primary test's series use the whole sample: there the same change moves the pre-origin values
+    assert not np.allclose(blk2.Y[:, :first], blk.Y[:, :first])
+
+
+@pytest.mark.parametrize("transform", ["none", "detrend", "diff"])
+def test_pipeline_forecast_of_the_first_origin_ignores_the_forecast_periods(transform):
+    """The whole pipeline (seasonal terms, transform, standardisation, period means, forecasts): changing
+    every value of the forecast periods (all teams, both KPIs) leaves the first forecast of every team,
+    pooled and per team, unchanged; with the seasonal fit on the whole sample (before issue 19 item 4) it
+    moved."""
+    f = _oos_panel(seed=43)
+    kw = dict(pairs=[("lead", "lag")], time="t", team="team", transform=transform, seasonal=True, by_team=True,
+              max_lag=4)
+    res = _quiet(lead_lag_frame, f, **kw)
+    fc = res.forecasts
+    periods = np.sort(fc["period"].unique())
+    g = f.copy()
+    late = g["t"].isin(periods)
+    g.loc[late, ["lead", "lag"]] = g.loc[late, ["lead", "lag"]] * 3 + 7
+    fc2 = _quiet(lead_lag_frame, g, **kw).forecasts
+    assert len(fc2) == len(fc)
+    one, one2 = fc[fc["period"] == periods[0]], fc2[fc2["period"] == periods[0]]
+    assert set(one["scope"]) == {"pooled", "team"} and len(one) == 2 * 5
+    for c in ("restricted", "unrestricted"):
+        np.testing.assert_allclose(one2[c].to_numpy(), one[c].to_numpy(), rtol=1e-9, atol=1e-9)
+    later = fc["period"] == periods[1]
+    assert not np.allclose(fc2.loc[later, "restricted"], fc.loc[later, "restricted"])
+
+
 def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
     """One team, two integrated series (differenced by the rule): ``levels_f``/``levels_p`` equal a
     hand-built lag-augmented regression in statsmodels: y_t on 1, y lags 1..p+1 and x lags 1..q+1 (levels),
