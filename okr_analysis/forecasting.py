@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from .formatting import chart_value
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .leadlag import lead_lag
@@ -1937,10 +1938,7 @@ class KRForecast:
             return ax
 
         def num(v: float) -> str:
-            if pd.isna(v):
-                return "no value"
-            text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-            return (f"{text}{unit}" if unit == "%" else f"{text} {unit}") if unit else text
+            return chart_value(v, unit)
 
         def day(d) -> str:
             d = pd.Timestamp(d)

@@ -6,6 +6,7 @@ non-numeric value. This module sits at the bottom of the layer contract, so ever
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,6 +26,8 @@ __all__ = [
     "whole",
     "step_decimals",
     "with_step",
+    "with_unit",
+    "chart_value",
 ]
 
 #: What a missing value reads in a report table.
@@ -43,6 +46,44 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
+#: The endings of a unit's first word that are not an English plural ("gross", "bonus", "analysis").
+_NOT_PLURAL = ("ss", "us", "is")
+
+
+def with_unit(text: str, unit: Any) -> str:
+    """A number already written as ``text`` with its unit: ``%`` attached, any other unit after a space,
+    and a unit that counts things read in the singular for exactly one.
+
+    ``("12", "%")`` → ``"12%"``, ``("3.5", "days")`` → ``"3.5 days"``, ``("1", "complaints/month")`` →
+    ``"1 complaint/month"``, ``("1", "points (0–10)")`` → ``"1 point (0–10)"``. Only a first word of four or
+    more lower-case letters ending in one ``s`` is made singular (``h``, ``min``, ``k€/week``, ``NPS`` and
+    ``gross`` are left as they are). A unit that is not text (a missing unit) is left out.
+    """
+    unit = unit.strip() if isinstance(unit, str) else ""
+    if not unit:
+        return text
+    if unit == "%":
+        return f"{text}%"
+    if text.lstrip("-+") in ("1", "1.0", "1.00"):
+        word = re.match(r"[a-z]+", unit)
+        if word and len(word.group()) >= 4 and word.group().endswith("s") and not word.group().endswith(_NOT_PLURAL):
+            unit = unit[: word.end() - 1] + unit[word.end():]
+    return f"{text} {unit}"
+
+
+def chart_value(value: Any, unit: Any = "") -> str:
+    """A value in a chart's title or message: three significant digits below 1,000, whole and thousands
+    separated above, with its unit (:func:`with_unit`); ``"no value"`` when missing.
+
+    ``(0.8234, "%")`` → ``"0.823%"``, ``(1234.5, "k€/week")`` → ``"1,234 k€/week"``, ``(1.0, "leads/week")``
+    → ``"1 lead/week"``.
+    """
+    if _is_missing(value) or not _is_real(value):
+        return "no value"
+    v = float(value)
+    return with_unit(f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}", unit)
+
+
 def number(value: Any, unit: Any = "") -> str:
     """A value in a report table or sentence: at most two decimals, thousands separated, with its unit.
 
@@ -54,10 +95,7 @@ def number(value: Any, unit: Any = "") -> str:
         return MISSING
     text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, (float, np.floating)) else str(value)
     text = "0" if text == "-0" else text  # -0.004 rounds to zero, not to "-0"
-    unit = unit.strip() if isinstance(unit, str) else ""
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+    return with_unit(text, unit)
 
 
 def score(value: Any) -> str:
@@ -96,10 +134,7 @@ def significant(value: Any, unit: str = "") -> str:
     separators from 100,000), with its unit (``%`` attached); ``"n/a"`` when missing or infinite."""
     if value is None or not _is_real(value) or not np.isfinite(value):
         return "n/a"
-    s = f"{value:.3g}" if abs(value) < 1e5 else f"{value:,.0f}"
-    if unit == "%":
-        return s + "%"
-    return f"{s} {unit}".strip() if unit else s
+    return with_unit(f"{value:.3g}" if abs(value) < 1e5 else f"{value:,.0f}", unit)
 
 
 def step_decimals(step: float) -> int:

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .formatting import significant
+from .formatting import chart_value, significant
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
 from .resample import check_freq, infer_freq, period_start, resample_kpis
@@ -756,8 +756,7 @@ class ControlChartResult:
     def _message(self, name: str, unit: str) -> str:
         """The chart's message in words: the latest value, its place against the limits and the signals."""
         def num(v: float) -> str:
-            text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-            return (f"{text}{unit}" if unit == "%" else f"{text} {unit}") if unit else text
+            return chart_value(v, unit)
 
         if self.points.empty:
             return f"{name}: no values"

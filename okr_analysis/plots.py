@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.colors import BoundaryNorm, LinearSegmentedColormap, ListedColormap
 from matplotlib.patches import Patch
 
+from .formatting import chart_value
 from .rules import BAND_COLOURS, BAND_GREEN_FROM, BAND_RED_BELOW
 from .style import (
     NEUTRAL,
@@ -86,21 +87,6 @@ def _empty(ax: Axes, title: str, message: str) -> Axes:
 def _shorten(text: Any, width: int = 48) -> str:
     text = str(text)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _num(value: float) -> str:
-    """A value as a chart sentence writes it: 3 significant digits, thousands separated."""
-    if pd.isna(value):
-        return "no value"
-    v = float(value)
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-
-
-def _with_unit(value: float, unit: str) -> str:
-    text = _num(value)
-    if not unit or text == "no value":
-        return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 def _axis_label(label: str, unit: str) -> str:
@@ -395,11 +381,11 @@ def plot_peer_comparison(data: pd.DataFrame, *, team_id: str, metric: str, ax: A
     if len(own):
         value, k, n = float(ranked.loc[own[0], "latest"]), int(own[0]) + 1, len(ranked)
         place = ("the highest" if k == 1 else "the lowest" if k == n else f"number {k} from the highest") + f" of {n}"
-        alt = f"{name}: the team's {_with_unit(value, unit)} is {place} in its peer group"
+        alt = f"{name}: the team's {chart_value(value, unit)} is {place} in its peer group"
     else:
         alt = f"{name}: {len(ranked)} peer teams, the team has no value"
     if pd.notna(median):
-        alt += f"; company median {_with_unit(median, unit)}"
+        alt += f"; company median {chart_value(median, unit)}"
     set_alt_text(ax, alt)
     return ax
 
@@ -452,7 +438,7 @@ def plot_kr_progress(checkins: pd.DataFrame, *, direction: str, baseline: float,
         ax.axvline(pd.Timestamp(as_of), color=NEUTRAL, lw=1, ls=":", label="as of")
     ax.set_xlim(start, end)
     current = float(d["value"].iloc[-1]) if len(d) else np.nan
-    rest = (f"{_with_unit(current, unit)} against a target of {_with_unit(target, unit)}" if len(d)
+    rest = (f"{chart_value(current, unit)} against a target of {chart_value(target, unit)}" if len(d)
             else "no check-in yet")
     if closed and len(d):
         hit = (outcome == "hit") if outcome in ("hit", "missed") else _reached(current, target, direction)
@@ -562,7 +548,7 @@ def plot_control_charts(charts: Mapping[str, Any], *, labels: Mapping[str, str] 
             result.plot(ax=ax, label=name, unit=unit, legend=False)
             pts = result.points
             n_sig = int(pts["signal"].sum()) if len(pts) else 0
-            latest = _with_unit(float(pts["value"].iloc[-1]), unit) if len(pts) else "no values"
+            latest = chart_value(float(pts["value"].iloc[-1]), unit) if len(pts) else "no values"
             status = "no signal" if not n_sig else (
                 f"{n_sig} signal{'s' if n_sig != 1 else ''}, latest {pd.Timestamp(pts.loc[pts['signal'], 'date'].iloc[-1]):%d %b}")
             ax.set_title(f"{_shorten(name, 40)}\n{latest} · {status}", fontsize=8)

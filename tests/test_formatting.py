@@ -118,3 +118,33 @@ def test_whole_share_p_value_and_date():
     assert fmt.p_value(0.0004) == "< 0.001" and fmt.p_value(0.0123) == "0.012" and fmt.p_value(np.nan) == "—"
     assert fmt.date(pd.Timestamp("2025-12-31")) == "31 Dec 2025" and fmt.date("2026-07-01") == "1 Jul 2026"
     assert fmt.date(pd.NaT) == fmt.date(None) == "—" and fmt.date("not a date") == "not a date"
+
+
+@pytest.mark.parametrize("text, unit, expected", [
+    ("1", "complaints/month", "1 complaint/month"),
+    ("1", "points (0–10)", "1 point (0–10)"),
+    ("-1", "leads/week", "-1 lead/week"),
+    ("1.5", "complaints/month", "1.5 complaints/month"),
+    ("2", "complaints/month", "2 complaints/month"),
+    ("1", "h", "1 h"),
+    ("1", "min", "1 min"),
+    ("1", "k€/week", "1 k€/week"),
+    ("1", "gross", "1 gross"),
+    ("1", "NPS", "1 NPS"),
+    ("12", "%", "12%"),
+    ("3", "", "3"),
+    ("3", None, "3"),
+])
+def test_a_unit_agrees_with_its_number(text, unit, expected):
+    """A counting unit reads singular for exactly one ("1 complaints/month" was in key-result chart titles);
+    abbreviations and words that are not plurals are left alone."""
+    assert fmt.with_unit(text, unit) == expected
+
+
+def test_number_significant_and_chart_value_share_the_unit_rule():
+    assert fmt.number(1.0, "complaints/month") == "1 complaint/month"
+    assert fmt.number(2.0, "complaints/month") == "2 complaints/month"
+    assert fmt.significant(1.0, "points") == "1 point" and fmt.significant(12.3, "%") == "12.3%"
+    assert fmt.chart_value(1.0, "leads/week") == "1 lead/week"
+    assert fmt.chart_value(1234.5, "k€/week") == "1,234 k€/week" and fmt.chart_value(0.8234, "%") == "0.823%"
+    assert fmt.chart_value(np.nan, "%") == fmt.chart_value(None) == "no value"
