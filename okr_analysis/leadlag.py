@@ -578,7 +578,7 @@ def _n_test(T: int, fraction: float) -> int:
     return max(5, int(math.ceil(fraction * T)))
 
 
-def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int]:
+def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int, np.ndarray | None]:
     """The series of one block prepared for the out-of-sample evaluation without look-ahead, and the
     first forecast origin (index into the transformed periods).
 
@@ -590,11 +590,27 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
     ``fit``) and the trend line of a detrended metric. Differencing looks at no later period. The transform
     itself (none / detrend / diff) is the primary test's decision (ADF/KPSS on the whole series). The
     standardisation and the period means of the pooled row come after (:func:`_demean` with ``upto``).
+
+    The third value: the deterministic columns both forecasting models also get (``exog`` of
+    :func:`_screen.rolling_oos`, re-estimated at every origin): the Fourier terms of the annual cycle when
+    the seasonal terms apply, and a linear trend when the pair is not differenced and is detrended or
+    deseasoned (None otherwise). A fit fixed before the first origin extrapolates its error, a smooth
+    curve, into every forecast period of both KPIs, and the leading KPI's lags then "predict" the outcome's
+    in the expanding windows; re-fitted at every origin it does not (the fixed fit is then redundant:
+    OLS with these columns is invariant to subtracting any combination of them).
     """
     B, T = blk.Y.shape
     first = T - _n_test(T, opt.oos_fraction)
+    exog = []
+    diffed = "diff" in (tx, ty)
+    t = np.asarray(blk.period_codes, dtype="float64")
+    if not diffed and (opt.season is not None or "detrend" in (tx, ty)):
+        exog.append((t - t.mean()) / max(t.size, 1))
+    if opt.season is not None:
+        exog.append(_fourier(t, opt.season[0], opt.season[1])[:, 1:])
+    exog = np.column_stack(exog) if exog else None
     if blk.RX is None:  # no raw run kept: nothing was fitted on the whole sample but the transform
-        return blk, first
+        return blk, first, exog
     d = blk.RX.shape[1] - T  # 1 when the pair is differenced
     cut = first + d  # raw periods before the first forecast's period
     out = []
@@ -615,7 +631,7 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
         else:
             A = A[d:]
         out.append(np.ascontiguousarray(A.T))
-    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first
+    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first, exog
 
 
 # =============================================================================================
@@ -942,11 +958,12 @@ def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, win
 
 
 def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = True,
-                  oos: Sequence[_Block] | None = None) -> dict:
+                  oos: Sequence[_Block] | None = None, exog: Sequence[np.ndarray | None] | None = None) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
     forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`).
     The forecasts use ``oos`` (one block per block, the same teams and periods, prepared without look-ahead:
-    :func:`_oos_block`) when given, else the blocks themselves."""
+    :func:`_oos_block`) when given, else the blocks themselves, and both forecasting models the
+    deterministic columns ``exog`` (one array or None per block)."""
     L = opt.max_lag
     W = opt.order or L
     lags = np.arange(-L, L + 1)
@@ -955,6 +972,7 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
     for bi, blk in enumerate(blocks):
         B, T = blk.Y.shape
         ob = blk if oos is None else oos[bi]
+        ex = None if exog is None else exog[bi]
         Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
         gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), L), L)
         designs_std.append(gram)
@@ -975,9 +993,10 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
         P = _n_test(T, opt.oos_fraction)
         # forecasts: the own-lag order and the leading lag are chosen inside each expanding window
         if opt.order is None:
-            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic,
+                                             exog=ex)
         else:
-            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P, exog=ex)
         sd = ob.Y[:, : T - P].std(axis=1)  # each team's scale in the pooled Clark–West test: pre-origin
         cws = S.clark_west_rows(act, fcr, fcu)
         for i, tid in enumerate(blk.teams):
@@ -1069,11 +1088,12 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     # the pooled tests: half-panel jackknife bias correction (Juodis, Karavias & Sarafidis 2021), 2+ teams
     hpj = opt.bias_correction == "hpj" and G >= HPJ_MIN_TEAMS
     # the out-of-sample series: every fit on the periods before the first forecast origin (no look-ahead)
-    oblocks, firsts = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
-    team_k = _team_kernels(blocks, opt, oos=oblocks) if (opt.by_team or not common) else None
+    oblocks, firsts, exogs = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
+    team_k = _team_kernels(blocks, opt, oos=oblocks, exog=exogs) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
-        pool_k = _team_kernels(pblocks, opt, reference=False, oos=_demean(list(oblocks), upto=firsts)[0])
+        pool_k = _team_kernels(pblocks, opt, reference=False, oos=_demean(list(oblocks), upto=firsts)[0],
+                               exog=exogs)
     else:
         n_common = 0
         pool_k = team_k
