@@ -489,7 +489,8 @@ class _Frame:
         least = min(need, 4 * K + 4)
         self.raw = {m: dict(self.values[m]) for m in self.metrics}  # the arrays are replaced, not changed
         for m in self.metrics:
-            # teams with the same calendar and the same missing values share one design: one lstsq per group
+            # teams with the same calendar and the same missing values share one design: one least-squares
+            # solve per group
             groups: dict[tuple[bytes, bytes], list[str]] = {}
             for tid in self.teams:
                 ok = np.isfinite(self.values[m][tid])
@@ -1211,8 +1212,8 @@ def _fourier(t: np.ndarray, period: float, order: int) -> np.ndarray:
 def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, need: int,
                      fit: int | None = None) -> np.ndarray | None:
     """One team's metric without its annual cycle (None: too few values to fit it); ``a`` may also be a
-    (periods × teams) block of teams sharing the calendar ``codes`` and the missing values (one lstsq
-    with a right-hand side per team, the same fit as team by team).
+    (periods × teams) block of teams sharing the calendar ``codes`` and the missing values (one
+    least-squares solve with a right-hand side per team, the same fit as team by team).
 
     Applied with ``seasonal=True``, or by default to weekly and monthly data of at least two years (104
     weeks or 24 months): two KPIs that follow the same team's calendar, one a few weeks behind, would
@@ -1233,7 +1234,10 @@ def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, 
     t = np.asarray(codes, dtype="float64")
     F = _fourier(t, per_year, K)
     X = np.column_stack([F[:, :1], t - t[ok].mean(), F[:, 1:]])
-    coef = np.linalg.lstsq(X[ok], a[ok], rcond=None)[0]
+    # the pseudo-inverse of the small design, then one product with every team's column: the same
+    # minimum-norm least-squares solution as lstsq (SVD; rtol=None: lstsq's cut-off), whose LAPACK driver
+    # is ~100x slower with a thousand right-hand sides (measured: 60-76 ms vs 0.1-0.7 ms, 110 x 8, 1,000 teams)
+    coef = np.linalg.pinv(X[ok], rtol=None) @ a[ok]
     return a - F[:, 1:] @ coef[2:]
 
 
