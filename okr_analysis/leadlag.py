@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from . import _screen as S
 from .io.dataset import Dataset, check_dataset
-from .parallel import check_executor, map_ordered
+from .parallel import LocalWorkers, check_executor, local_workers, map_local, map_ordered
 from .resample import check_freq, infer_freq, kpi_panel
 from .rules import VERDICT_ORDER, VERDICTS, driver_min_periods, driver_min_periods_floor
 
@@ -93,6 +93,10 @@ MIN_FORECASTS = 8
 SEASONAL = {"W": (365.25 / 7, 3), "M": (12.0, 2)}
 #: Teams whose series are tested (ADF, KPSS) to decide a metric's transform.
 STATIONARITY_TEAMS = 24
+#: Team × pair series a run needs before ``jobs > 1`` starts worker processes: a spawned worker costs
+#: about 1.3 s of CPU to start (the interpreter and this module's imports) and a team × pair about 0.35 ms
+#: (1,000 teams × 15 pairs × 156 weeks: ~5 s), so smaller runs finish as fast in this process alone.
+PARALLEL_MIN_SERIES = 4000
 #: Interior gaps of at most this many periods are filled by linear interpolation.
 MAX_GAP_FILL = 2
 #: Bias corrections of the pooled tests (``bias_correction`` of :func:`lead_lag_frame`).
@@ -1823,6 +1827,16 @@ def _check_executor(executor: Any, scheduler: Any) -> tuple[str, str | None]:
     return check_executor(executor, scheduler)
 
 
+def _check_jobs(jobs: Any, executor: str) -> int:
+    if jobs is None:
+        return 1
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number of processes >= 1, got {jobs!r}.")
+    if jobs > 1 and executor != "local":
+        raise ValueError(f"jobs={jobs} applies to executor='local'; a Dask cluster has its own workers.")
+    return int(jobs)
+
+
 def _check_require(require: Any) -> tuple[str, ...]:
     if isinstance(require, str):
         require = (require,)
@@ -1855,7 +1869,8 @@ def _normalise_pairs(pairs: Any, available: Sequence[str], name: str = "pairs") 
     return list(dict.fromkeys(out))
 
 
-def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -> pd.DataFrame:
+def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any,
+                        workers: LocalWorkers | None = None) -> pd.DataFrame:
     rows = []
     user: Mapping[str, str] = {}
     if isinstance(transform, Mapping):
@@ -1869,11 +1884,15 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
     for m, t in user.items():
         if t not in ("auto",) + TRANSFORMS:
             raise ValueError(f"transform[{m!r}] must be 'auto', 'none', 'detrend' or 'diff', got {t!r}.")
+    auto = [m for m in metrics if user.get(m, default) == "auto"]
+    # the ADF/KPSS votes, one item per metric (on the workers too, when there are)
+    votes = dict(zip(auto, map_local(decide_transform, [(frame.series(m),) for m in auto], workers=workers,
+                                     stacklevel=3) if workers is not None
+                     else [decide_transform(frame.series(m)) for m in auto]))
     for m in metrics:
         t = user.get(m, default)
         if t == "auto":
-            d = decide_transform(frame.series(m))
-            rows.append(dict(metric=m, decided_by="ADF+KPSS", **d))
+            rows.append(dict(metric=m, decided_by="ADF+KPSS", **votes[m]))
         else:
             rows.append(dict(metric=m, transform=t, decided_by="user", n_series=0, share_stationary=np.nan,
                              share_trend_stationary=np.nan, share_unit_root=np.nan))
@@ -1881,19 +1900,31 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
 
 
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
-         drop_empty: bool, executor: str = "local", scheduler: str | None = None) -> LeadLagResult:
+         drop_empty: bool, executor: str = "local", scheduler: str | None = None, jobs: int = 1) -> LeadLagResult:
+    # jobs > 1 (local executor) and a large run: worker processes, started now so that they import while
+    # this process removes the seasonal cycles and votes on the transforms (with them)
+    n_workers = 0
+    if executor == "local" and jobs > 1 and len(pairs) > 1 and len(pairs) * len(frame.teams) >= PARALLEL_MIN_SERIES:
+        n_workers = min(jobs, len(pairs)) - 1
+    with local_workers(n_workers, warm=(__name__,)) as workers:
+        return _run_on(frame, pairs, opt, transform, progress, drop_empty, executor, scheduler, workers)
+
+
+def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
+            drop_empty: bool, executor: str, scheduler: str | None, workers: LocalWorkers | None) -> LeadLagResult:
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
     opt.n_seasonal = frame.deseason(opt.freq, opt.seasonal)
     opt.season = frame.season
-    transforms = _resolve_transforms(frame, metrics, transform)
+    transforms = _resolve_transforms(frame, metrics, transform, workers)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
     # Each pair is a slot: the row of a pair no team measures, or the output of _analyse_pair. With
-    # executor="dask" the pairs are analysed on the cluster and the slots filled in the same order.
+    # executor="dask" the pairs are analysed on the cluster, with workers on them and this process, and
+    # the slots filled in the same order.
     slots: list[dict] = []
     jobs: list[tuple] = []
-    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair",
-                                 disable=not progress or executor == "dask"):
+    defer = executor == "dask" or workers is not None
+    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair", disable=not progress or defer):
         tx, ty = _pair_transforms(tmap[leading], tmap[lagging])
         series = frame.pair(leading, lagging, tx, ty)
         if not series:
@@ -1911,7 +1942,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
             lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
             levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
         args = (leading, lagging, series, tx, ty, opt, levels)
-        if executor == "dask":
+        if defer:
             jobs.append(args)
             slots.append({"job": len(jobs) - 1})
         else:
@@ -1919,7 +1950,10 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
     if jobs:
         bar = tqdm(total=len(jobs), desc="lead/lag pairs", unit="pair", disable=not progress)
         try:
-            done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
+            if workers is not None:
+                done = map_local(_analyse_pair, jobs, workers=workers, progress=bar.update, stacklevel=3)
+            else:
+                done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
         finally:
             bar.close()
         slots = [done[s["job"]] if "job" in s else s for s in slots]
@@ -1991,6 +2025,7 @@ def lead_lag_frame(
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
+    jobs: int | None = None,
 ) -> LeadLagResult:
     """Lead/lag analysis of a plain wide DataFrame (one row per team and period, one column per metric).
 
@@ -2061,6 +2096,12 @@ def lead_lag_frame(
     scheduler : str, optional
         With ``executor='dask'``, the address of an existing cluster's scheduler (``tcp://HOST:PORT``);
         default: a local cluster started for the call.
+    jobs : int, optional
+        With ``executor='local'``: analyse the pairs (and vote on the transforms) in up to ``jobs``
+        processes of this machine, this one and ``jobs - 1`` spawned workers, when the run is large
+        enough to repay starting them (at least :data:`PARALLEL_MIN_SERIES` team × pair series).
+        Default 1: everything in this process. The result does not depend on it. The workers are
+        spawned (fresh interpreters): in a script, call this under ``if __name__ == "__main__":``.
 
     Returns
     -------
@@ -2086,10 +2127,12 @@ def lead_lag_frame(
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
     lead_order = _check_lead_order(lead_order)
     executor, scheduler = _check_executor(executor, scheduler)
+    jobs = _check_jobs(jobs, executor)
     fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], label, _check_require(require), lead_order,
                    _check_seasonal(seasonal), bias_correction=_check_bias_correction(bias_correction))
-    return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler)
+    return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler,
+                jobs=jobs)
 
 
 def _guess_freq(t: pd.Series) -> str:
@@ -2124,6 +2167,7 @@ def lead_lag(
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
+    jobs: int | None = None,
 ) -> LeadLagResult:
     """Does each leading KPI predict each key-result (lagging) KPI, at what lag, for which teams?
 
@@ -2139,7 +2183,7 @@ def lead_lag(
     max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require,
     lead_order, seasonal, bias_correction, progress
         As in :func:`lead_lag_frame` (the default ``max_lag`` counts the longest team's periods).
-    executor, scheduler
+    executor, scheduler, jobs
         Where the pairs are analysed, as in :func:`lead_lag_frame`.
 
     Returns
@@ -2168,6 +2212,7 @@ def lead_lag(
     lead_order = _check_lead_order(lead_order)
     require = _check_require(require)
     executor, scheduler = _check_executor(executor, scheduler)
+    jobs = _check_jobs(jobs, executor)
     metrics = list(dict.fromkeys([m for p in pair_list for m in p]))
     panel = kpi_panel(ds, freq, metrics=metrics).reset_index()
     for m in metrics:
@@ -2180,7 +2225,7 @@ def lead_lag(
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, require, lead_order, _check_seasonal(seasonal),
                    bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty, executor=executor,
-                scheduler=scheduler)
+                scheduler=scheduler, jobs=jobs)
 
 
 def lagged_correlations(

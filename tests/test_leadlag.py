@@ -1203,3 +1203,71 @@ def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
     none = _pooled(_quiet(lead_lag_frame, frame, pairs=[("lead", "lag")], time="t", transform="none",
                           seasonal=False))
     assert np.isnan(none["levels_p"])
+
+
+# ----------------------------------------------------------------------------------
+# Worker processes (jobs > 1)
+# ----------------------------------------------------------------------------------
+def test_worker_processes_give_the_same_result_and_warnings(monkeypatch):
+    """``jobs=2`` (a spawned worker and this process, dynamic scheduling) gives byte-for-byte the table,
+    lags, Granger, forecast and transform tables of the in-process run, and the same warnings in the
+    same order (a pair with a team too short is one)."""
+    import contextlib
+    from concurrent.futures import wait
+
+    from okr_analysis import leadlag as LL
+
+    monkeypatch.setattr(LL, "PARALLEL_MIN_SERIES", 0)  # the test panel is small: start the worker anyway
+    started = LL.local_workers
+
+    @contextlib.contextmanager
+    def ready(n, *, warm=()):  # this small run would be over before the worker's imports: wait for them
+        with started(n, warm=warm) as workers:
+            if workers is not None:
+                wait(workers.warming)
+            yield workers
+
+    monkeypatch.setattr(LL, "local_workers", ready)  # so the worker gets the first vote and the first pair
+    rng = np.random.default_rng(23)
+    G, T = 6, 120
+    x = _ar1(rng, (G, T), 0.5)
+    frame = _frame(x, 0.4 * np.roll(x, 2, axis=1) + _ar1(rng, (G, T), 0.3))
+    frame["other"] = _ar1(rng, (G, T), 0.6).ravel()
+    frame["short"] = frame["other"].where(frame["team"] != "t000") * 2
+    frame.loc[(frame["team"] == "t001") & (frame["t"] > 30), "short"] = np.nan  # one team too short
+    pairs = [("lead", "lag"), ("other", "lag"), ("short", "lag"), ("lead", "other"), ("short", "lead")]
+    kw = dict(pairs=pairs, time="t", team="team", by_team=True)
+    with warnings.catch_warnings(record=True) as w1:
+        warnings.simplefilter("always")
+        one = lead_lag_frame(frame, **kw)
+    with warnings.catch_warnings(record=True) as w2:
+        warnings.simplefilter("always")
+        two = lead_lag_frame(frame, jobs=2, **kw)
+    assert len(one.table) > 20
+    for name in ("table", "lags", "granger", "forecasts", "transforms"):
+        assert getattr(two, name).to_csv() == getattr(one, name).to_csv(), name
+    assert two.options == one.options
+    said = lambda ws: [str(x.message) for x in ws if "insufficient data" in str(x.message)]  # noqa: E731
+    assert said(w1) and said(w2) == said(w1)
+
+
+def test_map_local_keeps_order_and_raises_the_items_error():
+    from concurrent.futures import wait
+
+    from okr_analysis.parallel import local_workers, map_local
+
+    with local_workers(1) as workers:
+        wait(workers.warming)  # ready: the first item of each call goes to the worker
+        assert map_local(divmod, [(i, 3) for i in range(7)], workers=workers) == [divmod(i, 3) for i in range(7)]
+        with pytest.raises(ZeroDivisionError):
+            map_local(divmod, [(2, 0), (1, 1), (3, 1), (4, 1)], workers=workers)
+    assert map_local(divmod, [(5, 2)], workers=None) == [(2, 1)]
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(jobs=0), "jobs must be"), (dict(jobs=1.5), "jobs must be"),
+                                           (dict(jobs=2, executor="dask"), "applies to executor='local'")])
+def test_bad_jobs(kwargs, match):
+    rng = np.random.default_rng(1)
+    frame = _frame(_ar1(rng, (2, 60), 0.5), _ar1(rng, (2, 60), 0.5))
+    with pytest.raises(ValueError, match=match):
+        lead_lag_frame(frame, pairs=[("lead", "lag")], time="t", team="team", **kwargs)
