@@ -422,6 +422,9 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
                                      param_hint="--pair")
         parsed.append(tuple(p.split(":")))
     executor = resolve_executor(executor, scheduler)
+    if jobs is not None and executor != "local":
+        raise click.UsageError("--jobs sets this machine's processes; with --executor dask the cluster's "
+                               "workers analyse the pairs (leave out --jobs).")
     check_csv_out(out)
     ds = load_source(source, fiscal_year_start)
     result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,

@@ -217,3 +217,10 @@ def test_drivers_default_jobs_are_the_idle_cores(monkeypatch):
     for load, jobs in ((0.2, 2), (1.3, 1), (3.8, 1)):
         monkeypatch.setattr(C.os, "getloadavg", lambda load=load: (load, load, load))
         assert C.idle_cores() == jobs
+
+
+def test_drivers_jobs_with_dask_is_a_usage_error(tmp_path):
+    from okr_analysis.cli import cli
+
+    res = CliRunner().invoke(cli, ["drivers", str(tmp_path), "--jobs", "2", "--executor", "dask"])
+    assert res.exit_code == 2 and "--jobs" in res.output
