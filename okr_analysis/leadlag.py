@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from . import _screen as S
 from .io.dataset import Dataset, check_dataset
-from .parallel import check_executor, map_ordered
+from .parallel import LocalWorkers, check_executor, local_workers, map_local, map_ordered
 from .resample import check_freq, infer_freq, kpi_panel
 from .rules import VERDICT_ORDER, VERDICTS, driver_min_periods, driver_min_periods_floor
 
@@ -93,6 +93,10 @@ MIN_FORECASTS = 8
 SEASONAL = {"W": (365.25 / 7, 3), "M": (12.0, 2)}
 #: Teams whose series are tested (ADF, KPSS) to decide a metric's transform.
 STATIONARITY_TEAMS = 24
+#: Team × pair series a run needs before ``jobs > 1`` starts worker processes: a spawned worker costs
+#: about 1.3 s of CPU to start (the interpreter and this module's imports) and a team × pair about 0.35 ms
+#: (1,000 teams × 15 pairs × 156 weeks: ~5 s), so smaller runs finish as fast in this process alone.
+PARALLEL_MIN_SERIES = 4000
 #: Interior gaps of at most this many periods are filled by linear interpolation.
 MAX_GAP_FILL = 2
 #: Bias corrections of the pooled tests (``bias_correction`` of :func:`lead_lag_frame`).
@@ -489,7 +493,8 @@ class _Frame:
         least = min(need, 4 * K + 4)
         self.raw = {m: dict(self.values[m]) for m in self.metrics}  # the arrays are replaced, not changed
         for m in self.metrics:
-            # teams with the same calendar and the same missing values share one design: one lstsq per group
+            # teams with the same calendar and the same missing values share one design: one least-squares
+            # solve per group
             groups: dict[tuple[bytes, bytes], list[str]] = {}
             for tid in self.teams:
                 ok = np.isfinite(self.values[m][tid])
@@ -578,7 +583,7 @@ def _n_test(T: int, fraction: float) -> int:
     return max(5, int(math.ceil(fraction * T)))
 
 
-def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int]:
+def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int, np.ndarray | None]:
     """The series of one block prepared for the out-of-sample evaluation without look-ahead, and the
     first forecast origin (index into the transformed periods).
 
@@ -590,11 +595,27 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
     ``fit``) and the trend line of a detrended metric. Differencing looks at no later period. The transform
     itself (none / detrend / diff) is the primary test's decision (ADF/KPSS on the whole series). The
     standardisation and the period means of the pooled row come after (:func:`_demean` with ``upto``).
+
+    The third value: the deterministic columns both forecasting models also get (``exog`` of
+    :func:`_screen.rolling_oos`, re-estimated at every origin): the Fourier terms of the annual cycle when
+    the seasonal terms apply, and a linear trend when the pair is not differenced and is detrended or
+    deseasoned (None otherwise). A fit fixed before the first origin extrapolates its error, a smooth
+    curve, into every forecast period of both KPIs, and the leading KPI's lags then "predict" the outcome's
+    in the expanding windows; re-fitted at every origin it does not (the fixed fit is then redundant:
+    OLS with these columns is invariant to subtracting any combination of them).
     """
     B, T = blk.Y.shape
     first = T - _n_test(T, opt.oos_fraction)
+    exog = []
+    diffed = "diff" in (tx, ty)
+    t = np.asarray(blk.period_codes, dtype="float64")
+    if not diffed and (opt.season is not None or "detrend" in (tx, ty)):
+        exog.append((t - t.mean()) / max(t.size, 1))
+    if opt.season is not None:
+        exog.append(_fourier(t, opt.season[0], opt.season[1])[:, 1:])
+    exog = np.column_stack(exog) if exog else None
     if blk.RX is None:  # no raw run kept: nothing was fitted on the whole sample but the transform
-        return blk, first
+        return blk, first, exog
     d = blk.RX.shape[1] - T  # 1 when the pair is differenced
     cut = first + d  # raw periods before the first forecast's period
     out = []
@@ -615,7 +636,7 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
         else:
             A = A[d:]
         out.append(np.ascontiguousarray(A.T))
-    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first
+    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first, exog
 
 
 # =============================================================================================
@@ -942,11 +963,12 @@ def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, win
 
 
 def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = True,
-                  oos: Sequence[_Block] | None = None) -> dict:
+                  oos: Sequence[_Block] | None = None, exog: Sequence[np.ndarray | None] | None = None) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
     forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`).
     The forecasts use ``oos`` (one block per block, the same teams and periods, prepared without look-ahead:
-    :func:`_oos_block`) when given, else the blocks themselves."""
+    :func:`_oos_block`) when given, else the blocks themselves, and both forecasting models the
+    deterministic columns ``exog`` (one array or None per block)."""
     L = opt.max_lag
     W = opt.order or L
     lags = np.arange(-L, L + 1)
@@ -955,6 +977,7 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
     for bi, blk in enumerate(blocks):
         B, T = blk.Y.shape
         ob = blk if oos is None else oos[bi]
+        ex = None if exog is None else exog[bi]
         Ys, Xs = S.standardise(blk.Y), S.standardise(blk.X)
         gram = S.GramCache(S.lagged_design(np.stack([Ys, Xs], axis=-1), L), L)
         designs_std.append(gram)
@@ -975,9 +998,10 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
         P = _n_test(T, opt.oos_fraction)
         # forecasts: the own-lag order and the leading lag are chosen inside each expanding window
         if opt.order is None:
-            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic,
+                                             exog=ex)
         else:
-            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P)
+            act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P, exog=ex)
         sd = ob.Y[:, : T - P].std(axis=1)  # each team's scale in the pooled Clark–West test: pre-origin
         cws = S.clark_west_rows(act, fcr, fcu)
         for i, tid in enumerate(blk.teams):
@@ -1069,11 +1093,12 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     # the pooled tests: half-panel jackknife bias correction (Juodis, Karavias & Sarafidis 2021), 2+ teams
     hpj = opt.bias_correction == "hpj" and G >= HPJ_MIN_TEAMS
     # the out-of-sample series: every fit on the periods before the first forecast origin (no look-ahead)
-    oblocks, firsts = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
-    team_k = _team_kernels(blocks, opt, oos=oblocks) if (opt.by_team or not common) else None
+    oblocks, firsts, exogs = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
+    team_k = _team_kernels(blocks, opt, oos=oblocks, exog=exogs) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
-        pool_k = _team_kernels(pblocks, opt, reference=False, oos=_demean(list(oblocks), upto=firsts)[0])
+        pool_k = _team_kernels(pblocks, opt, reference=False, oos=_demean(list(oblocks), upto=firsts)[0],
+                               exog=exogs)
     else:
         n_common = 0
         pool_k = team_k
@@ -1191,8 +1216,8 @@ def _fourier(t: np.ndarray, period: float, order: int) -> np.ndarray:
 def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, need: int,
                      fit: int | None = None) -> np.ndarray | None:
     """One team's metric without its annual cycle (None: too few values to fit it); ``a`` may also be a
-    (periods × teams) block of teams sharing the calendar ``codes`` and the missing values (one lstsq
-    with a right-hand side per team, the same fit as team by team).
+    (periods × teams) block of teams sharing the calendar ``codes`` and the missing values (one
+    least-squares solve with a right-hand side per team, the same fit as team by team).
 
     Applied with ``seasonal=True``, or by default to weekly and monthly data of at least two years (104
     weeks or 24 months): two KPIs that follow the same team's calendar, one a few weeks behind, would
@@ -1213,7 +1238,10 @@ def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, 
     t = np.asarray(codes, dtype="float64")
     F = _fourier(t, per_year, K)
     X = np.column_stack([F[:, :1], t - t[ok].mean(), F[:, 1:]])
-    coef = np.linalg.lstsq(X[ok], a[ok], rcond=None)[0]
+    # the pseudo-inverse of the small design, then one product with every team's column: the same
+    # minimum-norm least-squares solution as lstsq (SVD; rtol=None: lstsq's cut-off), whose LAPACK driver
+    # is ~100x slower with a thousand right-hand sides (measured: 60-76 ms vs 0.1-0.7 ms, 110 x 8, 1,000 teams)
+    coef = np.linalg.pinv(X[ok], rtol=None) @ a[ok]
     return a - F[:, 1:] @ coef[2:]
 
 
@@ -1799,6 +1827,16 @@ def _check_executor(executor: Any, scheduler: Any) -> tuple[str, str | None]:
     return check_executor(executor, scheduler)
 
 
+def _check_jobs(jobs: Any, executor: str) -> int:
+    if jobs is None:
+        return 1
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number of processes >= 1, got {jobs!r}.")
+    if jobs > 1 and executor != "local":
+        raise ValueError(f"jobs={jobs} applies to executor='local'; a Dask cluster has its own workers.")
+    return int(jobs)
+
+
 def _check_require(require: Any) -> tuple[str, ...]:
     if isinstance(require, str):
         require = (require,)
@@ -1831,7 +1869,8 @@ def _normalise_pairs(pairs: Any, available: Sequence[str], name: str = "pairs") 
     return list(dict.fromkeys(out))
 
 
-def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -> pd.DataFrame:
+def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any,
+                        workers: LocalWorkers | None = None) -> pd.DataFrame:
     rows = []
     user: Mapping[str, str] = {}
     if isinstance(transform, Mapping):
@@ -1845,11 +1884,15 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
     for m, t in user.items():
         if t not in ("auto",) + TRANSFORMS:
             raise ValueError(f"transform[{m!r}] must be 'auto', 'none', 'detrend' or 'diff', got {t!r}.")
+    auto = [m for m in metrics if user.get(m, default) == "auto"]
+    # the ADF/KPSS votes, one item per metric (on the workers too, when there are)
+    votes = dict(zip(auto, map_local(decide_transform, [(frame.series(m),) for m in auto], workers=workers,
+                                     stacklevel=3) if workers is not None
+                     else [decide_transform(frame.series(m)) for m in auto]))
     for m in metrics:
         t = user.get(m, default)
         if t == "auto":
-            d = decide_transform(frame.series(m))
-            rows.append(dict(metric=m, decided_by="ADF+KPSS", **d))
+            rows.append(dict(metric=m, decided_by="ADF+KPSS", **votes[m]))
         else:
             rows.append(dict(metric=m, transform=t, decided_by="user", n_series=0, share_stationary=np.nan,
                              share_trend_stationary=np.nan, share_unit_root=np.nan))
@@ -1857,19 +1900,31 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any) -
 
 
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
-         drop_empty: bool, executor: str = "local", scheduler: str | None = None) -> LeadLagResult:
+         drop_empty: bool, executor: str = "local", scheduler: str | None = None, jobs: int = 1) -> LeadLagResult:
+    # jobs > 1 (local executor) and a large run: worker processes, started now so that they import while
+    # this process removes the seasonal cycles and votes on the transforms (with them)
+    n_workers = 0
+    if executor == "local" and jobs > 1 and len(pairs) > 1 and len(pairs) * len(frame.teams) >= PARALLEL_MIN_SERIES:
+        n_workers = min(jobs, len(pairs)) - 1
+    with local_workers(n_workers, warm=(__name__,)) as workers:
+        return _run_on(frame, pairs, opt, transform, progress, drop_empty, executor, scheduler, workers)
+
+
+def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
+            drop_empty: bool, executor: str, scheduler: str | None, workers: LocalWorkers | None) -> LeadLagResult:
     metrics = list(dict.fromkeys([m for p in pairs for m in p]))
     opt.n_seasonal = frame.deseason(opt.freq, opt.seasonal)
     opt.season = frame.season
-    transforms = _resolve_transforms(frame, metrics, transform)
+    transforms = _resolve_transforms(frame, metrics, transform, workers)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
     # Each pair is a slot: the row of a pair no team measures, or the output of _analyse_pair. With
-    # executor="dask" the pairs are analysed on the cluster and the slots filled in the same order.
+    # executor="dask" the pairs are analysed on the cluster, with workers on them and this process, and
+    # the slots filled in the same order.
     slots: list[dict] = []
     jobs: list[tuple] = []
-    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair",
-                                 disable=not progress or executor == "dask"):
+    defer = executor == "dask" or workers is not None
+    for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair", disable=not progress or defer):
         tx, ty = _pair_transforms(tmap[leading], tmap[lagging])
         series = frame.pair(leading, lagging, tx, ty)
         if not series:
@@ -1887,7 +1942,7 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
             lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
             levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
         args = (leading, lagging, series, tx, ty, opt, levels)
-        if executor == "dask":
+        if defer:
             jobs.append(args)
             slots.append({"job": len(jobs) - 1})
         else:
@@ -1895,7 +1950,10 @@ def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: 
     if jobs:
         bar = tqdm(total=len(jobs), desc="lead/lag pairs", unit="pair", disable=not progress)
         try:
-            done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
+            if workers is not None:
+                done = map_local(_analyse_pair, jobs, workers=workers, progress=bar.update, stacklevel=3)
+            else:
+                done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
         finally:
             bar.close()
         slots = [done[s["job"]] if "job" in s else s for s in slots]
@@ -1967,6 +2025,7 @@ def lead_lag_frame(
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
+    jobs: int | None = None,
 ) -> LeadLagResult:
     """Lead/lag analysis of a plain wide DataFrame (one row per team and period, one column per metric).
 
@@ -2037,6 +2096,12 @@ def lead_lag_frame(
     scheduler : str, optional
         With ``executor='dask'``, the address of an existing cluster's scheduler (``tcp://HOST:PORT``);
         default: a local cluster started for the call.
+    jobs : int, optional
+        With ``executor='local'``: analyse the pairs (and vote on the transforms) in up to ``jobs``
+        processes of this machine, this one and ``jobs - 1`` spawned workers, when the run is large
+        enough to repay starting them (at least :data:`PARALLEL_MIN_SERIES` team × pair series).
+        Default 1: everything in this process. The result does not depend on it. The workers are
+        spawned (fresh interpreters): in a script, call this under ``if __name__ == "__main__":``.
 
     Returns
     -------
@@ -2062,10 +2127,12 @@ def lead_lag_frame(
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
     lead_order = _check_lead_order(lead_order)
     executor, scheduler = _check_executor(executor, scheduler)
+    jobs = _check_jobs(jobs, executor)
     fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], label, _check_require(require), lead_order,
                    _check_seasonal(seasonal), bias_correction=_check_bias_correction(bias_correction))
-    return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler)
+    return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler,
+                jobs=jobs)
 
 
 def _guess_freq(t: pd.Series) -> str:
@@ -2100,6 +2167,7 @@ def lead_lag(
     progress: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
+    jobs: int | None = None,
 ) -> LeadLagResult:
     """Does each leading KPI predict each key-result (lagging) KPI, at what lag, for which teams?
 
@@ -2115,7 +2183,7 @@ def lead_lag(
     max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require,
     lead_order, seasonal, bias_correction, progress
         As in :func:`lead_lag_frame` (the default ``max_lag`` counts the longest team's periods).
-    executor, scheduler
+    executor, scheduler, jobs
         Where the pairs are analysed, as in :func:`lead_lag_frame`.
 
     Returns
@@ -2144,6 +2212,7 @@ def lead_lag(
     lead_order = _check_lead_order(lead_order)
     require = _check_require(require)
     executor, scheduler = _check_executor(executor, scheduler)
+    jobs = _check_jobs(jobs, executor)
     metrics = list(dict.fromkeys([m for p in pair_list for m in p]))
     panel = kpi_panel(ds, freq, metrics=metrics).reset_index()
     for m in metrics:
@@ -2156,7 +2225,7 @@ def lead_lag(
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, require, lead_order, _check_seasonal(seasonal),
                    bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty, executor=executor,
-                scheduler=scheduler)
+                scheduler=scheduler, jobs=jobs)
 
 
 def lagged_correlations(

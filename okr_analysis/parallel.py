@@ -9,15 +9,18 @@ run and closed after it. See docs/guide/dask.md.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import logging
+import multiprocessing
 import os
 import signal
 import threading
 import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["EXECUTORS", "check_executor", "dask_client", "map_ordered"]
+__all__ = ["EXECUTORS", "check_executor", "dask_client", "LocalWorkers", "local_workers", "map_local", "map_ordered"]
 
 #: The executors a batch can use.
 EXECUTORS = ("local", "dask")
@@ -169,6 +172,87 @@ def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None
             with contextlib.suppress(Exception):
                 client.cancel(futures)
             raise
+    results = []
+    for result, caught in done:
+        for category, message in caught:
+            warnings.warn(message, category, stacklevel=stacklevel + 1)
+        results.append(result)
+    return results
+
+
+
+def _warm(modules: tuple[str, ...]) -> None:
+    """A worker's first task: import ``modules`` (by name: this module sits below the analyses that use
+    it), so that the import cost is paid while the parent process is still busy."""
+    for name in modules:
+        importlib.import_module(name)
+
+
+class LocalWorkers:
+    """``n`` worker processes of this machine (``spawn``: fresh interpreters), each importing ``warm`` as
+    its first task. Made by :func:`local_workers`; used by :func:`map_local`."""
+
+    def __init__(self, n: int, warm: tuple[str, ...] = ()) -> None:
+        self.n = int(n)
+        self.pool = ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"))
+        # one task per worker: the pool starts a process for each (it starts them on demand)
+        self.warming: list[Future] = [self.pool.submit(_warm, warm) for _ in range(self.n)]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def local_workers(n_workers: int, *, warm: Sequence[str] = ()) -> Iterator[LocalWorkers | None]:
+    """``n_workers`` worker processes started now and stopped when the block ends (None when
+    ``n_workers < 1``: :func:`map_local` then runs everything in this process)."""
+    if n_workers < 1:
+        yield None
+        return
+    workers = LocalWorkers(n_workers, tuple(warm))
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+def map_local(func: Callable, items: Sequence[tuple], *, workers: LocalWorkers | None,
+              progress: Callable[[int], Any] | None = None, stacklevel: int = 2) -> list[Any]:
+    """``[func(*args) for args in items]`` on this process and ``workers``, results in the order of
+    ``items``.
+
+    The scheduling is dynamic: each idle worker gets the next item while this process computes the
+    next one itself, so a worker still starting (a spawned interpreter importing its modules, ~1.3 s)
+    delays nothing: it gets items only once it has finished its first task. Warnings raised by the
+    items are raised again here in the order of ``items``; an exception raised by ``func`` is raised
+    here. ``progress(1)`` is called as each item finishes. Without workers, everything runs here.
+    ``func`` and the items must be picklable (module-level functions, plain data).
+    """
+    items = [tuple(args) for args in items]
+    done: list[Any] = [None] * len(items)
+    # the futures of the workers' tasks: item index, or -1 for a worker's first (import) task
+    inflight: dict[Future, int] = {} if workers is None else {f: -1 for f in workers.warming if not f.done()}
+    n = 0 if workers is None else workers.n
+    nxt = 0
+    while nxt < len(items) or any(i >= 0 for i in inflight.values()):
+        while nxt < len(items) and len(inflight) < n:  # an idle worker: give it the next item
+            inflight[workers.pool.submit(_call_recording_warnings, func, items[nxt])] = nxt
+            nxt += 1
+        if nxt < len(items):  # this process takes the next item itself
+            done[nxt] = _call_recording_warnings(func, items[nxt])
+            nxt += 1
+            if progress is not None:
+                progress(1)
+            finished = [f for f in inflight if f.done()]
+        else:
+            finished = list(wait([f for f, i in inflight.items() if i >= 0], return_when=FIRST_COMPLETED).done)
+        for f in finished:
+            i = inflight.pop(f)
+            result = f.result()  # raises the item's exception (or the worker's import error)
+            if i >= 0:
+                done[i] = result
+                if progress is not None:
+                    progress(1)
     results = []
     for result, caught in done:
         for category, message in caught:

@@ -206,3 +206,21 @@ def test_drivers_chickegg_with_yearly_dates_through_the_command(tmp_path, refere
     # the printed table reads the verdict too
     proc = subprocess.run([str(exe), "drivers", str(folder)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "leads" in proc.stdout
+
+
+def test_drivers_default_jobs_are_the_idle_cores(monkeypatch):
+    """``drivers --jobs`` defaults to the cores the load average leaves idle (a worker on a busy core
+    made the 1,000-team run slower), at least 1."""
+    from okr_analysis import cli as C
+
+    monkeypatch.setattr(C.os, "cpu_count", lambda: 2)
+    for load, jobs in ((0.2, 2), (1.3, 1), (3.8, 1)):
+        monkeypatch.setattr(C.os, "getloadavg", lambda load=load: (load, load, load))
+        assert C.idle_cores() == jobs
+
+
+def test_drivers_jobs_with_dask_is_a_usage_error(tmp_path):
+    from okr_analysis.cli import cli
+
+    res = CliRunner().invoke(cli, ["drivers", str(tmp_path), "--jobs", "2", "--executor", "dask"])
+    assert res.exit_code == 2 and "--jobs" in res.output

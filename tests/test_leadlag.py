@@ -1041,6 +1041,44 @@ def test_rolling_oos_forecast_ignores_values_after_its_origin():
         assert not np.allclose(moved[1][:, i + 1:], base[1][:, i + 1:])  # later forecasts do see the change
 
 
+def test_rolling_oos_with_deterministic_terms_matches_refitted_statsmodels_ols():
+    """``exog`` (a trend and the Fourier terms of an annual cycle, re-estimated at every origin: the seasonal
+    fit inside each expanding window) in both models: the forecasts equal statsmodels OLS on the window
+    with those columns, the leading lag is the one with the smallest window SSR, and the forecasts up to
+    an origin ignore every later value (× 10)."""
+    import statsmodels.api as sm
+
+    from okr_analysis.leadlag import _fourier
+
+    rng = np.random.default_rng(5)
+    B, T, K, P, own = 3, 110, 4, 30, 2
+    t = np.arange(T, dtype="float64")
+    x = _ar1(rng, (B, T), 0.5) + 2 * np.sin(2 * np.pi * t / 52.18)
+    y = 0.4 * np.roll(x, 2, axis=1) + _ar1(rng, (B, T), 0.3) + np.cos(2 * np.pi * t / 52.18) + 0.02 * t
+    E = np.column_stack([(t - t.mean()) / T, _fourier(t, 365.25 / 7, 3)[:, 1:]])
+    act, fr, fu, ch = S.rolling_oos(y, x, own=own, max_lead=K, n_test=P, exog=E)
+    L = max(own, K)
+    for b in range(B):
+        for i, s in enumerate(range(T - P, T)):
+            rows = np.arange(L, s)
+            Xr = np.column_stack([np.ones(rows.size), E[rows]] + [y[b, rows - j] for j in range(1, own + 1)])
+            zr = np.r_[1.0, E[s], [y[b, s - j] for j in range(1, own + 1)]]
+            assert fr[b, i] == pytest.approx(sm.OLS(y[b, rows], Xr).fit().params @ zr, rel=1e-9, abs=1e-9)
+            ssr = [sm.OLS(y[b, rows], np.column_stack([Xr, x[b, rows - k]])).fit().ssr for k in range(1, K + 1)]
+            k = int(np.argmin(ssr)) + 1
+            assert ch[b, i] == k
+            fit = sm.OLS(y[b, rows], np.column_stack([Xr, x[b, rows - k]])).fit()
+            assert fu[b, i] == pytest.approx(fit.params @ np.r_[zr, x[b, s - k]], rel=1e-9, abs=1e-9)
+    base = S.rolling_oos(y, x, own=1, max_lead=K, n_test=P, own_max=K, exog=E)
+    origin = T - P + 7
+    y2, x2 = y.copy(), x.copy()
+    y2[:, origin:] *= 10
+    x2[:, origin:] *= 10
+    moved = S.rolling_oos(y2, x2, own=1, max_lead=K, n_test=P, own_max=K, exog=E)
+    for a_, b_ in zip(base[1:], moved[1:]):
+        np.testing.assert_allclose(b_[:, : origin - (T - P) + 1], a_[:, : origin - (T - P) + 1], rtol=1e-9)
+
+
 def _oos_panel(seed=41, G=5, T=130):
     """Teams with an annual cycle, a trend and a lead: a frame with weekly dates (seasonal terms apply)."""
     rng = np.random.default_rng(seed)
@@ -1056,7 +1094,7 @@ def _oos_panel(seed=41, G=5, T=130):
 
 @pytest.mark.parametrize("transform", ["none", "detrend", "diff"])
 def test_oos_series_are_fitted_before_the_first_forecast_origin(transform):
-    """No look-ahead in the out-of-sample series (``_oos_block``): the seasonal fit, the trend line and
+    """No look-ahead in the out-of-sample series (``_oos_block``): the fixed seasonal fit, the trend line and
     the differencing use only the periods before the first forecast origin. Changing every value from
     the first forecast's period on (× 3 + 7) leaves the prepared series before the origin unchanged,
     and the part each fit subtracts (cycle, trend) is the same at every period, the forecast periods
@@ -1072,10 +1110,12 @@ def test_oos_series_are_fitted_before_the_first_forecast_origin(transform):
         assert fr.deseason("W", True) == 6
         opt.season = fr.season
         (blk,) = LL._blocks(fr.pair("lead", "lag", transform, transform))
-        ob, first = LL._oos_block(blk, transform, transform, opt)
-        return blk, ob, first
+        ob, first, exog = LL._oos_block(blk, transform, transform, opt)
+        return blk, ob, first, exog
 
-    blk, ob, first = prepare(f)
+    blk, ob, first, exog = prepare(f)
+    # both forecasting models also get the cycle (and, in levels, a trend), re-fitted at every origin
+    assert exog.shape == (blk.Y.shape[1], 6 if transform == "diff" else 7)
     T = blk.Y.shape[1]
     assert first == T - LL._n_test(T, 0.3)
     d = blk.RY.shape[1] - T
@@ -1084,8 +1124,9 @@ def test_oos_series_are_fitted_before_the_first_forecast_origin(transform):
     g = f.copy()
     late = g["t"].isin(forecast_periods)
     g.loc[late, ["lead", "lag"]] = g.loc[late, ["lead", "lag"]] * 3 + 7
-    blk2, ob2, first2 = prepare(g)
+    blk2, ob2, first2, exog2 = prepare(g)
     assert first2 == first
+    np.testing.assert_array_equal(exog2, exog)
     np.testing.assert_array_equal(blk2.RY[:, :cut], blk.RY[:, :cut])
     assert not np.allclose(blk2.RY[:, cut:], blk.RY[:, cut:])
 
@@ -1162,3 +1203,71 @@ def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
     none = _pooled(_quiet(lead_lag_frame, frame, pairs=[("lead", "lag")], time="t", transform="none",
                           seasonal=False))
     assert np.isnan(none["levels_p"])
+
+
+# ----------------------------------------------------------------------------------
+# Worker processes (jobs > 1)
+# ----------------------------------------------------------------------------------
+def test_worker_processes_give_the_same_result_and_warnings(monkeypatch):
+    """``jobs=2`` (a spawned worker and this process, dynamic scheduling) gives byte-for-byte the table,
+    lags, Granger, forecast and transform tables of the in-process run, and the same warnings in the
+    same order (a pair with a team too short is one)."""
+    import contextlib
+    from concurrent.futures import wait
+
+    from okr_analysis import leadlag as LL
+
+    monkeypatch.setattr(LL, "PARALLEL_MIN_SERIES", 0)  # the test panel is small: start the worker anyway
+    started = LL.local_workers
+
+    @contextlib.contextmanager
+    def ready(n, *, warm=()):  # this small run would be over before the worker's imports: wait for them
+        with started(n, warm=warm) as workers:
+            if workers is not None:
+                wait(workers.warming)
+            yield workers
+
+    monkeypatch.setattr(LL, "local_workers", ready)  # so the worker gets the first vote and the first pair
+    rng = np.random.default_rng(23)
+    G, T = 6, 120
+    x = _ar1(rng, (G, T), 0.5)
+    frame = _frame(x, 0.4 * np.roll(x, 2, axis=1) + _ar1(rng, (G, T), 0.3))
+    frame["other"] = _ar1(rng, (G, T), 0.6).ravel()
+    frame["short"] = frame["other"].where(frame["team"] != "t000") * 2
+    frame.loc[(frame["team"] == "t001") & (frame["t"] > 30), "short"] = np.nan  # one team too short
+    pairs = [("lead", "lag"), ("other", "lag"), ("short", "lag"), ("lead", "other"), ("short", "lead")]
+    kw = dict(pairs=pairs, time="t", team="team", by_team=True)
+    with warnings.catch_warnings(record=True) as w1:
+        warnings.simplefilter("always")
+        one = lead_lag_frame(frame, **kw)
+    with warnings.catch_warnings(record=True) as w2:
+        warnings.simplefilter("always")
+        two = lead_lag_frame(frame, jobs=2, **kw)
+    assert len(one.table) > 20
+    for name in ("table", "lags", "granger", "forecasts", "transforms"):
+        assert getattr(two, name).to_csv() == getattr(one, name).to_csv(), name
+    assert two.options == one.options
+    said = lambda ws: [str(x.message) for x in ws if "insufficient data" in str(x.message)]  # noqa: E731
+    assert said(w1) and said(w2) == said(w1)
+
+
+def test_map_local_keeps_order_and_raises_the_items_error():
+    from concurrent.futures import wait
+
+    from okr_analysis.parallel import local_workers, map_local
+
+    with local_workers(1) as workers:
+        wait(workers.warming)  # ready: the first item of each call goes to the worker
+        assert map_local(divmod, [(i, 3) for i in range(7)], workers=workers) == [divmod(i, 3) for i in range(7)]
+        with pytest.raises(ZeroDivisionError):
+            map_local(divmod, [(2, 0), (1, 1), (3, 1), (4, 1)], workers=workers)
+    assert map_local(divmod, [(5, 2)], workers=None) == [(2, 1)]
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(jobs=0), "jobs must be"), (dict(jobs=1.5), "jobs must be"),
+                                           (dict(jobs=2, executor="dask"), "applies to executor='local'")])
+def test_bad_jobs(kwargs, match):
+    rng = np.random.default_rng(1)
+    frame = _frame(_ar1(rng, (2, 60), 0.5), _ar1(rng, (2, 60), 0.5))
+    with pytest.raises(ValueError, match=match):
+        lead_lag_frame(frame, pairs=[("lead", "lag")], time="t", team="team", **kwargs)
