@@ -1290,7 +1290,7 @@ def _season_correction(blk: _Block, opt: "_Options", L: int, tx: str, ty: str) -
     inside = np.abs(diff) <= H
     V = {}
     for u, v in product(range(2), range(2)):
-        cc = np.fft.irfft(np.conj(fft[u]) * fft[v], n=2 * T, axis=1).mean(axis=0)  # sum_s u_s v_{s+h}
+        cc = np.fft.irfft((np.conj(fft[u]) * fft[v]).sum(axis=0) / B, n=2 * T)  # mean of sum_s u_s v_{s+h}
         try:  # the covariances whose fitted series have these expected lag sums
             g = np.linalg.solve(_lag_sum_matrix(key, per_year, K, hows[u], hows[v], H), cc[hs])
         except np.linalg.LinAlgError:
@@ -1312,21 +1312,31 @@ def _season_correction(blk: _Block, opt: "_Options", L: int, tx: str, ty: str) -
     return out
 
 
-def _corrected_cache(gram: S.GramCache, corr: np.ndarray, lo: int = 0, hi: int | None = None) -> S.GramCache:
-    """A cross-product cache of the design rows ``lo .. hi - 1`` of ``gram`` (``gram`` itself or one of its
-    halves, which count rows from ``lo``) with ``corr[lo:hi]`` (per row, the same for every team) added."""
-    L = gram.L
-    hi = lo + gram.Z.shape[1] if hi is None else hi
-    out = S.GramCache.__new__(S.GramCache)
-    out.Z, out.L = gram.Z, L
-    out.tail = gram.tail + corr[lo + L:hi].sum(axis=0)
-    out._head = gram._head + corr[lo:lo + L]
-    out._cache = {L: out.tail}
-    return out
+class _CorrectedCache:
+    """A cross-product cache (a ``GramCache`` or one of its halves) with a per-row correction, the same for
+    every team, added: ``from_row(p)`` is the cache's plus the correction summed over the same rows (no copy
+    of the cache's per-team rows)."""
+
+    def __init__(self, gram: S.GramCache, corr: np.ndarray, lo: int, hi: int):
+        self.gram, self.L = gram, gram.L
+        self._sums = corr[lo:hi][::-1].cumsum(axis=0)[::-1]  # [j]: the rows lo + j .. hi - 1
+        self._cache: dict[int, np.ndarray] = {}
+
+    def from_row(self, p: int) -> np.ndarray:
+        p = min(int(p), self.L)  # as GramCache: from L on, the tail
+        if p not in self._cache:
+            self._cache[p] = self.gram.from_row(p) + self._sums[p]
+        return self._cache[p]
+
+
+def _corrected_cache(gram: S.GramCache, corr: np.ndarray, lo: int = 0, hi: int | None = None) -> _CorrectedCache:
+    """The cache of the design rows ``lo .. hi - 1`` (``gram`` itself, or one of its halves, which count their
+    rows from ``lo``) with ``corr[lo:hi]`` added."""
+    return _CorrectedCache(gram, corr, lo, lo + gram.Z.shape[1] if hi is None else hi)
 
 
 def _season_corrected_grams(grams: Sequence[S.GramCache], blocks: Sequence[_Block], opt: "_Options", tx: str,
-                            ty: str) -> tuple[list[S.GramCache], tuple[list, list]] | None:
+                            ty: str) -> tuple[list[_CorrectedCache], tuple[list, list]] | None:
     """The pooled test's cross-product caches (whole series and each half, as :func:`_half_grams`) with
     the seasonal fit's expected loss added back (:func:`_season_correction`); None when any block cannot
     be corrected."""
