@@ -237,8 +237,9 @@ def test_half_panel_jackknife_equals_statsmodels_ols_on_the_half_panels():
 
 def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrending():
     """The linear map of the seasonal correction (step 6) is the series the pooled test sees: the Fourier
-    part of step 3's fit (statsmodels' Fourier terms, :func:`_deseason_values`) subtracted, then the mean
-    (transform none) or the trend line (detrend)."""
+    part of step 3's fit subtracted (:func:`_deseason_values`, equal to a statsmodels OLS on a constant, a
+    trend and statsmodels' Fourier terms), then the mean (transform none) or the trend line (detrend),
+    equal to the residuals of a statsmodels OLS on a constant (and a trend)."""
     from okr_analysis.leadlag import SEASONAL, _apply_transform, _deseason_values, _season_operator
 
     rng = np.random.default_rng(8)
@@ -247,12 +248,21 @@ def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrendi
     per_year, K = SEASONAL["W"]
     a = 3 + 0.02 * codes + np.sin(2 * np.pi * codes / per_year) + _ar1(rng, T, 0.5)
     fitted = _deseason_values(a, codes, per_year, K, 16)
+    # the same fit by statsmodels: OLS on a constant, a trend and statsmodels' Fourier terms
+    import statsmodels.api as sm
+    from statsmodels.tsa.deterministic import Fourier
+
+    fourier = Fourier(period=per_year, order=K).in_sample(pd.RangeIndex(5, 5 + T)).to_numpy()
+    ols = sm.OLS(a, np.column_stack([np.ones(T), codes, fourier])).fit()
+    np.testing.assert_allclose(fitted, a - fourier @ ols.params[2:], atol=1e-10)
     key = codes.astype("int64").tobytes()
     for how in ("none", "detrend"):
         A = _season_operator(key, per_year, K, how)[0]
         want = _apply_transform(fitted, how)
         want = want - want.mean()
         np.testing.assert_allclose(A @ a, want, atol=1e-10)
+        trend = sm.OLS(fitted, np.column_stack([np.ones(T), codes][: 2 if how == "detrend" else 1])).fit()
+        np.testing.assert_allclose(A @ a, trend.resid, atol=1e-10)
 
 
 def test_season_correction_is_the_expected_loss_of_the_seasonal_fit():
