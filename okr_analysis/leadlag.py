@@ -32,6 +32,7 @@ The numerical kernels are vectorised across teams in :mod:`okr_analysis._screen`
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 import weakref
@@ -1121,15 +1122,17 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
         ic = "aic" if how == "simes" else how
         p_f = _lead_order(D, pool_k["own_y"], L, target=fwd_t, own_series=0, other=1, n_common=n_common, ic=ic)
         p_r = _lead_order(D, pool_k["own_x"], L, target=rev_t, own_series=1, other=0, n_common=n_common, ic=ic)
-    halves = _half_grams(D) if hpj else None
+    # with seasonal terms, the jackknife's cross-products get the seasonal fit's expected loss added back
+    seasoned = _season_corrected_grams(D, pblocks if common else blocks, opt, tx, ty) if hpj and n_seasonal else None
+    DJ, halves = (D, _half_grams(D) if hpj else None) if seasoned is None else seasoned
 
     def pooled(forward: bool, q: int, controls: Sequence[int] = ()) -> _Partial:
         own_o = pool_k["own_y"] if forward else pool_k["own_x"]
         kw = dict(target=fwd_t if forward else rev_t, own=0 if forward else 1, other=1 if forward else 0,
                   other_lags=range(1, q + 1), n_common=n_common, controls=controls)
-        full = _partial_test(_split(D, own_o), L, **kw)
         if not hpj:
-            return full
+            return _partial_test(_split(D, own_o), L, **kw)
+        full = _partial_test(_split(DJ, own_o), L, **kw)
         return _jackknife(full, *(_partial_test(_split(h, own_o), L, **kw) for h in halves))
 
     fwd, rev = pooled(True, p_f), pooled(False, p_r)
@@ -1243,6 +1246,140 @@ def _deseason_values(a: np.ndarray, codes: np.ndarray, per_year: float, K: int, 
     # is ~100x slower with a thousand right-hand sides (measured: 60-76 ms vs 0.1-0.7 ms, 110 x 8, 1,000 teams)
     coef = np.linalg.pinv(X[ok], rtol=None) @ a[ok]
     return a - F[:, 1:] @ coef[2:]
+
+
+# =============================================================================================
+# The seasonal fit's bias in the pooled tests (step 6): an analytical correction of the cross-products
+# =============================================================================================
+@functools.lru_cache(maxsize=16)
+def _season_operator(codes: bytes, per_year: float, K: int, how: str) -> tuple[np.ndarray, ...]:
+    """The linear maps from a team's series (at the calendar ``codes``, int64 bytes) to the series the pooled
+    test sees, with and without the seasonal fit: ``A = C - U W`` subtracts the Fourier part of the step-3 fit
+    (OLS on a constant, a trend and the Fourier terms; ``W`` the rows of its pseudo-inverse for the Fourier
+    terms) and then the mean (the standardisation centres each series) or, for ``how="detrend"``, the trend
+    line; ``C = I - D D^+`` only the mean or the trend line, ``U = C F``. Returns ``(A, D, D^+, U, W)``."""
+    t = np.frombuffer(codes, dtype="int64").astype("float64")
+    F = _fourier(t, per_year, K)
+    X = np.column_stack([F[:, :1], t - t.mean(), F[:, 1:]])
+    D = X[:, :2] if how == "detrend" else X[:, :1]
+    Dp = np.linalg.pinv(D)
+    W = np.linalg.pinv(X)[2:]
+    U = F[:, 1:] - D @ (Dp @ F[:, 1:])
+    A = np.eye(t.size) - D @ Dp - U @ W
+    return A, D, Dp, U, W
+
+
+@functools.lru_cache(maxsize=16)
+def _lag_sum_matrix(codes: bytes, per_year: float, K: int, how_u: str, how_v: str, H: int) -> np.ndarray:
+    """``R[h, g] = sum_{s, r} A_u[s, r] A_v[s + h, r + g]`` for ``h, g = -H .. H`` (:func:`_season_operator`):
+    the expected lag-``h`` cross-product of the fitted series ``A_u u`` and ``A_v v`` is
+    ``sum_g R[h, g] Cov(u_r, v_{r+g})``. By FFT (a cross-correlation of the two maps)."""
+    Au, Av = _season_operator(codes, per_year, K, how_u)[0], _season_operator(codes, per_year, K, how_v)[0]
+    T = Au.shape[0]
+    R = np.fft.irfft2(np.conj(np.fft.rfft2(Au, s=(2 * T, 2 * T))) * np.fft.rfft2(Av, s=(2 * T, 2 * T)),
+                      s=(2 * T, 2 * T))
+    hs = np.arange(-H, H + 1) % (2 * T)
+    return R[np.ix_(hs, hs)]
+
+
+def _season_correction(blk: _Block, opt: "_Options", L: int, tx: str, ty: str) -> np.ndarray | None:
+    """Per design row, the cross-products of the pooled test's lagged design (:func:`_screen.lagged_design`
+    of the standardised ``(Y, X)``) that the per-team seasonal fit removed from the series' own noise, in
+    expectation: ``(T, k, k)``, to be added back to the design's cross-products.
+
+    Step 3 fits ``2K`` Fourier coefficients per team and metric on the whole series. A fitted cycle takes
+    with it part of each team's noise near the annual frequencies: the cross-products of the lagged series
+    lose ``A Γ A' - C Γ C'`` (``A`` the fit-and-centre map of :func:`_season_operator`, ``C`` centring only,
+    ``Γ`` the noise's auto- and cross-covariances), the same in sign for every team. With a lagged outcome
+    among the regressors this biases the pooled coefficients by O(1/T) with a large O(1/T^2) term (fitted
+    again on 78-week halves it is 2.6 times the 156-week series', not 2, so the half-panel jackknife
+    over-corrects it; with halves that reuse the whole-series fit it leaves it), so it is added back
+    analytically (docs/methods/drivers.md, step 6). ``Γ`` is estimated from the
+    pooled lagged cross-products of the block's series (teams × periods, after the fit) up to lag ``H``,
+    un-biased for the fit (their expectation is linear in the autocovariances, :func:`_lag_sum_matrix`). The
+    remaining bias (team constants and own lags) is the jackknife's.
+
+    None when the block cannot be corrected (a differenced metric, or too short for the covariances)."""
+    if opt.season is None or "diff" in (tx, ty):
+        return None
+    per_year, K, _ = opt.season
+    B, T = blk.Y.shape
+    H = min(T // 3, 4 * L + 8)
+    if T < 4 * K + 8 or H < L + 1:
+        return None
+    key = np.asarray(blk.period_codes, dtype="int64").tobytes()
+    hows = (ty, tx)  # design order: series 0 is the lagging metric (Y), 1 the leading one (X)
+    ops = [_season_operator(key, per_year, K, how) for how in hows]
+    hs = np.arange(-H, H + 1) % (2 * T)
+    series = (S.standardise(blk.Y), S.standardise(blk.X))  # the scale of the pooled design
+    fft = [np.fft.rfft(a, n=2 * T, axis=1) for a in series]
+    idx = np.arange(T)
+    diff = idx[None, :] - idx[:, None]  # r' - r
+    inside = np.abs(diff) <= H
+    V = {}
+    for u, v in product(range(2), range(2)):
+        cc = np.fft.irfft((np.conj(fft[u]) * fft[v]).sum(axis=0) / B, n=2 * T)  # mean of sum_s u_s v_{s+h}
+        try:  # the covariances whose fitted series have these expected lag sums
+            g = np.linalg.solve(_lag_sum_matrix(key, per_year, K, hows[u], hows[v], H), cc[hs])
+        except np.linalg.LinAlgError:
+            return None
+        G = np.where(inside, g[np.clip(diff, -H, H) + H], 0.0)  # Cov(u_r, v_r')
+        (_, Du, Dpu, Uu, W), (_, Dv, Dpv, Uv, _) = ops[u], ops[v]
+        # A_u G A_v' - C_u G C_v' with A = C - U W, from thin products (no T x T x T product)
+        GW, GtW = G @ W.T, G.T @ W.T
+        left = GW - Du @ (Dpu @ GW)  # C_u G W'
+        right = GtW - Dv @ (Dpv @ GtW)  # C_v G' W'
+        V[u, v] = Uu @ ((W @ GW) @ Uv.T - right.T) - left @ Uv.T
+    k = 1 + 2 * L + 2
+    cols = [(c, v, j) for v in range(2) for j in range(1, L + 1) for c in [S.lag_col(v, j, L)]]
+    cols += [(S.cur_col(v, 2, L), v, 0) for v in range(2)]
+    out = np.zeros((T, k, k))
+    for (a, u, ja), (b, v, jb) in product(cols, cols):
+        lo = max(ja, jb)
+        out[lo:, a, b] = -V[u, v][idx[lo:] - ja, idx[lo:] - jb]  # the loss, added back
+    return out
+
+
+class _CorrectedCache:
+    """A cross-product cache (a ``GramCache`` or one of its halves) with a per-row correction, the same for
+    every team, added: ``from_row(p)`` is the cache's plus the correction summed over the same rows (no copy
+    of the cache's per-team rows)."""
+
+    def __init__(self, gram: S.GramCache, corr: np.ndarray, lo: int, hi: int):
+        self.gram, self.L = gram, gram.L
+        self._sums = corr[lo:hi][::-1].cumsum(axis=0)[::-1]  # [j]: the rows lo + j .. hi - 1
+        self._cache: dict[int, np.ndarray] = {}
+
+    def from_row(self, p: int) -> np.ndarray:
+        p = min(int(p), self.L)  # as GramCache: from L on, the tail
+        if p not in self._cache:
+            self._cache[p] = self.gram.from_row(p) + self._sums[p]
+        return self._cache[p]
+
+
+def _corrected_cache(gram: S.GramCache, corr: np.ndarray, lo: int = 0, hi: int | None = None) -> _CorrectedCache:
+    """The cache of the design rows ``lo .. hi - 1`` (``gram`` itself, or one of its halves, which count their
+    rows from ``lo``) with ``corr[lo:hi]`` added."""
+    return _CorrectedCache(gram, corr, lo, lo + gram.Z.shape[1] if hi is None else hi)
+
+
+def _season_corrected_grams(grams: Sequence[S.GramCache], blocks: Sequence[_Block], opt: "_Options", tx: str,
+                            ty: str) -> tuple[list[_CorrectedCache], tuple[list, list]] | None:
+    """The pooled test's cross-product caches (whole series and each half, as :func:`_half_grams`) with
+    the seasonal fit's expected loss added back (:func:`_season_correction`); None when any block cannot
+    be corrected."""
+    full, first, second = [], [], []
+    for g, blk in zip(grams, blocks):
+        corr = _season_correction(blk, opt, g.L, tx, ty)
+        if corr is None:
+            return None
+        T = g.Z.shape[1]
+        mid = T // 2
+        a, b = g.halves(mid)
+        full.append(_corrected_cache(g, corr))
+        first.append(_corrected_cache(a, corr, 0, mid))
+        second.append(_corrected_cache(b, corr, mid, T))
+    return full, (first, second)
 
 
 def _partialled(pool_k: dict, L: int, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

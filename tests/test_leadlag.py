@@ -235,6 +235,94 @@ def test_half_panel_jackknife_equals_statsmodels_ols_on_the_half_panels():
     assert same.f == pytest.approx(full.f, rel=1e-10) and same.p == pytest.approx(full.p, rel=1e-10)
 
 
+def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrending():
+    """The linear map of the seasonal correction (step 6) is the series the pooled test sees: the Fourier
+    part of step 3's fit subtracted (:func:`_deseason_values`, equal to a statsmodels OLS on a constant, a
+    trend and statsmodels' Fourier terms), then the mean (transform none) or the trend line (detrend),
+    equal to the residuals of a statsmodels OLS on a constant (and a trend)."""
+    from okr_analysis.leadlag import SEASONAL, _apply_transform, _deseason_values, _season_operator
+
+    rng = np.random.default_rng(8)
+    T = 110
+    codes = np.arange(5, 5 + T)
+    per_year, K = SEASONAL["W"]
+    a = 3 + 0.02 * codes + np.sin(2 * np.pi * codes / per_year) + _ar1(rng, T, 0.5)
+    fitted = _deseason_values(a, codes, per_year, K, 16)
+    # the same fit by statsmodels: OLS on a constant, a trend and statsmodels' Fourier terms
+    import statsmodels.api as sm
+    from statsmodels.tsa.deterministic import Fourier
+
+    fourier = Fourier(period=per_year, order=K).in_sample(pd.RangeIndex(5, 5 + T)).to_numpy()
+    ols = sm.OLS(a, np.column_stack([np.ones(T), codes, fourier])).fit()
+    np.testing.assert_allclose(fitted, a - fourier @ ols.params[2:], atol=1e-10)
+    key = codes.astype("int64").tobytes()
+    for how in ("none", "detrend"):
+        A = _season_operator(key, per_year, K, how)[0]
+        want = _apply_transform(fitted, how)
+        want = want - want.mean()
+        np.testing.assert_allclose(A @ a, want, atol=1e-10)
+        trend = sm.OLS(fitted, np.column_stack([np.ones(T), codes][: 2 if how == "detrend" else 1])).fit()
+        np.testing.assert_allclose(A @ a, trend.resid, atol=1e-10)
+
+
+def test_season_correction_is_the_expected_loss_of_the_seasonal_fit():
+    """The cross-products the per-team seasonal fit removes from the lagged design, in expectation (the
+    correction added back before the jackknife): Monte Carlo over 2,000 teams without any cycle, a lead at
+    lag 2 (cross-covariances), versus the correction estimated from the fitted series alone."""
+    from okr_analysis.leadlag import SEASONAL, _Block, _deseason_values, _Options, _season_correction
+
+    rng = np.random.default_rng(5)
+    G, T, L = 2000, 104, 4
+    x = _ar1(rng, (G, T + 2), 0.5)
+    y = 0.4 * x[:, :-2] + _ar1(rng, (G, T), 0.4)
+    x = x[:, 2:]
+    codes = np.arange(T)
+    per_year, K = SEASONAL["W"]
+    opt = _Options(max_lag=L, alpha=0.05, by_team=False, order=None, ic="bic", skill_threshold=0.0,
+                   oos_fraction=0.3, min_periods=20, freq="W", season=(per_year, K, 16))
+    fx = _deseason_values(x.T, codes, per_year, K, 16).T
+    fy = _deseason_values(y.T, codes, per_year, K, 16).T
+    sx, sy = fx.std(axis=1, keepdims=True), fy.std(axis=1, keepdims=True)
+
+    def design(a, b):
+        return S.lagged_design(np.stack([(a - a.mean(axis=1, keepdims=True)) / sy,
+                                         (b - b.mean(axis=1, keepdims=True)) / sx], axis=-1), L)
+
+    zf, zu = design(fy, fx), design(y, x)
+    loss = (np.einsum("gtk,gtl->kl", zf, zf) - np.einsum("gtk,gtl->kl", zu, zu))[1:, 1:] / G
+    corr = _season_correction(_Block([str(i) for i in range(G)], fx, fy, codes, codes), opt, L, "none", "none")
+    pred = -corr.sum(axis=0)[1:, 1:]
+    assert corr.shape == (T, 1 + 2 * L + 2, 1 + 2 * L + 2) and np.all(corr[:, 0] == 0)
+    assert np.abs(loss).max() > 10  # about 2K + 2 periods' worth of each series' variance
+    # the remaining gap (about 7%) is the per-team standardisation's (a ratio), not the fit's
+    assert np.abs(pred - loss).max() < 0.1 * np.abs(loss).max()
+    assert 0.85 < pred.sum() / loss.sum() < 1.02
+    assert _season_correction(_Block(["a"], fx[:1], fy[:1], codes, codes), opt, L, "diff", "none") is None
+
+
+def test_season_corrected_caches_add_the_correction_over_the_same_rows():
+    """The whole-series cache and both halves of the jackknife, with the per-row correction added: every
+    ``from_row`` equals the brute-force sum of the design's cross-products and the correction over the
+    rows that cache covers (the second half counts from its middle)."""
+    from okr_analysis.leadlag import _corrected_cache
+
+    rng = np.random.default_rng(9)
+    G, T, L = 3, 41, 3
+    Z = S.lagged_design(rng.standard_normal((G, T, 2)), L)
+    gram = S.GramCache(Z, L)
+    k = Z.shape[2]
+    corr = rng.standard_normal((T, k, k))
+    mid = T // 2
+    a, b = gram.halves(mid)
+    caches = [(_corrected_cache(gram, corr), 0, T), (_corrected_cache(a, corr, 0, mid), 0, mid),
+              (_corrected_cache(b, corr, mid, T), mid, T)]
+    for cache, lo, hi in caches:
+        for p in range(L, -1, -1):
+            rows = np.arange(lo + p, hi)
+            want = np.einsum("gtk,gtl->gkl", Z[:, rows], Z[:, rows]) + corr[rows].sum(axis=0)
+            np.testing.assert_allclose(cache.from_row(p), want, atol=1e-10)
+
+
 @pytest.mark.parametrize("ic", ["aic", "bic", "hqic", "fpe"])
 def test_granger_order_is_statsmodels_var_select_order(ic):
     from statsmodels.tsa.api import VAR
@@ -450,11 +538,10 @@ def test_planted_lead_in_a_large_panel_is_leads_not_feedback():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 19, open part: the per-team seasonal fit's bias is not corrected "
-                                       "by the half-panel jackknife (docs/methods/drivers.md, 'does not do yet')")
 def test_planted_lead_in_a_large_panel_with_seasonal_terms_is_leads():
     """The same with three years of weekly data: each team's annual cycle is removed first (step 3), and the
-    seasonal coefficients fitted on every team's whole series bias the reverse test the same way."""
+    seasonal coefficients fitted on every team's whole series bias the reverse test the same way; the
+    jackknife's cross-products get the fit's expected loss added back (``_season_correction``)."""
     rng = np.random.default_rng(1)
     G, T, k = 1000, 156, 3
     x = _ar1(rng, (G, T + k), 0.5)
@@ -903,17 +990,19 @@ def _shared_cycle(rng, G=10, T=130, behind=4):
 
 def test_shared_annual_cycle_is_not_a_lead():
     """The classic trap: without seasonal terms the calendar makes a 'lead'; with two years of weekly data
-    each team's cycle is removed first (default) and the pair is not directional."""
+    each team's cycle is removed first (default) and the pair is not directional more often than two
+    calibrated 5% tests (one per direction) allow: about 10% of organisations with one pair (100
+    organisations: 10 with the seasonal correction of step 6, 8 without it)."""
     directional = {"leads", "feedback", "reverse"}
     naive = hits = 0
-    for seed in range(6):
+    for seed in range(12):
         f = _shared_cycle(np.random.default_rng(seed))
         kw = dict(pairs=[("lead", "lag")], time="t", team="team", transform="none")
         row = _pooled(_quiet(lead_lag_frame, f, **kw))
         assert row["test"] == "granger with seasonal terms, half-panel jackknife"
         hits += row["verdict"] in directional
         naive += _pooled(_quiet(lead_lag_frame, f, seasonal=False, **kw))["verdict"] in directional
-    assert naive >= 5 and hits <= 1
+    assert naive >= 10 and hits <= 2
 
 
 def _power_module():
