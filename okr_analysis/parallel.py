@@ -148,6 +148,17 @@ def _call_recording_warnings(func: Callable, args: tuple) -> tuple[Any, list[tup
     return result, [(w.category, str(w.message)) for w in caught]
 
 
+def _replay_warnings(done: Sequence[tuple[Any, list[tuple[type, str]]]], *, stacklevel: int) -> list[Any]:
+    """The results of :func:`_call_recording_warnings` calls, their warnings raised again here in order
+    (``stacklevel`` counted from the caller of this function)."""
+    results = []
+    for result, caught in done:
+        for category, message in caught:
+            warnings.warn(message, category, stacklevel=stacklevel + 1)
+        results.append(result)
+    return results
+
+
 def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None = None,
                 n_workers: int | None = None, progress: Callable[[int], Any] | None = None,
                 stacklevel: int = 2) -> list[Any]:
@@ -172,13 +183,7 @@ def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None
             with contextlib.suppress(Exception):
                 client.cancel(futures)
             raise
-    results = []
-    for result, caught in done:
-        for category, message in caught:
-            warnings.warn(message, category, stacklevel=stacklevel + 1)
-        results.append(result)
-    return results
-
+    return _replay_warnings(done, stacklevel=stacklevel + 1)
 
 
 def _warm(modules: tuple[str, ...]) -> None:
@@ -253,9 +258,4 @@ def map_local(func: Callable, items: Sequence[tuple], *, workers: LocalWorkers |
                 done[i] = result
                 if progress is not None:
                     progress(1)
-    results = []
-    for result, caught in done:
-        for category, message in caught:
-            warnings.warn(message, category, stacklevel=stacklevel + 1)
-        results.append(result)
-    return results
+    return _replay_warnings(done, stacklevel=stacklevel + 1)

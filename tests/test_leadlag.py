@@ -1353,6 +1353,23 @@ def test_map_local_keeps_order_and_raises_the_items_error():
     assert map_local(divmod, [(5, 2)], workers=None) == [(2, 1)]
 
 
+def test_map_local_raises_the_items_warnings_again_in_order_at_the_caller():
+    import warnings
+    from concurrent.futures import wait
+
+    from okr_analysis.parallel import local_workers, map_local
+
+    items = [(f"item {i}", UserWarning) for i in range(5)]
+    with local_workers(1) as workers:
+        wait(workers.warming)
+        for w in (workers, None):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                assert map_local(warnings.warn, items, workers=w, stacklevel=1) == [None] * 5
+            assert [str(c.message) for c in caught] == [f"item {i}" for i in range(5)]
+            assert {c.filename for c in caught} == {__file__}  # stacklevel=1: this line
+
+
 @pytest.mark.parametrize("kwargs, match", [(dict(jobs=0), "jobs must be"), (dict(jobs=1.5), "jobs must be"),
                                            (dict(jobs=2, executor="dask"), "applies to executor='local'")])
 def test_bad_jobs(kwargs, match):
