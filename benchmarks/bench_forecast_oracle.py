@@ -391,11 +391,55 @@ def score(pred: pd.DataFrame, orc: pd.DataFrame, cols: list[str]) -> pd.DataFram
             pc = _brier(g["pace_calibrated"], g["hit"])
             r = {"rows": sub_name, "at": at if at == "all" else f"{at:.3f}", "n": len(g),
                  "brier_pace_calibrated": pc}
-            for c in ["p_hit", "p_model"] + cols:
-                p = g[c].fillna(g["p_hit"]) if c not in ("p_hit", "p_model") else g[c]
+            own = [c for c in ("p_hit_before", "p_model_before", "p_hit", "p_model") if c in g.columns]
+            for c in own + cols:
+                p = g[c].fillna(g["p_hit"]) if c not in own else g[c]
                 r[f"ratio_{c}"] = _brier(p, g["hit"]) / pc
             rows.append(r)
     return pd.DataFrame(rows)
+
+
+LABELS = {
+    "p_hit_before": "p_hit before this change (published, calibrated)",
+    "p_model_before": "p_model before this change",
+    "p_hit": "p_hit (published, calibrated)", "p_model": "p_model (before calibration)",
+    "clairvoyant": "clairvoyant: true process, parameters, effect and shape",
+    "known_shape": "Bayes, shape known (effect integrated)",
+    "bayes": "**Bayes oracle**: true process and parameters, effect and shape integrated over their posterior",
+    "bayes_prior_only": "Bayes, effect and shape from the prior only (not learnt from the quarter)",
+    "bayes_effect1": "Bayes, effect fixed at 1 (the plan)",
+    "bayes_no_swing": "Bayes without the simulation's yearly swing (kept at its as-of value)",
+    "bayes_no_drv": "Bayes without the driver term (leading KPI unknown: its spread as noise)",
+    "bayes_rw_noise": "Bayes with random-walk noise (what an integrated model assumes)",
+    "model_class": "**model class, estimated** (least squares up to as-of; effect and shape over the prior)",
+    "mc_plan_linear": "model class, the plan followed (effect 1, linear push)",
+    "mc_no_fourier": "model class without the yearly terms",
+    "mc_no_earlier_ramps": "model class without the earlier quarters' pushes",
+    "model_class_rw": "model class, push estimated by least squares and held at its as-of level",
+    "model_class_ols": "model class, push estimated by least squares (no target) and extrapolated",
+}
+
+
+def render(sc: pd.DataFrame, orc: pd.DataFrame) -> str:
+    """The results as Markdown: ratio to the calibrated pace status by point, per forecaster."""
+    k = sc.loc[sc["rows"] == "all (p_hit where no oracle)"].set_index("at")
+    cols = [c[len("ratio_"):] for c in sc.columns if c.startswith("ratio_")]
+    lines = ["# Oracle for p_hit on the simulated organisation (issue 20)", "",
+             "Produced by `benchmarks/bench_forecast_oracle.py` on " + time.strftime("%Y-%m-%d %H:%M") + ". "
+             "Rows: the backtest's (`bench_forecast_calibration.py`'s simulated organisation, 150 leaf teams, "
+             "1/3, 1/2 and 2/3 of each of its four quarters); the oracles cover its "
+             f"{int(orc['bayes'].notna().sum())} rows of leaf key results on a KPI; in every oracle's row the others keep "
+             "the p_hit of the predictions scored. "
+             f"The generator is reproduced exactly from its recorded noise ({orc['gen_ok'].mean():.0%} of the rows) "
+             f"and so is every outcome ({orc['hit_check'].mean():.0%}).", "",
+             "Brier score ÷ Brier score of the calibrated pace status on the same rows (target ≤ 0.90):", "",
+             "| forecaster | 1/3 | 1/2 | 2/3 | all three |", "|---|---:|---:|---:|---:|"]
+    for c in cols:
+        v = [k.loc[a, f"ratio_{c}"] for a in ("0.333", "0.500", "0.667", "all")]
+        lines.append(f"| {LABELS.get(c, c)} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+    lines += ["", f"n = {int(k.loc['all', 'n'])} rows; Brier score of the calibrated pace status "
+              f"{k.loc['all', 'brier_pace_calibrated']:.4f}.", ""]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -403,6 +447,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teams", type=int, default=150)
     ap.add_argument("--predictions", help="the simulated organisation's backtest predictions (parquet); "
                     "default: run the backtest")
+    ap.add_argument("--before", help="an earlier backtest's predictions (parquet) whose p_hit and p_model are "
+                    "scored too, as p_hit_before and p_model_before")
     ap.add_argument("--out", default=str(RESULTS / "forecast-oracle"))
     args = ap.parse_args(argv)
     t = time.perf_counter()
@@ -415,6 +461,10 @@ def main(argv=None) -> int:
             from okr_analysis.forecasting import backtest
             from okr_analysis.io import from_frames
             pred = backtest(from_frames(truth.sim, source="simulated"), n_boot=0).predictions
+        if args.before:
+            bef = pd.read_parquet(args.before)[["kr_id", "at", "quarter", "p_hit", "p_model"]]
+            pred = pred.merge(bef.rename(columns={"p_hit": "p_hit_before", "p_model": "p_model_before"}),
+                              on=["kr_id", "at", "quarter"], how="left")
         orc = oracle_rows(truth, pred)
         mc = model_class_rows(truth, pred)
         orc = orc.merge(mc, on=["kr_id", "at", "quarter"], how="left")
@@ -433,6 +483,7 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 250)
     print(sc.round(3).to_string())
     Path(args.out + ".json").write_text(json.dumps({"scores": sc.to_dict("records")}, indent=2, default=str))
+    Path(args.out + ".md").write_text(render(sc, orc))
     orc.to_parquet("/tmp/phit/oracle_rows.parquet")
     return 0
 
