@@ -659,6 +659,20 @@ def test_push_model_estimates_the_earlier_push_and_wins_the_aic():
     best, cands = select_model(y)
     assert fit.aic < min(c.aic for c in cands)              # stationary noise: beats the integrated models
     assert fit_push_model(y[:100], dates[:100], horizon=7, **kw) is None   # under two years: not tried
+    # the two least-squares steps are statsmodels' OLS of y − push on the regressors and AutoReg(1) of the
+    # residuals without a constant
+    import statsmodels.api as sm
+
+    days = (dates - dates[0]).days.to_numpy().astype(float)
+    t = 2 * np.pi * (dates.as_unit("ns").asi8 // 86_400_000_000_000) / 365.25
+    def ramp(a, b):
+        return np.clip(np.asarray((dates - a) / (b - a), dtype="float64"), 0, 1)
+    X = np.column_stack([np.ones(len(y)), days / 365.25, np.sin(t), np.cos(t), ramp(*kw["earlier"][0])])
+    ols = sm.OLS(y - 4.0 * ramp(kw["quarter_start"], kw["quarter_end"]), X).fit()
+    np.testing.assert_allclose(fit.beta, ols.params, rtol=1e-8, atol=1e-8)
+    ar = AutoReg(ols.resid, lags=1, trend="n").fit()
+    assert fit.phi == pytest.approx(float(ar.params[0]), rel=1e-9)
+    assert fit.ssr == pytest.approx(float(ar.ssr), rel=1e-9)
 
 
 def test_push_model_reverts_a_lucky_last_week_to_the_level():
