@@ -240,9 +240,9 @@ def render(r: dict) -> str:
         lines.append(f"- {org}: Brier p_hit {off:.4f} without the seasonal candidates, {on:.4f} with them: "
                      + ("**on** is better" if on < off else "**off** is better (or equal)")
                      + (f" (by {abs(on - off):.4f}, less than the bootstrap spread)." if abs(on - off) < 0.001 else "."))
-    lines += ["", "The default stays **off**: the seasonal candidates made the sample worse and changed the "
-              "simulated organisation by less than the noise (its seasonal swing is absorbed by the quarter trend "
-              "and the check-ins' own trend)."]
+    lines += ["", "The default stays **off**: the seasonal candidates (yearly terms offered to the integrated ARIMA "
+              "candidates) did not make p_hit better on either organisation. The planned-push candidate, which "
+              "takes part in every KPI key result's forecast with two years of history, has yearly terms of its own."]
     lines += ["", "## Speed", ""]
     t = r.get("timing")
     if t:

@@ -83,6 +83,9 @@ __all__ = [
     "CheckinMapping",
     "fit_calibration",
     "fit_checkin_mapping",
+    "fit_push_model",
+    "PushFit",
+    "PUSH_MIN_WEEKS",
     "brier_decomposition",
     "expected_calibration_error",
     "auc",
@@ -118,6 +121,8 @@ UNIT_ROOT_LEVEL = 0.05
 BACKTEST_AT = (1 / 3, 1 / 2, 2 / 3)
 #: Weekly values a KPI history needs before yearly seasonal terms are tried (two years).
 SEASONAL_MIN_WEEKS = 104
+#: Weekly values a KPI history needs before the planned-push model is tried as a candidate (two years).
+PUSH_MIN_WEEKS = 104
 #: Weeks of the quarter a KPI history needs before the in-quarter drift is tried as a regressor.
 QUARTER_TREND_MIN_WEEKS = 3
 #: R² of check-ins on their week's KPI below which the KPI is not used for a key result (4+ check-ins).
@@ -552,8 +557,11 @@ def _quantile_frame(paths: np.ndarray) -> pd.DataFrame:
 def _forecast_array(y: np.ndarray, H: int, *, levels: bool, n_paths: int, rng: np.random.Generator,
                     exog: np.ndarray | None = None, exog_names: Sequence[str] = (),
                     exog_future: np.ndarray | None = None, engine: str = "fast",
-                    ) -> tuple[np.ndarray, str, str, ModelFit | None, float]:
-    """(paths, method, note, fit, share of the AIC weight on models with exog) for a clean series y."""
+                    push: PushFit | None = None) -> tuple[np.ndarray, str, str, ModelFit | None, float]:
+    """(paths, method, note, fit, share of the AIC weight on models with exog) for a clean series y.
+
+    ``push``: a fitted planned-push model (:func:`fit_push_model`) taking part in the Akaike weights as
+    one more candidate (its AIC is computed on the same observations)."""
     n = len(y)
     if n == 0:
         return np.full((n_paths, H), np.nan), "no data", "no values to forecast from", None, 0.0
@@ -570,16 +578,177 @@ def _forecast_array(y: np.ndarray, H: int, *, levels: bool, n_paths: int, rng: n
                 f"shrunk by {w:.2f} (1 = kept, 0 = dropped) instead of the AIC-selected ARIMA models")
         return paths, "random walk with drift (short series)", note, None, 0.0
     fit, cands = select_model(y, levels=levels, exog=exog, exog_names=exog_names, engine=engine)
-    weights = aic_weights(cands)
-    counts = rng.multinomial(n_paths, weights)
+    if push is not None:
+        a = np.array([c.aic for c in cands] + [push.aic], dtype="float64")
+        w_all = np.exp(-(a - a.min()) / 2)
+        w_all /= w_all.sum()
+        weights, w_push = w_all[:-1] / max(w_all[:-1].sum(), 1e-300), float(w_all[-1])
+        k_push = int(rng.binomial(n_paths, w_push))
+    else:
+        weights, w_push, k_push = aic_weights(cands), 0.0, 0
+    counts = rng.multinomial(n_paths - k_push, weights)
     has_exog = any(c.exog_names for c, k in zip(cands, counts) if k)
-    paths = _simulate(cands, counts, y, H, rng, exog if has_exog else None, exog_future if has_exog else None)
-    fit = dataclasses.replace(fit, weight=float(weights[next(i for i, c in enumerate(cands) if c is fit)]))
-    exog_weight = float(sum(w for c, w in zip(cands, weights) if c.exog_names))
+    n_arima = n_paths - k_push
+    if n_arima:
+        paths = _simulate(cands, counts, y, H, rng, exog if has_exog else None,
+                          exog_future[:n_arima] if has_exog else None)
+    else:
+        paths = np.empty((0, H))
+    fit = dataclasses.replace(fit, weight=float(weights[next(i for i, c in enumerate(cands) if c is fit)]
+                                                * (1 - w_push)))
+    exog_weight = float(sum(w for c, w in zip(cands, weights) if c.exog_names)) * (1 - w_push)
+    if push is not None:
+        paths = np.concatenate([paths, push.simulate(k_push, rng)])[rng.permutation(n_paths)]
+        if w_push > fit.weight:
+            return paths, push.name, "", dataclasses.replace(fit, weight=w_push), exog_weight
     note = ""
     if fit.ssr <= 1e-20 * scale * scale * fit.nobs:
         note = "the model fits the history exactly: no variation around it, so no uncertainty"
     return paths, fit.name, note, fit, exog_weight
+
+
+@dataclass(frozen=True, eq=False)
+class PushFit:
+    """The planned-push model of a key result's weekly KPI, fitted by least squares.
+
+    ``y_t = x_t'β + push_t + r_t``, ``r_t = φ r_{t-1} + e_t``: ``x_t`` holds a constant, a linear
+    trend (per year), the sine and cosine of the day of the year, and one *earlier push* per earlier
+    quarter in which the team had an increase or decrease key result on the metric (0 before that
+    quarter, rising linearly to 1 at its end, 1 afterwards: what a team achieved, it keeps; its size
+    estimated); ``push_t`` is this quarter's planned move (target − baseline, in KPI units), rising
+    linearly from 0 at the quarter's start to the whole move at its end (the plan; 0 for maintain key
+    results). The noise is a stationary AR(1). β by ordinary least squares on ``y − push``, φ by least
+    squares on the residuals.
+
+    Attributes
+    ----------
+    beta : ndarray
+        Coefficients of ``x`` (constant, trend per year, sine, cosine, earlier pushes).
+    xtx_inv : ndarray
+        ``(X'X)^-1`` (pseudo-inverse).
+    phi : float
+        AR(1) coefficient of the residuals, clipped to [-0.98, 0.98].
+    ssr : float
+        Sum of squared innovations over the whole history.
+    n : int
+        Weekly values fitted.
+    aic : float
+        AIC on the ARIMA candidates' observations (the first ``P + 1`` values held back), so that it
+        compares with theirs; parameters: ``β``, ``φ`` and the variance.
+    x_future : ndarray
+        Regressors of the weeks to come (H × k).
+    push_future : ndarray
+        The planned push of the weeks to come.
+    last_resid : float
+        ``r`` at the last observed week.
+    x_last : ndarray
+        Regressors of the last observed week.
+    name : str
+        The ``method`` label.
+    """
+
+    beta: np.ndarray
+    xtx_inv: np.ndarray
+    phi: float
+    ssr: float
+    n: int
+    aic: float
+    x_future: np.ndarray
+    push_future: np.ndarray
+    last_resid: float
+    x_last: np.ndarray
+    name: str = "level + planned push, AR(1)"
+
+    def simulate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` future paths (n × H) with parameter uncertainty: the innovation variance from its scaled
+        inverse chi-square posterior, β given it (its covariance widened by the AR(1) long-run factor
+        (1 + φ) / (1 − φ)), φ from its normal approximation."""
+        H = len(self.push_future)
+        k = len(self.beta)
+        df = max(self.n - 1 - k - 1, 1)
+        sig2 = self.ssr / rng.chisquare(df, n)
+        phi = np.clip(self.phi + math.sqrt(max(1 - self.phi ** 2, 1e-6) / max(self.n - 1, 1))
+                      * rng.standard_normal(n), -0.98, 0.98)
+        w, v = np.linalg.eigh(self.xtx_inv * (1 + self.phi) / max(1 - self.phi, 0.02))
+        L = v * np.sqrt(np.clip(w, 0, None))
+        beta = self.beta[None, :] + np.sqrt(sig2 / max(1 - self.phi ** 2, 0.04))[:, None] * (
+            rng.standard_normal((n, k)) @ L.T)
+        r = self.last_resid - (beta - self.beta[None, :]) @ self.x_last
+        out = np.empty((n, H))
+        eps = rng.standard_normal((n, H)) * np.sqrt(sig2)[:, None]
+        for h in range(H):
+            r = phi * r + eps[:, h]
+            out[:, h] = r
+        return out + beta @ self.x_future.T + self.push_future[None, :]
+
+
+def _yearly_terms(days: np.ndarray) -> np.ndarray:
+    t = 2 * np.pi * days / 365.25
+    return np.column_stack([np.sin(t), np.cos(t)])
+
+
+def fit_push_model(y: Any, dates: Any, *, horizon: int, quarter_start: Any, quarter_end: Any, move: float = 0.0,
+                   earlier: Sequence[tuple[Any, Any]] = (), max_p: int = MAX_P) -> PushFit | None:
+    """Fit the planned-push model (:class:`PushFit`) to a weekly KPI history.
+
+    Parameters
+    ----------
+    y : array-like of float
+        The weekly KPI, oldest first, without missing values.
+    dates : array-like of datetime
+        Their dates (a regular 7-day grid).
+    horizon : int
+        Weeks to forecast after the last date.
+    quarter_start, quarter_end : datetime
+        The key result's quarter: its planned push rises linearly between them.
+    move : float, default 0
+        The planned move in the KPI's units, signed (target − baseline; 0 for none).
+    earlier : sequence of (start, end)
+        Earlier quarters in which the team pushed the metric (each becomes an estimated, kept step).
+    max_p : int, default :data:`MAX_P`
+        As the ARIMA candidates' (the AIC is computed on their observations).
+
+    Returns
+    -------
+    PushFit or None
+        None when the history is shorter than :data:`PUSH_MIN_WEEKS` or the fit is degenerate.
+    """
+    y = np.asarray(y, dtype="float64")
+    n = len(y)
+    if n < PUSH_MIN_WEEKS or horizon < 1:
+        return None
+    days = pd.DatetimeIndex(dates).as_unit("ns").asi8 // _DAY
+    fdays = days[-1] + 7 * np.arange(1, horizon + 1)
+    alld = np.concatenate([days, fdays]).astype("float64")
+
+    def ramp(a: Any, b: Any) -> np.ndarray:
+        a, b = pd.Timestamp(a).as_unit("ns").value // _DAY, pd.Timestamp(b).as_unit("ns").value // _DAY
+        return np.clip((alld - a) / max(b - a, 1), 0.0, 1.0)
+
+    cols = [np.ones(len(alld)), (alld - days[0]) / 365.25, *_yearly_terms(alld).T]
+    for a, b in earlier:
+        r = ramp(a, b)
+        if r[:n].max() > 0 and r[:n].min() < 1:  # the push happened inside the history
+            cols.append(r)
+    X = np.column_stack(cols)
+    push = float(move) * ramp(quarter_start, quarter_end)
+    Xh, z = X[:n], y - push[:n]
+    xtx_inv = np.linalg.pinv(Xh.T @ Xh)
+    beta = xtx_inv @ (Xh.T @ z)
+    r = z - Xh @ beta
+    den = float(r[:-1] @ r[:-1])
+    if den <= 1e-300:
+        return None
+    phi = float(np.clip(r[1:] @ r[:-1] / den, -0.98, 0.98))
+    e = r[1:] - phi * r[:-1]
+    P = _max_p(n, max_p)
+    ew = e[P:]  # innovations of y_t, t = P+1..n-1: the ARIMA candidates' observations
+    nw = len(ew)
+    ssr_w = max(float(ew @ ew), 1e-300)
+    k = int(np.linalg.matrix_rank(Xh)) + 1
+    llf = -(nw / 2) * (math.log(2 * math.pi) + math.log(ssr_w / nw) + 1)
+    return PushFit(beta, xtx_inv, phi, float(e @ e), n, -2 * llf + 2 * (k + 1), X[n:], push[n:], float(r[-1]),
+                   X[n - 1])
 
 
 def _rng(seed: int, *keys: Any) -> np.random.Generator:
@@ -763,6 +932,10 @@ class CheckinMapping:
       residual standard deviation (n − 2 degrees of freedom);
     * ``unrelated``: 4 or more pairs but the KPI does not explain the check-ins (slope not positive,
       or R² below :data:`MIN_MAPPING_R2`): the key result is then forecast from its check-ins alone.
+
+    ``lag`` (weeks): when the check-ins do not quote their own week's KPI but every one (or at least
+    half, and more than quote their own week) quotes the *previous* week's, the team reports one week
+    late: ``identity`` with ``lag = 1``, and each check-in to come is the KPI of the week before its date.
     """
 
     kind: str = "identity"
@@ -770,9 +943,13 @@ class CheckinMapping:
     b: float = 1.0
     s: float = 0.0
     n: int = 0
+    lag: int = 0
 
     @property
     def label(self) -> str:
+        if self.kind == "identity" and self.lag:
+            late = "each check-in quotes the previous week's KPI"
+            return f"identity, one week late ({late}" + (f"; sd {self.s:.3g})" if self.s > 0 else ")")
         if self.kind == "identity":
             if self.s > 0:
                 return f"identity (sd {self.s:.3g}: some of the {self.n} check-ins differ from the KPI)"
@@ -832,6 +1009,16 @@ def fit_checkin_mapping(kpi_dates: Any, kpi_values: Any, checkin_dates: Any, che
         return CheckinMapping("identity", n=n)
     if same.mean() >= 0.5:  # the check-ins quote the KPI, now and then with another value
         return CheckinMapping("identity", s=float(np.sqrt(np.mean(diff ** 2))), n=n)
+    # one week late: the check-ins quote the previous week's KPI
+    xl = _week_values(kd, np.asarray(kpi_values, dtype="float64"),
+                      pd.DatetimeIndex(checkin_dates) - pd.Timedelta(days=7))
+    yl = np.asarray(checkin_values, dtype="float64")
+    okl = ~np.isnan(xl) & ~np.isnan(yl)
+    dl = yl[okl] - xl[okl]
+    same_l = np.abs(dl) <= 1e-9 * max(float(np.max(np.abs(yl[okl]))) if okl.any() else 1.0, 1.0)
+    if okl.any() and same_l.mean() >= 0.5 and same_l.sum() > same.sum():
+        s_l = 0.0 if same_l.all() else float(np.sqrt(np.mean(dl ** 2)))
+        return CheckinMapping("identity", s=s_l, n=int(okl.sum()), lag=1)
     if n >= 4:
         b, a = np.polyfit(x, y, 1) if np.ptp(x) > 1e-12 * scale else (0.0, float(y.mean()))
         r = y - (a + b * x)
@@ -883,6 +1070,7 @@ class _KRCase:
     exog_future: np.ndarray | None = None
     driver_label: str = ""
     q_end: pd.Timestamp | None = None
+    earlier_pushes: tuple = ()
 
 
 def _future_dates(last: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
@@ -980,6 +1168,7 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
                     for lead, _ in drivers.by_metric.get(m, []):
                         pairs.add((t, lead))
     kpi = _weekly_kpis(ds, pairs, as_of)
+    pushes = _earlier_pushes(ds, q) if pairs else {}
     ci = ds.checkins
     ci = ci.loc[ci["kr_id"].isin(set(sc["kr_id"])) & (ci["date"] >= q.start) & (ci["date"] <= as_of)]
     ci = ci.assign(_r=np.arange(len(ci))).sort_values(["kr_id", "date", "_r"])
@@ -1012,6 +1201,7 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
             case.cadence_note = "; ".join(x for x in (cad_note, mapping.label) if x)
         if history.startswith("kpi:"):
             case.mapping = mapping
+            case.earlier_pushes = pushes.get((row["team_id"], m), ())
             if drivers is not None and len(y) >= MIN_MODEL_OBS:
                 _attach_drivers(case, drivers.by_metric.get(m, []), kpi, q, n_paths, seed, engine)
             if quarter_trend and case.exog is None and len(case.y) >= MIN_MODEL_OBS:
@@ -1020,6 +1210,37 @@ def _build_cases(ds: Dataset, q: Quarter, as_of: pd.Timestamp, sc: pd.DataFrame,
                 _attach_season(case, q, n_paths)
         cases.append(case)
     return cases
+
+
+def _earlier_pushes(ds: Dataset, q: Quarter) -> dict[tuple[str, str], tuple]:
+    """(team, metric) → the (start, end) of each quarter before ``q`` in which the team had an increase or
+    decrease key result on the metric (the planned-push model's earlier pushes)."""
+    kr = ds.key_results_in()
+    kr = kr.loc[kr["direction"].isin(_MOVING) & kr["metric"].notna(), ["team_id", "metric", "quarter"]]
+    kr = kr.drop_duplicates()
+    spans = {lab: ds.quarter(lab) for lab in kr["quarter"].unique()}
+    out: dict[tuple[str, str], list] = {}
+    for t, m, lab in kr.itertuples(index=False):
+        x = spans[lab]
+        if x.end < q.start:
+            out.setdefault((t, m), []).append((x.start, x.end))
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+def _push_model(case: _KRCase, q: Quarter, H: int) -> PushFit | None:
+    """The planned-push candidate of a key result on a weekly KPI history (:func:`fit_push_model`), or None."""
+    row = case.row
+    if len(case.y) < PUSH_MIN_WEEKS or case.mapping is None or case.mapping.kind == "unrelated":
+        return None
+    move = 0.0
+    if row["direction"] in _MOVING:
+        b, t = row.get("baseline"), row.get("target")
+        if b is None or t is None or pd.isna(b) or pd.isna(t):
+            return None
+        slope = case.mapping.b if case.mapping.kind == "linear" else 1.0
+        move = (float(t) - float(b)) / slope
+    return fit_push_model(case.y, case.dates, horizon=H, quarter_start=q.start, quarter_end=q.end, move=move,
+                          earlier=case.earlier_pushes)
 
 
 def _attach_drivers(case: _KRCase, leads: list[tuple[str, int]], kpi: dict, q: Quarter, n_paths: int,
@@ -1145,12 +1366,13 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
         if len(fut_ci):
             method = "observed (the KPI of the last check-in's week is known)"
     else:
+        push = _push_model(case, q, H) if kpi else None
         paths, method, note, fit, exog_weight = _forecast_array(
             y, H, levels=False, n_paths=n_paths, rng=rng, exog=_cut_exog(case.exog, None),
-            exog_names=case.exog_names, exog_future=_cut_exog(case.exog_future, H), engine=engine)
+            exog_names=case.exog_names, exog_future=_cut_exog(case.exog_future, H), engine=engine, push=push)
         if fit is not None:
             out["model_weight"] = fit.weight
-        if fit is not None and case.exog_names:
+        if fit is not None and case.exog_names and not (push is not None and method == push.name):
             real = [x for x in case.exog_names if x != "quarter trend" and not x.startswith("season")]
             if fit.exog_names:
                 if real:
@@ -1169,15 +1391,16 @@ def _forecast_case(case: _KRCase, q: Quarter, as_of: pd.Timestamp, n_paths: int,
     if len(fut_ci) == 0:
         ci_paths = np.empty((n_paths, 0))
     elif kpi:
-        j = (fut_ci.asi8 - last.value) // (7 * _DAY)
+        mp = case.mapping or CheckinMapping()
+        quoted = fut_ci - pd.Timedelta(weeks=mp.lag)  # the week whose KPI each check-in quotes
+        j = (quoted.asi8 - last.value) // (7 * _DAY)
         x = np.empty((n_paths, len(fut_ci)))
         for i, k in enumerate(j):
             if k >= 1:
                 x[:, i] = paths[:, k - 1]
             else:  # the check-in's week is already observed
-                v = _week_values(case.dates, y, fut_ci[i: i + 1])[0]
+                v = _week_values(case.dates, y, quoted[i: i + 1])[0]
                 x[:, i] = y[-1] if np.isnan(v) else v
-        mp = case.mapping or CheckinMapping()
         ci_paths = mp.apply(x, _rng(seed, row["kr_id"], "mapping"))
         out["checkin_mapping"] = mp.label
         if len(case.past_checkins) >= MIN_SHORT_OBS and case.last_checkin is not None:

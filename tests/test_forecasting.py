@@ -45,6 +45,7 @@ from okr_analysis.forecasting import (  # noqa: E402
     expected_calibration_error,
     fit_calibration,
     fit_checkin_mapping,
+    fit_push_model,
     forecast_key_result,
     forecast_key_results,
     forecast_kpis,
@@ -601,6 +602,92 @@ def test_fit_checkin_mapping_kinds():
     m = fit_checkin_mapping(kd, x, kd[:6], np.array([5.0, 1.0, 4.0, 0.0, 3.0, 2.0]))
     assert m.kind == "unrelated"
     assert fit_checkin_mapping(kd, x, [], []).label.startswith("identity (no check-in")
+
+
+def test_checkins_one_week_late_are_mapped_to_the_previous_weeks_kpi():
+    """k2b's check-ins quote the NPS of the week before their date (reported a week late): the mapping is
+    the identity with a one-week lag, so the key result keeps its KPI history (before, the KPI 'did not
+    explain' such check-ins and the key result was forecast from its check-ins alone)."""
+    kd = pd.date_range("2026-01-05", periods=10, freq="7D")
+    x = np.array([3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0, 5.5, 3.5])
+    m = fit_checkin_mapping(kd, x, kd[1:8], x[0:7])
+    assert m.kind == "identity" and m.lag == 1 and m.s == 0 and m.label.startswith("identity, one week late")
+    assert fit_checkin_mapping(kd, x, kd[1:8], x[1:8]).lag == 0
+    dates = pd.date_range("2026-07-06", periods=7, freq="7D")
+    t = checkins_from_kpi(with_kpi(tiny_tables(), "t2", "nps", noisy(40.0, sd=3.0, seed=5)), "k2b", "t2", "nps",
+                          dates=dates)
+    k = t["kpis"]
+    kpi = k.loc[(k["team_id"] == "t2") & (k["metric"] == "nps")].set_index("date")["value"]
+    ci = t["checkins"]
+    sel = ci["kr_id"] == "k2b"
+    ci.loc[sel, "value"] = kpi.reindex(pd.DatetimeIndex(ci.loc[sel, "date"]) - pd.Timedelta(days=7)).to_numpy()
+    r = row(forecast_key_results(load(t), Q, as_of="2026-08-20", n_paths=500, calibrate=False), "k2b")
+    assert r["history"] == "kpi:nps" and r["checkin_mapping"].startswith("identity, one week late")
+
+
+# ---------------------------------------------------------------------------------------------
+# The planned-push model: a stationary KPI around its level, moved by the team's plan
+# ---------------------------------------------------------------------------------------------
+def _push_case(seed: int = 0, shock: float = 0.0):
+    """156 weeks from 2023-10-02: level 50 + 0.5/year, a yearly swing of ±3, AR(1) noise (φ 0.5, sd 1), an
+    earlier quarter's push of +5 (kept) and this quarter's planned push of +4 followed as planned; as-of
+    6 weeks into the quarter (the last value shocked by ``shock``), 7 weeks to go."""
+    dates = pd.date_range("2023-10-02", periods=156, freq="7D")
+    days = (dates - dates[0]).days.to_numpy()
+    rng = np.random.default_rng(seed)
+    noise = lfilter([1], [1, -0.5], rng.normal(0, np.sqrt(1 - 0.25), 156))
+    season = 3 * np.cos(2 * np.pi * dates.day_of_year.to_numpy() / 365.25)
+    e0, e1 = pd.Timestamp("2025-04-01"), pd.Timestamp("2025-06-30")
+    q0, q1 = dates[143], dates[143] + pd.Timedelta(days=90)
+    def ramp(a, b, d):
+        return np.clip(np.asarray((d - a) / (b - a), dtype="float64"), 0, 1)
+    mean = 50 + 0.5 * days / 365.25 + season + 5 * ramp(e0, e1, dates) + 4 * ramp(q0, q1, dates)
+    y = mean + noise
+    n = 149  # as-of: 6 weeks into the quarter
+    y = y[:n].copy()
+    y[-1] += shock
+    return y, dates[:n], mean[n - 1 + 7], dict(quarter_start=q0, quarter_end=q1, move=4.0, earlier=[(e0, e1)])
+
+
+def test_push_model_estimates_the_earlier_push_and_wins_the_aic():
+    y, dates, _, kw = _push_case()
+    fit = fit_push_model(y, dates, horizon=7, **kw)
+    assert fit is not None and fit.name == "level + planned push, AR(1)"
+    # the earlier quarter's push, kept (over 40 seeds: mean 4.99, sd 0.64)
+    assert fit.beta[-1] == pytest.approx(5.0, abs=2.0)
+    assert fit.phi == pytest.approx(0.5, abs=0.15)
+    best, cands = select_model(y)
+    assert fit.aic < min(c.aic for c in cands)              # stationary noise: beats the integrated models
+    assert fit_push_model(y[:100], dates[:100], horizon=7, **kw) is None   # under two years: not tried
+    # the two least-squares steps are statsmodels' OLS of y − push on the regressors and AutoReg(1) of the
+    # residuals without a constant
+    import statsmodels.api as sm
+
+    days = (dates - dates[0]).days.to_numpy().astype(float)
+    t = 2 * np.pi * (dates.as_unit("ns").asi8 // 86_400_000_000_000) / 365.25
+    def ramp(a, b):
+        return np.clip(np.asarray((dates - a) / (b - a), dtype="float64"), 0, 1)
+    X = np.column_stack([np.ones(len(y)), days / 365.25, np.sin(t), np.cos(t), ramp(*kw["earlier"][0])])
+    ols = sm.OLS(y - 4.0 * ramp(kw["quarter_start"], kw["quarter_end"]), X).fit()
+    np.testing.assert_allclose(fit.beta, ols.params, rtol=1e-8, atol=1e-8)
+    ar = AutoReg(ols.resid, lags=1, trend="n").fit()
+    assert fit.phi == pytest.approx(float(ar.params[0]), rel=1e-9)
+    assert fit.ssr == pytest.approx(float(ar.ssr), rel=1e-9)
+
+
+def test_push_model_reverts_a_lucky_last_week_to_the_level():
+    """The last observed week is 3 sd above the level: the planned-push model's forecast 7 weeks on is near
+    the true mean (level + swing + both pushes); the integrated candidates stay near the lucky value."""
+    y, dates, truth, kw = _push_case(seed=1, shock=3.0)
+    fit = fit_push_model(y, dates, horizon=7, **kw)
+    paths = fit.simulate(4000, np.random.default_rng(0))
+    assert paths.shape == (4000, 7)
+    assert np.median(paths[:, -1]) == pytest.approx(truth, abs=0.8)
+    arima = forecast_series(y, horizon=7, levels=False, n_paths=2000)
+    assert abs(np.median(arima.paths[:, -1]) - truth) > abs(np.median(paths[:, -1]) - truth) + 0.5
+    # wide enough: the 80% interval of the simulated value holds the true mean
+    lo, hi = np.quantile(paths[:, -1], [0.1, 0.9])
+    assert lo < truth < hi and 1.5 < hi - lo < 5
 
 
 # ---------------------------------------------------------------------------------------------
