@@ -1257,6 +1257,59 @@ def test_pipeline_forecast_of_the_first_origin_ignores_the_forecast_periods(tran
     assert not np.allclose(fc2.loc[later, "restricted"], fc.loc[later, "restricted"])
 
 
+@pytest.mark.parametrize("seasonal", [False, True])
+def test_oos_transform_is_decided_before_the_first_forecast_origin(seasonal):
+    """The out-of-sample series' transform (ADF/KPSS vote: difference or not) is decided on the periods before
+    the first forecast origin only. Two stationary KPIs (8 teams × 156 weeks, a lead at lag 2; with
+    ``seasonal``, an annual cycle in both): both left in levels. Multiplying every value of the forecast
+    periods by 10 (a late level shift) makes the whole-sample vote difference them (the primary test's
+    transform, kept), but the out-of-sample series stay in levels (their forecasts are of the levels: the
+    team rows' actual values are the data's), and the first forecast of every team, pooled and per team,
+    is unchanged; with the whole-sample decision it moved."""
+    from okr_analysis import leadlag as LL
+
+    rng = np.random.default_rng(2024)
+    G, T = 8, 156
+    t = np.arange(T)
+    phase = rng.uniform(0, 52, (G, 1))
+    cyc = (lambda s: 2 * np.sin(2 * np.pi * (t - phase - s) / (365.25 / 7))) if seasonal else (lambda s: 0.0)
+    x = 50 + cyc(0) + _ar1(rng, (G, T), 0.5)
+    y = 40 + 0.5 * np.roll(x, 2, axis=1) + cyc(3) + _ar1(rng, (G, T), 0.4)
+    f = _frame(x, y)
+    f["t"] = np.tile(pd.date_range("2024-01-01", periods=T, freq="7D").to_numpy(), G)
+    kw = dict(pairs=[("lead", "lag")], time="t", team="team", seasonal=seasonal, by_team=True, max_lag=4)
+    res = _quiet(lead_lag_frame, f, **kw)
+    assert set(res.transforms["transform"]) == {"none"}
+    fc = res.forecasts
+    periods = np.sort(fc["period"].unique())
+    assert periods[0] == np.sort(f["t"].unique())[T - LL._n_test(T, 0.3)]
+    g = f.copy()
+    late = g["t"] >= periods[0]
+    g.loc[late, ["lead", "lag"]] = g.loc[late, ["lead", "lag"]] * 10
+    res2 = _quiet(lead_lag_frame, g, **kw)
+    assert set(res2.transforms["transform"]) == {"diff"}  # the whole-sample vote: a unit root
+    assert set(_pooled(res2)[["transform_leading", "transform_lagging"]]) == {"diff"}
+    fc2 = res2.forecasts
+    assert len(fc2) == len(fc) and (fc2["period"].to_numpy() == fc["period"].to_numpy()).all()
+    one, one2 = fc[fc["period"] == periods[0]], fc2[fc2["period"] == periods[0]]
+    assert set(one["scope"]) == {"pooled", "team"} and len(one) == 2 * G
+    for c in ("restricted", "unrestricted"):
+        np.testing.assert_allclose(one2[c].to_numpy(), one[c].to_numpy(), rtol=1e-9, atol=1e-9)
+    if not seasonal:  # in levels: a team's actual values are the data's (× 10 from the first forecast on)
+        team = fc2[(fc2["scope"] == "team") & (fc2["team_id"] == "t000")]
+        data = g[g["team"] == "t000"].set_index("t")["lag"]
+        np.testing.assert_allclose(team["actual"].to_numpy(), data.loc[team["period"]].to_numpy(), rtol=1e-12)
+    # with the whole-sample decision (the primary test's transforms), the first forecasts move
+    orig = LL._oos_transforms
+    try:
+        LL._oos_transforms = lambda *a, **k: None
+        fc3 = _quiet(lead_lag_frame, g, **kw).forecasts
+    finally:
+        LL._oos_transforms = orig
+    one3 = fc3[fc3["period"] == fc3["period"].min()]
+    assert not np.allclose(one3["restricted"].to_numpy(), one["restricted"].to_numpy(), rtol=1e-3)
+
+
 def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
     """One team, two integrated series (differenced by the rule): ``levels_f``/``levels_p`` equal a
     hand-built lag-augmented regression in statsmodels: y_t on 1, y lags 1..p+1 and x lags 1..q+1 (levels),
