@@ -312,6 +312,47 @@ def _check_ic(ic: str) -> str:
 # =============================================================================================
 # Stationarity: ADF and KPSS together
 # =============================================================================================
+def _votes(series: list[np.ndarray], level: float = 0.05) -> list[str]:
+    """Every series' vote (:func:`_vote`), the ADF tests batched over the series of one length
+    (:func:`_screen.adf`, equal to statsmodels' ``adfuller``; KPSS is statsmodels' ``kpss``, called, as in
+    :func:`_vote`, only where ADF rejects). A series whose batched statistic is not finite (an exact fit)
+    votes by :func:`_vote`."""
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
+    from statsmodels.tsa.stattools import kpss
+
+    def stationary(x: np.ndarray, regression: str) -> bool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return kpss(x, regression=regression, nlags="auto")[1] > level
+
+    votes: list[str] = [""] * len(series)
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(series):
+        by_length.setdefault(s.size, []).append(i)
+    for idx in by_length.values():
+        X = np.vstack([series[i] for i in idx])
+        with np.errstate(all="ignore"):
+            c = S.adf(X, regression="c")
+        rest = []
+        for j, i in enumerate(idx):
+            if not np.isfinite(c.stat[j]):
+                votes[i] = _vote(series[i], level)
+            elif c.p[j] < level and stationary(series[i], "c"):
+                votes[i] = "none"
+            else:
+                rest.append(j)
+        if rest:
+            with np.errstate(all="ignore"):
+                ct = S.adf(X[rest], regression="ct")
+            for j, stat, p in zip(rest, ct.stat, ct.p):
+                i = idx[j]
+                if not np.isfinite(stat):
+                    votes[i] = _vote(series[i], level)
+                else:
+                    votes[i] = "detrend" if p < level and stationary(series[i], "ct") else "diff"
+    return votes
+
+
 def _vote(x: np.ndarray, level: float = 0.05) -> str:
     """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
@@ -348,7 +389,7 @@ def decide_transform(series: Iterable[Any], *, level: float = 0.05, max_series: 
     if len(usable) > max_series:
         idx = np.unique(np.linspace(0, len(usable) - 1, max_series).round().astype(int))
         usable = [usable[i] for i in idx]
-    votes = [_vote(s, level) for s in usable]
+    votes = _votes(usable, level)
     n = len(votes)
     if n == 0:
         return dict(transform="none", n_series=0, share_stationary=np.nan, share_trend_stationary=np.nan,

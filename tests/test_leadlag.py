@@ -119,6 +119,39 @@ def test_ar_select_and_prewhiten_match_statsmodels():
         np.testing.assert_allclose(xt[0, p:], AutoReg(x[b], p, trend="c").fit().resid, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("regression", ["c", "ct"])
+def test_batched_adf_equals_statsmodels_adfuller(regression):
+    """``_screen.adf`` (one batched QR per step) = statsmodels ``adfuller(x, regression, autolag="AIC")``:
+    the statistic and the p-value to 1e-10, the lag order exactly, at the lengths the vote sees (20 periods,
+    the shortest it tests, to 300) and for random walks, AR(1), white noise, trends and large levels."""
+    rng = np.random.default_rng(11)
+    for n in (20, 21, 33, 73, 109, 156, 300):
+        X = np.vstack([np.cumsum(rng.standard_normal((4, n)), axis=1), _ar1(rng, (4, n), 0.6),
+                       rng.standard_normal((4, n)), 0.05 * np.arange(n) + rng.standard_normal((4, n)),
+                       1e4 + 50 * _ar1(rng, (4, n), 0.9)])
+        got = S.adf(X, regression=regression)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = [sm_stattools.adfuller(v, regression=regression, autolag="AIC") for v in X]
+        np.testing.assert_allclose(got.stat, [r[0] for r in ref], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got.p, [r[1] for r in ref], rtol=1e-10, atol=1e-10)
+        np.testing.assert_array_equal(got.lags, [r[2] for r in ref])
+
+
+def test_batched_votes_equal_each_series_vote():
+    """The stationarity vote of ``decide_transform`` batches its ADF tests (``_votes``); every series votes
+    as it does alone with statsmodels' ``adfuller`` and ``kpss`` (``_vote``), lengths mixed."""
+    from okr_analysis.leadlag import _vote, _votes
+
+    rng = np.random.default_rng(12)
+    series = []
+    for n in (20, 60, 104, 156, 156, 156):
+        series += [np.cumsum(rng.standard_normal(n)), _ar1(rng, n, 0.5), 0.08 * np.arange(n) + _ar1(rng, n, 0.3),
+                   _ar1(rng, n, 0.95)]
+    assert _votes(series) == [_vote(s) for s in series]
+    assert set(_votes(series)) == {"none", "detrend", "diff"}
+
+
 def test_own_lag_order_is_statsmodels_ar_select_order_bic():
     from statsmodels.tsa.ar_model import ar_select_order
 
