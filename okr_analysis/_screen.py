@@ -124,6 +124,14 @@ class GramCache:
         second._cache = {L: second.tail}
         return first, second
 
+    def block(self, p: int, r: np.ndarray, c: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """``from_row(p)[:, r][:, :, c]`` (of the teams ``idx`` only, when given), without a copy of the
+        whole matrices."""
+        G = self.from_row(p)
+        if idx is None:
+            return G[:, r[:, None], c]
+        return G[idx[:, None, None], r[None, :, None], c[None, None, :]]
+
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""
         p = min(int(p), self.L)  # rows before L are the head; from L on, the tail

@@ -846,11 +846,11 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     for gram, p in items:
         row = max(int(p), max(other_lags)) if start is None else int(start)
         a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
-        G = gram.from_row(row)  # _Rows: the group's teams only
-        Gaa, Gam, Gmm = G[:, a[:, None], a], G[:, a[:, None], mm], G[:, mm[:, None], mm]
+        # the blocks of the group's teams (_Rows) only, indexed from the shared cache (no copy of it)
+        Gaa, Gam, Gmm = gram.block(row, a, a), gram.block(row, a, mm), gram.block(row, mm, mm)
         acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
-        N += int(round(G[:, 0, 0].sum()))
-        k_own += G.shape[0] * len(a)
+        N += int(round(Gaa[:, 0, 0].sum()))  # a[0] = 0: the constant's column counts the rows
+        k_own += Gaa.shape[0] * len(a)
     k = k_own + q
     dfd = N - k - n_common
     nan = np.full(q, np.nan)
@@ -993,21 +993,15 @@ def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, targ
 
 
 class _Rows:
-    """The teams ``idx`` of a cross-product cache, without copying it: ``from_row`` indexes the cache's
+    """The teams ``idx`` of a cross-product cache, without copying it: ``block`` indexes the cache's
     (shared, cached) matrices, which is all a pooled test needs."""
 
-    def __init__(self, gram: S.GramCache, idx: np.ndarray):
+    def __init__(self, gram: S.GramCache, idx: np.ndarray, every: bool):
         # a weak reference: the cache keeps its groups (see _split), which must not keep it alive in a cycle
-        self.gram, self.idx = weakref.proxy(gram), idx
-        self._cache: dict[int, np.ndarray] = {}
+        self.gram, self.idx = weakref.proxy(gram), (None if every else idx)
 
-    def from_row(self, p: int) -> np.ndarray:
-        G = self.gram.from_row(p)
-        if self.idx.size == G.shape[0]:
-            return G
-        if p not in self._cache:
-            self._cache[p] = G[self.idx]
-        return self._cache[p]
+    def block(self, p: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return self.gram.block(p, r, c, self.idx)
 
 
 def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
@@ -1018,7 +1012,8 @@ def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[t
         memo = g.__dict__.setdefault("_groups", {})
         key = (id(o), o.tobytes())
         if key not in memo:
-            memo[key] = [(_Rows(g, np.flatnonzero(o == p)), int(p)) for p in np.unique(o)]
+            ps = np.unique(o)
+            memo[key] = [(_Rows(g, np.flatnonzero(o == p), ps.size == 1), int(p)) for p in ps]
         yield from memo[key]
 
 
@@ -1450,6 +1445,12 @@ class _CorrectedCache:
         if p not in self._cache:
             self._cache[p] = self.gram.from_row(p) + self._sums[p]
         return self._cache[p]
+
+    def block(self, p: int, r: np.ndarray, c: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """``from_row(p)[:, r][:, :, c]`` (teams ``idx``), from the cache's blocks and the correction's:
+        the same sums, without the whole corrected matrices."""
+        p = min(int(p), self.L)
+        return self.gram.block(p, r, c, idx) + self._sums[p][r[:, None], c]
 
 
 def _corrected_cache(gram: S.GramCache, corr: np.ndarray, lo: int = 0, hi: int | None = None) -> _CorrectedCache:
