@@ -128,9 +128,9 @@ class GramCache:
         """``from_row(p)[:, r][:, :, c]`` (of the teams ``idx`` only, when given), without a copy of the
         whole matrices."""
         G = self.from_row(p)
-        if idx is None:
-            return G[:, r[:, None], c]
-        return G[idx[:, None, None], r[None, :, None], c[None, None, :]]
+        B, K, _ = G.shape
+        out = G.reshape(B, K * K)[:, (r[:, None] * K + c[None, :]).ravel()]  # the columns first: small
+        return (out if idx is None else out[idx]).reshape(-1, r.size, c.size)
 
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""

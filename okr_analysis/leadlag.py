@@ -848,7 +848,8 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
         a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
         # the blocks of the group's teams (_Rows) only, indexed from the shared cache (no copy of it)
         Gaa, Gam, Gmm = gram.block(row, a, a), gram.block(row, a, mm), gram.block(row, mm, mm)
-        acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
+        W = S._chol_forward(Gaa, Gam)  # L^-1 Gam, L L' = Gaa: Gam' Gaa^-1 Gam = W'W (batched over the teams)
+        acc += (Gmm - np.matmul(W.transpose(0, 2, 1), W)).sum(axis=0)
         N += int(round(Gaa[:, 0, 0].sum()))  # a[0] = 0: the constant's column counts the rows
         k_own += Gaa.shape[0] * len(a)
     k = k_own + q
