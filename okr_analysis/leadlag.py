@@ -22,8 +22,8 @@ notes-drivers-method.md until it moves to the docs):
    cross-correlation by lag (lag 0 included; BH per scope), the test given the same-period value;
 6. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West),
    reported beside the verdict (``oos_confirmed``), not a veto; their series are prepared without
-   look-ahead (seasonal fit, trend line and standardisation on the periods before the first forecast
-   origin, :func:`_oos_block`);
+   look-ahead (transform decision, seasonal fit, trend line and standardisation on the periods before the
+   first forecast origin, :func:`_oos_transforms`, :func:`_oos_block`);
 7. a verdict per pair and team (:data:`VERDICTS`) and its plain-language sentence
    (:func:`verdict_sentence`).
 
@@ -1054,7 +1054,8 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
                   oos: Sequence[_Block] | None = None, exog: Sequence[np.ndarray | None] | None = None) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
     forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`).
-    The forecasts use ``oos`` (one block per block, the same teams and periods, prepared without look-ahead:
+    The forecasts use ``oos`` (one block per block, the same teams, prepared without look-ahead — one period
+    more or fewer when its transform differs in differencing:
     :func:`_oos_block`) when given, else the blocks themselves, and both forecasting models the
     deterministic columns ``exog`` (one array or None per block)."""
     L = opt.max_lag
