@@ -42,6 +42,7 @@ __all__ = [
     "clark_west",
     "clark_west_rows",
     "screen",
+    "adf",
 ]
 
 
@@ -122,6 +123,14 @@ class GramCache:
         second.tail = self.tail - first.tail - second._head.sum(axis=1)
         second._cache = {L: second.tail}
         return first, second
+
+    def block(self, p: int, r: np.ndarray, c: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """``from_row(p)[:, r][:, :, c]`` (of the teams ``idx`` only, when given), without a copy of the
+        whole matrices."""
+        G = self.from_row(p)
+        B, K, _ = G.shape
+        out = G.reshape(B, K * K)[:, (r[:, None] * K + c[None, :]).ravel()]  # the columns first: small
+        return (out if idx is None else out[idx]).reshape(-1, r.size, c.size)
 
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""
@@ -535,9 +544,13 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     # work arrays of the loop, allocated once: a new (B, r, r) array per origin (2.3 MB at 1,000 teams) is
     # a fresh mmap whose page faults cost ~5x the arithmetic (measured: 2.8 ms vs 0.5 ms per origin)
     if q:
-        r = m - q - 1
-        Gw = np.empty((B, r, r))
-        outer = np.empty((B, r, r))
+        # the partialled cross-products of the first origin; from then on updated by one rank-one term per
+        # origin (recursive least squares: adding the row (z_r, z_e) adds zw zw' / (1 + z_e' Gee^-1 z_e),
+        # zw = z_r - Gre Gee^-1 z_e its residual on [1, exog] over the window), not recomputed from Grr
+        Ginv = np.linalg.inv(Gee)
+        M = Gre @ np.linalg.cholesky(Ginv)                                            # (B, r, q + 1)
+        Gw = Grr - np.matmul(M, M.transpose(0, 2, 1))
+        outer = np.empty_like(Gw)
     else:
         outer = np.empty_like(G)
     for i, s in enumerate(range(first, T)):
@@ -545,9 +558,6 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
         n = s - L
         if q:
             Ginv = np.linalg.inv(Gee)
-            M = Gre @ np.linalg.cholesky(Ginv)                                        # (B, r, q + 1)
-            np.matmul(M, M.transpose(0, 2, 1), out=Gw)
-            np.subtract(Grr, Gw, out=Gw)
             w = Ginv @ z[0, e_]
             zr = z[:, r_]
             zw = zr - Gre @ w
@@ -588,7 +598,8 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
         fu[:, i] = f_k[ar, kb]
         chosen[:, i] = kb + 1
         if q:
-            Grr += np.multiply(zr[:, :, None], zr[:, None, :], out=outer)
+            np.multiply(zw[:, :, None], zw[:, None, :] / (1.0 + z[0, e_] @ w), out=outer)
+            Gw += outer
             Gre += zr[:, :, None] * z[0, e_][None, None, :]
             Gee += np.outer(z[0, e_], z[0, e_])
         else:
@@ -693,3 +704,80 @@ def screen(y: np.ndarray, x: np.ndarray, *, max_lag: int, chunk: int = 2048) -> 
         parts.append((g, r, n))
     g = GrangerScreen(parts[0][0].orders, *(np.concatenate([pt[0][i] for pt in parts]) for i in range(1, 6)))
     return Screen(g, lags, np.concatenate([pt[1] for pt in parts]), np.concatenate([pt[2] for pt in parts]))
+
+
+# ---------------------------------------------------------------------------------------------
+# unit-root test, batched (the stationarity vote)
+# ---------------------------------------------------------------------------------------------
+class ADF(NamedTuple):
+    """Augmented Dickey–Fuller tests of a batch of series (statsmodels ``adfuller(x, regression,
+    autolag="AIC")``): t statistics, MacKinnon p-values and the lags used."""
+
+    stat: np.ndarray
+    p: np.ndarray
+    lags: np.ndarray
+
+
+def _adf_design(x: np.ndarray, lags: int, ntrend: int, level_last: bool) -> np.ndarray:
+    """``(B, rows, k + 1)``: adfuller's regression of ``diff(x)`` on the deterministic terms (constant, and
+    the trend 1..rows for ``ct``), the lagged level and ``lags`` lagged differences, rows ``t >= lags``;
+    the dependent variable last (a QR of it gives every nested regression's residual sum of squares)."""
+    B, n = x.shape
+    dx = np.diff(x, axis=1)
+    m = n - 1 - lags
+    cols = [np.ones((B, m))]
+    if ntrend == 2:
+        cols.append(np.broadcast_to(np.arange(1.0, m + 1.0), (B, m)))
+    level = x[:, lags:n - 1]
+    if not level_last:
+        cols.append(level)
+    cols += [dx[:, lags - j:n - 1 - j] for j in range(1, lags + 1)]
+    if level_last:
+        cols.append(level)
+    cols.append(dx[:, lags:])
+    return np.stack(cols, axis=-1)
+
+
+def adf(x: np.ndarray, *, regression: str = "c") -> ADF:
+    """statsmodels' ``adfuller(x, regression=regression, autolag="AIC")`` for every row of ``x`` (equal
+    lengths, no NaN, not constant), batched: the same regressions (statsmodels' default largest lag
+    ``ceil(12 (n/100)^(1/4))``, at most ``n // 2 - ntrend - 1``; AIC over the lag orders on the common
+    sample, the smallest order on a tie; the chosen order re-fitted on all its rows), solved by one
+    batched QR per step instead of one ``OLS`` fit per order and series, and the same p-values
+    (``statsmodels.tsa.adfvalues.mackinnonp``). Tested equal to ``adfuller`` to 1e-10
+    (``tests/test_leadlag.py``); the stationarity vote's ADF calls were most of its time (4 ms each).
+    """
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
+    from statsmodels.tsa.adfvalues import mackinnonp
+
+    x = np.asarray(x, dtype="float64")
+    if x.ndim != 2:
+        raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
+    if regression not in ("c", "ct"):
+        raise ValueError(f"regression must be 'c' or 'ct', got {regression!r}.")
+    B, n = x.shape
+    ntrend = len(regression)
+    maxlag = min(n // 2 - ntrend - 1, int(np.ceil(12.0 * np.power(n / 100.0, 1 / 4.0))))
+    if maxlag < 0:
+        raise ValueError(f"series of {n} periods are too short for adfuller with regression={regression!r}.")
+    # 1. the lag order by AIC: nested regressions (deterministic terms, level, lags 1..p) on rows t >= maxlag
+    R = np.linalg.qr(_adf_design(x, maxlag, ntrend, False), mode="r")
+    K = R.shape[-1] - 1
+    m = n - 1 - maxlag
+    tail = np.cumsum((R[:, ::-1, K] ** 2), axis=1)[:, ::-1]  # tail[:, j] = sum_{i >= j} R[i, K]^2
+    k = np.arange(ntrend + 1, K + 1)  # regressors of each nested model
+    ssr = tail[:, k]
+    aic = m * (np.log(2 * np.pi) + np.log(ssr / m) + 1) + 2 * k
+    used = np.argmin(aic, axis=1)  # the first minimum: the smallest order on a tie, as adfuller
+    # 2. the chosen order re-fitted on all its rows; the level's t statistic from the QR (level last)
+    stat = np.empty(B)
+    for p in np.unique(used):
+        sel = np.flatnonzero(used == p)
+        R = np.linalg.qr(_adf_design(x[sel], int(p), ntrend, True), mode="r")
+        c = R.shape[-1] - 1  # the level's column; the dependent variable is column c
+        rows = n - 1 - int(p)
+        s = np.abs(R[:, c, c]) / np.sqrt(rows - c)  # c regressors
+        stat[sel] = np.sign(R[:, c - 1, c - 1]) * R[:, c - 1, c] / s
+    pv = np.array([mackinnonp(float(v), regression=regression, N=1) for v in stat])
+    return ADF(stat, pv, used)
+

@@ -22,8 +22,8 @@ notes-drivers-method.md until it moves to the docs):
    cross-correlation by lag (lag 0 included; BH per scope), the test given the same-period value;
 6. rolling-origin out-of-sample forecasts with and without the leading metric (skill, Clark–West),
    reported beside the verdict (``oos_confirmed``), not a veto; their series are prepared without
-   look-ahead (seasonal fit, trend line and standardisation on the periods before the first forecast
-   origin, :func:`_oos_block`);
+   look-ahead (transform decision, seasonal fit, trend line and standardisation on the periods before the
+   first forecast origin, :func:`_oos_transforms`, :func:`_oos_block`);
 7. a verdict per pair and team (:data:`VERDICTS`) and its plain-language sentence
    (:func:`verdict_sentence`).
 
@@ -312,6 +312,47 @@ def _check_ic(ic: str) -> str:
 # =============================================================================================
 # Stationarity: ADF and KPSS together
 # =============================================================================================
+def _votes(series: list[np.ndarray], level: float = 0.05) -> list[str]:
+    """Every series' vote (:func:`_vote`), the ADF tests batched over the series of one length
+    (:func:`_screen.adf`, equal to statsmodels' ``adfuller``; KPSS is statsmodels' ``kpss``, called, as in
+    :func:`_vote`, only where ADF rejects). A series whose batched statistic is not finite (an exact fit)
+    votes by :func:`_vote`."""
+    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
+    from statsmodels.tsa.stattools import kpss
+
+    def stationary(x: np.ndarray, regression: str) -> bool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return kpss(x, regression=regression, nlags="auto")[1] > level
+
+    votes: list[str] = [""] * len(series)
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(series):
+        by_length.setdefault(s.size, []).append(i)
+    for idx in by_length.values():
+        X = np.vstack([series[i] for i in idx])
+        with np.errstate(all="ignore"):
+            c = S.adf(X, regression="c")
+        rest = []
+        for j, i in enumerate(idx):
+            if not np.isfinite(c.stat[j]):
+                votes[i] = _vote(series[i], level)
+            elif c.p[j] < level and stationary(series[i], "c"):
+                votes[i] = "none"
+            else:
+                rest.append(j)
+        if rest:
+            with np.errstate(all="ignore"):
+                ct = S.adf(X[rest], regression="ct")
+            for j, stat, p in zip(rest, ct.stat, ct.p):
+                i = idx[j]
+                if not np.isfinite(stat):
+                    votes[i] = _vote(series[i], level)
+                else:
+                    votes[i] = "detrend" if p < level and stationary(series[i], "ct") else "diff"
+    return votes
+
+
 def _vote(x: np.ndarray, level: float = 0.05) -> str:
     """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
@@ -348,7 +389,7 @@ def decide_transform(series: Iterable[Any], *, level: float = 0.05, max_series: 
     if len(usable) > max_series:
         idx = np.unique(np.linspace(0, len(usable) - 1, max_series).round().astype(int))
         usable = [usable[i] for i in idx]
-    votes = [_vote(s, level) for s in usable]
+    votes = _votes(usable, level)
     n = len(votes)
     if n == 0:
         return dict(transform="none", n_series=0, share_stationary=np.nan, share_trend_stationary=np.nan,
@@ -435,6 +476,7 @@ class _TeamSeries:
     rx: np.ndarray | None = None  # leading, the same run before the seasonal fit and the transform
     ry: np.ndarray | None = None  # lagging, likewise (for the out-of-sample series, :func:`_oos_block`)
     rcodes: np.ndarray | None = None  # period codes of rx, ry (one more than ``codes`` when differenced)
+    rperiods: np.ndarray | None = None  # period labels of rx, ry
 
 
 @dataclass
@@ -447,6 +489,7 @@ class _Block:
     RX: np.ndarray | None = None  # (B, T + d) leading before the seasonal fit and the transform
     RY: np.ndarray | None = None  # (B, T + d) lagging, likewise
     rcodes: np.ndarray | None = None  # (T + d,) period codes of RX, RY
+    rperiods: np.ndarray | None = None  # (T + d,) period labels of RX, RY
 
 
 class _Frame:
@@ -521,6 +564,37 @@ class _Frame:
                 out.append(a[s:e])
         return out
 
+    def series_before(self, metric: str, code: int) -> list[np.ndarray]:
+        """:meth:`series` on the periods before the calendar code ``code`` only (the first forecast origin):
+        each team's values of those periods, its annual cycle fitted on them alone when the seasonal terms
+        apply (the same fit as :meth:`deseason`, one solve per group of teams sharing a calendar), then its
+        longest complete run. The out-of-sample series' stationarity vote, without look-ahead."""
+        raw = self.values if self.raw is None else self.raw
+        vals: dict[str, np.ndarray] = {}
+        codes: dict[str, np.ndarray] = {}
+        for tid in self.teams:
+            n = int(np.searchsorted(self.pcodes[tid], code))  # a team's codes are sorted: the periods before
+            vals[tid], codes[tid] = raw[metric][tid][:n], self.pcodes[tid][:n]
+        if self.season is not None:
+            per_year, K, least = self.season
+            groups: dict[tuple[bytes, bytes], list[str]] = {}
+            for tid in self.teams:
+                ok = np.isfinite(vals[tid])
+                if ok.sum() >= least:
+                    groups.setdefault((np.asarray(codes[tid], dtype="int64").tobytes(), ok.tobytes()),
+                                      []).append(tid)
+            for tids in groups.values():
+                new = _deseason_values(np.column_stack([vals[t] for t in tids]), codes[tids[0]], per_year, K, least)
+                for j, tid in enumerate(tids):
+                    vals[tid] = new[:, j]
+        out = []
+        for tid in self.teams:
+            a = _fill_short_gaps(vals[tid])
+            s, e = _longest_run(np.isfinite(a))
+            if e > s:
+                out.append(a[s:e])
+        return out
+
     def pair(self, leading: str, lagging: str, tx: str, ty: str) -> list[_TeamSeries]:
         out = []
         raw = self.values if self.raw is None else self.raw
@@ -540,7 +614,7 @@ class _Frame:
             ra, rb = ra[s:e], rb[s:e]
             problem = ""
             if a.size < 3:
-                out.append(_TeamSeries(tid, a, b, per, pc, "fewer than 3 joint periods", ra, rb, pc))
+                out.append(_TeamSeries(tid, a, b, per, pc, "fewer than 3 joint periods", ra, rb, pc, per))
                 continue
             xa, yb = _apply_transform(a, tx), _apply_transform(b, ty)
             d = 1 if "diff" in (tx, ty) else 0
@@ -548,7 +622,7 @@ class _Frame:
                 xa = xa[d:]
             if ty != "diff":
                 yb = yb[d:]
-            rpc = pc
+            rpc, rper = pc, per
             per, pc = per[d:], pc[d:]
             for name, v in ((leading, xa), (lagging, yb)):
                 if not v.size:
@@ -558,7 +632,7 @@ class _Frame:
                 # the standard deviation is at least range / sqrt(2n): compute it only when it may be tiny
                 if hi - lo <= 2 * math.sqrt(v.size) * tol and np.std(v) <= tol:
                     problem = f"{name} is constant"
-            out.append(_TeamSeries(tid, xa, yb, per, pc, problem, ra, rb, rpc))
+            out.append(_TeamSeries(tid, xa, yb, per, pc, problem, ra, rb, rpc, rper))
         return out
 
 
@@ -575,7 +649,7 @@ def _blocks(series: list[_TeamSeries]) -> list[_Block]:
                           np.vstack([m.y for m in members]), per, members[0].codes,
                           np.vstack([m.rx for m in members]) if raw else None,
                           np.vstack([m.ry for m in members]) if raw else None,
-                          members[0].rcodes))
+                          members[0].rcodes, members[0].rperiods))
     return out
 
 
@@ -584,18 +658,27 @@ def _n_test(T: int, fraction: float) -> int:
     return max(5, int(math.ceil(fraction * T)))
 
 
+def _oos_cut(n: int, fraction: float) -> int:
+    """The raw periods of a run of ``n`` before its first forecast origin, whether or not the out-of-sample
+    series are differenced (differenced, the origin is one raw period later: ``n - _n_test(n - 1)``, never
+    earlier). The pre-origin transform decision looks at these periods only."""
+    return n - _n_test(n, fraction)
+
+
 def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, int, np.ndarray | None]:
     """The series of one block prepared for the out-of-sample evaluation without look-ahead, and the
-    first forecast origin (index into the transformed periods).
+    first forecast origin (index into the out-of-sample series' periods).
 
     The primary test's series (``blk.X``, ``blk.Y``) are prepared on the whole sample: the seasonal fit
-    (step 3) and the detrending use every period, the forecast periods included. Here every fit uses only
-    the periods before the first forecast origin (the first ``1 - oos_fraction`` of the periods), fixed once
-    and applied to all periods: the annual cycle (OLS on a constant, a trend and the Fourier terms, the
-    Fourier part subtracted, one least-squares solve for the block's teams, :func:`_deseason_values` with
-    ``fit``) and the trend line of a detrended metric. Differencing looks at no later period. The transform
-    itself (none / detrend / diff) is the primary test's decision (ADF/KPSS on the whole series). The
-    standardisation and the period means of the pooled row come after (:func:`_demean` with ``upto``).
+    (step 3), the detrending and the transform decision use every period, the forecast periods included.
+    Here every fit uses only the periods before the first forecast origin (the first ``1 - oos_fraction`` of
+    the periods), fixed once and applied to all periods: the annual cycle (OLS on a constant, a trend and
+    the Fourier terms, the Fourier part subtracted, one least-squares solve for the block's teams,
+    :func:`_deseason_values` with ``fit``) and the trend line of a detrended metric. Differencing looks at
+    no later period. ``tx``, ``ty``: the pair's transforms decided on the periods before the first origin
+    (:func:`_oos_transforms`); when they differ from the primary test's in differencing, the series have
+    one period more or fewer than ``blk``'s. The standardisation and the period means of the pooled row
+    come after (:func:`_demean` with ``upto``).
 
     The third value: the deterministic columns both forecasting models also get (``exog`` of
     :func:`_screen.rolling_oos`, re-estimated at every origin): the Fourier terms of the annual cycle when
@@ -605,19 +688,27 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
     in the expanding windows; re-fitted at every origin it does not (the fixed fit is then redundant:
     OLS with these columns is invariant to subtracting any combination of them).
     """
-    B, T = blk.Y.shape
+    diffed = "diff" in (tx, ty)
+    if blk.RX is None:  # no raw run kept: nothing was fitted on the whole sample but the transform
+        codes, periods, raw = blk.period_codes, blk.periods, None
+    else:
+        raw = blk.RX.shape[1]
+        d = 1 if diffed else 0
+        if raw - d == blk.Y.shape[1]:  # the primary test's periods
+            codes, periods = blk.period_codes, blk.periods
+        else:
+            codes, periods = blk.rcodes[d:], blk.rperiods[d:]
+    T = codes.size
     first = T - _n_test(T, opt.oos_fraction)
     exog = []
-    diffed = "diff" in (tx, ty)
-    t = np.asarray(blk.period_codes, dtype="float64")
+    t = np.asarray(codes, dtype="float64")
     if not diffed and (opt.season is not None or "detrend" in (tx, ty)):
         exog.append((t - t.mean()) / max(t.size, 1))
     if opt.season is not None:
         exog.append(_fourier(t, opt.season[0], opt.season[1])[:, 1:])
     exog = np.column_stack(exog) if exog else None
-    if blk.RX is None:  # no raw run kept: nothing was fitted on the whole sample but the transform
+    if raw is None:
         return blk, first, exog
-    d = blk.RX.shape[1] - T  # 1 when the pair is differenced
     cut = first + d  # raw periods before the first forecast's period
     out = []
     for R, how in ((blk.RX, tx), (blk.RY, ty)):
@@ -637,7 +728,7 @@ def _oos_block(blk: _Block, tx: str, ty: str, opt: "_Options") -> tuple[_Block, 
         else:
             A = A[d:]
         out.append(np.ascontiguousarray(A.T))
-    return _Block(blk.teams, out[0], out[1], blk.periods, blk.period_codes), first, exog
+    return _Block(blk.teams, out[0], out[1], periods, codes), first, exog
 
 
 # =============================================================================================
@@ -755,11 +846,12 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     for gram, p in items:
         row = max(int(p), max(other_lags)) if start is None else int(start)
         a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
-        G = gram.from_row(row)  # _Rows: the group's teams only
-        Gaa, Gam, Gmm = G[:, a[:, None], a], G[:, a[:, None], mm], G[:, mm[:, None], mm]
-        acc += (Gmm - np.matmul(Gam.transpose(0, 2, 1), S._solve(Gaa, Gam))).sum(axis=0)
-        N += int(round(G[:, 0, 0].sum()))
-        k_own += G.shape[0] * len(a)
+        # the blocks of the group's teams (_Rows) only, indexed from the shared cache (no copy of it)
+        Gaa, Gam, Gmm = gram.block(row, a, a), gram.block(row, a, mm), gram.block(row, mm, mm)
+        W = S._chol_forward(Gaa, Gam)  # L^-1 Gam, L L' = Gaa: Gam' Gaa^-1 Gam = W'W (batched over the teams)
+        acc += (Gmm - np.matmul(W.transpose(0, 2, 1), W)).sum(axis=0)
+        N += int(round(Gaa[:, 0, 0].sum()))  # a[0] = 0: the constant's column counts the rows
+        k_own += Gaa.shape[0] * len(a)
     k = k_own + q
     dfd = N - k - n_common
     nan = np.full(q, np.nan)
@@ -902,21 +994,15 @@ def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, targ
 
 
 class _Rows:
-    """The teams ``idx`` of a cross-product cache, without copying it: ``from_row`` indexes the cache's
+    """The teams ``idx`` of a cross-product cache, without copying it: ``block`` indexes the cache's
     (shared, cached) matrices, which is all a pooled test needs."""
 
-    def __init__(self, gram: S.GramCache, idx: np.ndarray):
+    def __init__(self, gram: S.GramCache, idx: np.ndarray, every: bool):
         # a weak reference: the cache keeps its groups (see _split), which must not keep it alive in a cycle
-        self.gram, self.idx = weakref.proxy(gram), idx
-        self._cache: dict[int, np.ndarray] = {}
+        self.gram, self.idx = weakref.proxy(gram), (None if every else idx)
 
-    def from_row(self, p: int) -> np.ndarray:
-        G = self.gram.from_row(p)
-        if self.idx.size == G.shape[0]:
-            return G
-        if p not in self._cache:
-            self._cache[p] = G[self.idx]
-        return self._cache[p]
+    def block(self, p: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return self.gram.block(p, r, c, self.idx)
 
 
 def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[tuple[_Rows, int]]:
@@ -927,7 +1013,8 @@ def _split(grams: Iterable[S.GramCache], orders: list[np.ndarray]) -> Iterator[t
         memo = g.__dict__.setdefault("_groups", {})
         key = (id(o), o.tobytes())
         if key not in memo:
-            memo[key] = [(_Rows(g, np.flatnonzero(o == p)), int(p)) for p in np.unique(o)]
+            ps = np.unique(o)
+            memo[key] = [(_Rows(g, np.flatnonzero(o == p), ps.size == 1), int(p)) for p in ps]
         yield from memo[key]
 
 
@@ -967,7 +1054,8 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
                   oos: Sequence[_Block] | None = None, exog: Sequence[np.ndarray | None] | None = None) -> dict:
     """Per team: own-lag orders, Granger tests in the grangertest form, prewhitened CCF and rolling-origin
     forecasts (vectorised over teams); the primary tests come later, at the pooled orders (:func:`_team_tests`).
-    The forecasts use ``oos`` (one block per block, the same teams and periods, prepared without look-ahead:
+    The forecasts use ``oos`` (one block per block, the same teams, prepared without look-ahead — one period
+    more or fewer when its transform differs in differencing:
     :func:`_oos_block`) when given, else the blocks themselves, and both forecasting models the
     deterministic columns ``exog`` (one array or None per block)."""
     L = opt.max_lag
@@ -996,21 +1084,22 @@ def _team_kernels(blocks: list[_Block], opt: "_Options", *, reference: bool = Tr
         ao, ap = S.ar_select(Xs, max_order=L)  # prewhitening filter: AR by AIC
         xt, yt = S.prewhiten(Xs, Ys, ao, ap)
         r, n = S.ccf(xt, yt, lags)
-        P = _n_test(T, opt.oos_fraction)
+        To = ob.Y.shape[1]  # the out-of-sample series' periods (one more or fewer when differenced otherwise)
+        P = _n_test(To, opt.oos_fraction)
         # forecasts: the own-lag order and the leading lag are chosen inside each expanding window
         if opt.order is None:
             act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=1, max_lead=W, n_test=P, own_max=L, ic=opt.ic,
                                              exog=ex)
         else:
             act, fcr, fcu, _ = S.rolling_oos(ob.Y, ob.X, own=opt.order, max_lead=W, n_test=P, exog=ex)
-        sd = ob.Y[:, : T - P].std(axis=1)  # each team's scale in the pooled Clark–West test: pre-origin
+        sd = ob.Y[:, : To - P].std(axis=1)  # each team's scale in the pooled Clark–West test: pre-origin
         cws = S.clark_west_rows(act, fcr, fcu)
         for i, tid in enumerate(blk.teams):
             teams.append(dict(
                 team=tid, T=T, own=int(own_y[i]), rown=int(own_x[i]), window=W, all_f=gs.f[i], all_p=gs.p[i], all_df=gs.df_den[i], all_fr=gs.f_rev[i],
                 all_pr=gs.p_rev[i], ar_order=int(ao[i]), r=r[i], n=n[i], cw=S.ClarkWest(float(cws.stat[i]), float(cws.p[i]), float(cws.skill[i]), int(cws.n[i])),
                 act=act[i], fr_=fcr[i], fu_=fcu[i], sd=sd[i] if sd[i] > 0 else 1.0,
-                codes=blk.period_codes[T - P:], periods=blk.periods[T - P:]))
+                codes=ob.period_codes[To - P:], periods=ob.periods[To - P:]))
     return dict(teams=teams, designs_std=designs_std, own_y=own_y_all, own_x=own_x_all,
                 codes=[b.period_codes for b in blocks])
 
@@ -1053,7 +1142,8 @@ class _Options:
 
 
 def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str, ty: str, opt: _Options,
-                  levels: list[_TeamSeries] | None = None) -> dict[str, list[dict]]:
+                  levels: list[_TeamSeries] | None = None,
+                  oos_transforms: tuple[str, str] | None = None) -> dict[str, list[dict]]:
     L = opt.max_lag
     lags = np.arange(-L, L + 1)
     level = opt.alpha
@@ -1094,7 +1184,9 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     # the pooled tests: half-panel jackknife bias correction (Juodis, Karavias & Sarafidis 2021), 2+ teams
     hpj = opt.bias_correction == "hpj" and G >= HPJ_MIN_TEAMS
     # the out-of-sample series: every fit on the periods before the first forecast origin (no look-ahead)
-    oblocks, firsts, exogs = zip(*(_oos_block(b, tx, ty, opt) for b in blocks))
+    # (and the transforms decided on those periods: ``oos_transforms``, :func:`_oos_transforms`)
+    otx, oty = (tx, ty) if oos_transforms is None else oos_transforms
+    oblocks, firsts, exogs = zip(*(_oos_block(b, otx, oty, opt) for b in blocks))
     team_k = _team_kernels(blocks, opt, oos=oblocks, exog=exogs) if (opt.by_team or not common) else None
     if common:
         pblocks, _, n_common = _demean(blocks)
@@ -1355,6 +1447,12 @@ class _CorrectedCache:
         if p not in self._cache:
             self._cache[p] = self.gram.from_row(p) + self._sums[p]
         return self._cache[p]
+
+    def block(self, p: int, r: np.ndarray, c: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """``from_row(p)[:, r][:, :, c]`` (teams ``idx``), from the cache's blocks and the correction's:
+        the same sums, without the whole corrected matrices."""
+        p = min(int(p), self.L)
+        return self.gram.block(p, r, c, idx) + self._sums[p][r[:, None], c]
 
 
 def _corrected_cache(gram: S.GramCache, corr: np.ndarray, lo: int = 0, hi: int | None = None) -> _CorrectedCache:
@@ -2036,6 +2134,30 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any,
     return pd.DataFrame(rows, columns=TRANSFORM_COLUMNS)
 
 
+def _oos_transforms(frame: _Frame, series: list[_TeamSeries], pair: tuple[str, str], tmap: Mapping[str, str],
+                    auto: set[str], opt: _Options, cache: dict[tuple[str, int], str]) -> tuple[str, str] | None:
+    """The pair's transforms for the out-of-sample series, decided without look-ahead: the same ADF/KPSS
+    majority vote as the primary test's (:func:`decide_transform`), on each team's periods before the pair's
+    first forecast origin only (the earliest over the teams the pair analyses, :func:`_oos_cut`; the annual
+    cycle fitted on those periods: :meth:`_Frame.series_before`), then the pair rule
+    (:func:`_pair_transforms`). A metric's transform given by the user is kept. ``cache`` holds the decisions
+    by (metric, first origin's calendar code): pairs sharing a metric and a calendar vote once. None when no
+    team has enough periods (the pair is not forecast)."""
+    good = [s for s in series if not s.problem and s.x.size >= opt.min_periods and s.rcodes is not None]
+    if not good:
+        return None
+    code = min(int(s.rcodes[_oos_cut(s.rcodes.size, opt.oos_fraction)]) for s in good)
+    out = []
+    for m in pair:
+        if m not in auto:
+            out.append(tmap[m])
+            continue
+        if (m, code) not in cache:
+            cache[(m, code)] = decide_transform(frame.series_before(m, code))["transform"]
+        out.append(cache[(m, code)])
+    return _pair_transforms(*out)
+
+
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
          drop_empty: bool, executor: str = "local", scheduler: str | None = None, jobs: int = 1) -> LeadLagResult:
     # jobs > 1 (local executor) and a large run: worker processes, started now so that they import while
@@ -2054,6 +2176,8 @@ def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transfor
     opt.season = frame.season
     transforms = _resolve_transforms(frame, metrics, transform, workers)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
+    auto = set(transforms.loc[transforms["decided_by"] == "ADF+KPSS", "metric"])
+    oos_votes: dict[tuple[str, int], str] = {}  # the pre-origin transform decisions (_oos_transforms)
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
     # Each pair is a slot: the row of a pair no team measures, or the output of _analyse_pair. With
     # executor="dask" the pairs are analysed on the cluster, with workers on them and this process, and
@@ -2078,7 +2202,8 @@ def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transfor
         if "diff" in (tx, ty):  # the Toda–Yamamoto test needs the series in levels
             lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
             levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
-        args = (leading, lagging, series, tx, ty, opt, levels)
+        args = (leading, lagging, series, tx, ty, opt, levels,
+                _oos_transforms(frame, series, (leading, lagging), tmap, auto, opt, oos_votes))
         if defer:
             jobs.append(args)
             slots.append({"job": len(jobs) - 1})

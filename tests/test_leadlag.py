@@ -119,6 +119,39 @@ def test_ar_select_and_prewhiten_match_statsmodels():
         np.testing.assert_allclose(xt[0, p:], AutoReg(x[b], p, trend="c").fit().resid, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("regression", ["c", "ct"])
+def test_batched_adf_equals_statsmodels_adfuller(regression):
+    """``_screen.adf`` (one batched QR per step) = statsmodels ``adfuller(x, regression, autolag="AIC")``:
+    the statistic and the p-value to 1e-10, the lag order exactly, at the lengths the vote sees (20 periods,
+    the shortest it tests, to 300) and for random walks, AR(1), white noise, trends and large levels."""
+    rng = np.random.default_rng(11)
+    for n in (20, 21, 33, 73, 109, 156, 300):
+        X = np.vstack([np.cumsum(rng.standard_normal((4, n)), axis=1), _ar1(rng, (4, n), 0.6),
+                       rng.standard_normal((4, n)), 0.05 * np.arange(n) + rng.standard_normal((4, n)),
+                       1e4 + 50 * _ar1(rng, (4, n), 0.9)])
+        got = S.adf(X, regression=regression)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = [sm_stattools.adfuller(v, regression=regression, autolag="AIC") for v in X]
+        np.testing.assert_allclose(got.stat, [r[0] for r in ref], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got.p, [r[1] for r in ref], rtol=1e-10, atol=1e-10)
+        np.testing.assert_array_equal(got.lags, [r[2] for r in ref])
+
+
+def test_batched_votes_equal_each_series_vote():
+    """The stationarity vote of ``decide_transform`` batches its ADF tests (``_votes``); every series votes
+    as it does alone with statsmodels' ``adfuller`` and ``kpss`` (``_vote``), lengths mixed."""
+    from okr_analysis.leadlag import _vote, _votes
+
+    rng = np.random.default_rng(12)
+    series = []
+    for n in (20, 60, 104, 156, 156, 156):
+        series += [np.cumsum(rng.standard_normal(n)), _ar1(rng, n, 0.5), 0.08 * np.arange(n) + _ar1(rng, n, 0.3),
+                   _ar1(rng, n, 0.95)]
+    assert _votes(series) == [_vote(s) for s in series]
+    assert set(_votes(series)) == {"none", "detrend", "diff"}
+
+
 def test_own_lag_order_is_statsmodels_ar_select_order_bic():
     from statsmodels.tsa.ar_model import ar_select_order
 
@@ -1255,6 +1288,59 @@ def test_pipeline_forecast_of_the_first_origin_ignores_the_forecast_periods(tran
         np.testing.assert_allclose(one2[c].to_numpy(), one[c].to_numpy(), rtol=1e-9, atol=1e-9)
     later = fc["period"] == periods[1]
     assert not np.allclose(fc2.loc[later, "restricted"], fc.loc[later, "restricted"])
+
+
+@pytest.mark.parametrize("seasonal", [False, True])
+def test_oos_transform_is_decided_before_the_first_forecast_origin(seasonal):
+    """The out-of-sample series' transform (ADF/KPSS vote: difference or not) is decided on the periods before
+    the first forecast origin only. Two stationary KPIs (8 teams × 156 weeks, a lead at lag 2; with
+    ``seasonal``, an annual cycle in both): both left in levels. Multiplying every value of the forecast
+    periods by 10 (a late level shift) makes the whole-sample vote difference them (the primary test's
+    transform, kept), but the out-of-sample series stay in levels (their forecasts are of the levels: the
+    team rows' actual values are the data's), and the first forecast of every team, pooled and per team,
+    is unchanged; with the whole-sample decision it moved."""
+    from okr_analysis import leadlag as LL
+
+    rng = np.random.default_rng(2024)
+    G, T = 8, 156
+    t = np.arange(T)
+    phase = rng.uniform(0, 52, (G, 1))
+    cyc = (lambda s: 2 * np.sin(2 * np.pi * (t - phase - s) / (365.25 / 7))) if seasonal else (lambda s: 0.0)
+    x = 50 + cyc(0) + _ar1(rng, (G, T), 0.5)
+    y = 40 + 0.5 * np.roll(x, 2, axis=1) + cyc(3) + _ar1(rng, (G, T), 0.4)
+    f = _frame(x, y)
+    f["t"] = np.tile(pd.date_range("2024-01-01", periods=T, freq="7D").to_numpy(), G)
+    kw = dict(pairs=[("lead", "lag")], time="t", team="team", seasonal=seasonal, by_team=True, max_lag=4)
+    res = _quiet(lead_lag_frame, f, **kw)
+    assert set(res.transforms["transform"]) == {"none"}
+    fc = res.forecasts
+    periods = np.sort(fc["period"].unique())
+    assert periods[0] == np.sort(f["t"].unique())[T - LL._n_test(T, 0.3)]
+    g = f.copy()
+    late = g["t"] >= periods[0]
+    g.loc[late, ["lead", "lag"]] = g.loc[late, ["lead", "lag"]] * 10
+    res2 = _quiet(lead_lag_frame, g, **kw)
+    assert set(res2.transforms["transform"]) == {"diff"}  # the whole-sample vote: a unit root
+    assert set(_pooled(res2)[["transform_leading", "transform_lagging"]]) == {"diff"}
+    fc2 = res2.forecasts
+    assert len(fc2) == len(fc) and (fc2["period"].to_numpy() == fc["period"].to_numpy()).all()
+    one, one2 = fc[fc["period"] == periods[0]], fc2[fc2["period"] == periods[0]]
+    assert set(one["scope"]) == {"pooled", "team"} and len(one) == 2 * G
+    for c in ("restricted", "unrestricted"):
+        np.testing.assert_allclose(one2[c].to_numpy(), one[c].to_numpy(), rtol=1e-9, atol=1e-9)
+    if not seasonal:  # in levels: a team's actual values are the data's (× 10 from the first forecast on)
+        team = fc2[(fc2["scope"] == "team") & (fc2["team_id"] == "t000")]
+        data = g[g["team"] == "t000"].set_index("t")["lag"]
+        np.testing.assert_allclose(team["actual"].to_numpy(), data.loc[team["period"]].to_numpy(), rtol=1e-12)
+    # with the whole-sample decision (the primary test's transforms), the first forecasts move
+    orig = LL._oos_transforms
+    try:
+        LL._oos_transforms = lambda *a, **k: None
+        fc3 = _quiet(lead_lag_frame, g, **kw).forecasts
+    finally:
+        LL._oos_transforms = orig
+    one3 = fc3[fc3["period"] == fc3["period"].min()]
+    assert not np.allclose(one3["restricted"].to_numpy(), one["restricted"].to_numpy(), rtol=1e-3)
 
 
 def test_toda_yamamoto_levels_test_equals_statsmodels_ols_f_test():
