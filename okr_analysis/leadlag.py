@@ -492,6 +492,24 @@ class _Block:
     rperiods: np.ndarray | None = None  # (T + d,) period labels of RX, RY
 
 
+def _deseason_teams(values: dict[str, np.ndarray], codes: dict[str, np.ndarray], per_year: float, K: int,
+                    least: int) -> int:
+    """Remove each team's annual cycle from ``values`` (team → series, replaced in place) by
+    :func:`_deseason_values`; teams with the same calendar (``codes``) and the same missing values share one
+    design: one least-squares solve per group. Returns the number of series deseasoned (those with at least
+    ``least`` values)."""
+    groups: dict[tuple[bytes, bytes], list[str]] = {}
+    for tid, v in values.items():
+        ok = np.isfinite(v)
+        if ok.sum() >= least:
+            groups.setdefault((np.asarray(codes[tid], dtype="int64").tobytes(), ok.tobytes()), []).append(tid)
+    for tids in groups.values():
+        new = _deseason_values(np.column_stack([values[t] for t in tids]), codes[tids[0]], per_year, K, least)
+        for j, tid in enumerate(tids):
+            values[tid] = new[:, j]
+    return sum(len(t) for t in groups.values())
+
+
 class _Frame:
     """A wide frame split by team: per metric, per team, the values on that team's period grid."""
 
@@ -537,20 +555,7 @@ class _Frame:
         least = min(need, 4 * K + 4)
         self.raw = {m: dict(self.values[m]) for m in self.metrics}  # the arrays are replaced, not changed
         for m in self.metrics:
-            # teams with the same calendar and the same missing values share one design: one least-squares
-            # solve per group
-            groups: dict[tuple[bytes, bytes], list[str]] = {}
-            for tid in self.teams:
-                ok = np.isfinite(self.values[m][tid])
-                if ok.sum() >= least:
-                    groups.setdefault((np.asarray(self.pcodes[tid], dtype="int64").tobytes(), ok.tobytes()),
-                                      []).append(tid)
-            for tids in groups.values():
-                block = np.column_stack([self.values[m][t] for t in tids])
-                new = _deseason_values(block, self.pcodes[tids[0]], per_year, K, least)
-                for j, tid in enumerate(tids):
-                    self.values[m][tid] = new[:, j]
-                done += len(tids)
+            done += _deseason_teams(self.values[m], self.pcodes, per_year, K, least)
         self.season = (per_year, K, least) if done else None
         return 2 * K if done else 0
 
@@ -576,17 +581,7 @@ class _Frame:
             n = int(np.searchsorted(self.pcodes[tid], code))  # a team's codes are sorted: the periods before
             vals[tid], codes[tid] = raw[metric][tid][:n], self.pcodes[tid][:n]
         if self.season is not None:
-            per_year, K, least = self.season
-            groups: dict[tuple[bytes, bytes], list[str]] = {}
-            for tid in self.teams:
-                ok = np.isfinite(vals[tid])
-                if ok.sum() >= least:
-                    groups.setdefault((np.asarray(codes[tid], dtype="int64").tobytes(), ok.tobytes()),
-                                      []).append(tid)
-            for tids in groups.values():
-                new = _deseason_values(np.column_stack([vals[t] for t in tids]), codes[tids[0]], per_year, K, least)
-                for j, tid in enumerate(tids):
-                    vals[tid] = new[:, j]
+            _deseason_teams(vals, codes, *self.season)
         out = []
         for tid in self.teams:
             a = _fill_short_gaps(vals[tid])
