@@ -23,7 +23,8 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+
+from ._distributions import f_sf, kpss_pvalue, mackinnonp, norm_sf
 
 __all__ = [
     "standardise",
@@ -43,6 +44,7 @@ __all__ = [
     "clark_west_rows",
     "screen",
     "adf",
+    "kpss",
 ]
 
 
@@ -213,7 +215,7 @@ def _granger_from_design(gram: GramCache, orders, reverse: bool = True) -> Grang
         with np.errstate(divide="ignore", invalid="ignore"):
             f = (ssr_r - ssr_u[:, 0]) / ssr_u[:, 0] / p * df_den
         out["f"][:, i] = f
-        out["p"][:, i] = stats.f.sf(f, p, df_den)
+        out["p"][:, i] = f_sf(f, p, df_den)
         out["df"][:, i] = df_den
         if reverse:
             _, e_rr, _ = ols_fit(gram, p, [0] + xlags, [cur_col(1, k, L)])
@@ -221,7 +223,7 @@ def _granger_from_design(gram: GramCache, orders, reverse: bool = True) -> Grang
             with np.errstate(divide="ignore", invalid="ignore"):
                 fr = (ssr_rr - ssr_u[:, 1]) / ssr_u[:, 1] / p * df_den
             out["fr"][:, i] = fr
-            out["pr"][:, i] = stats.f.sf(fr, p, df_den)
+            out["pr"][:, i] = f_sf(fr, p, df_den)
     return GrangerScreen(orders, out["f"], out["p"], out["df"], out["fr"], out["pr"])
 
 
@@ -647,7 +649,7 @@ def clark_west(actual: np.ndarray, f_restricted: np.ndarray, f_unrestricted: np.
         G = sums.size
         se = np.sqrt((sums ** 2).sum() * G / max(G - 1, 1)) / n
     stat = fbar / se if se > 0 else np.nan
-    pval = float(stats.norm.sf(stat)) if np.isfinite(stat) else np.nan
+    pval = float(norm_sf(stat)) if np.isfinite(stat) else np.nan
     return ClarkWest(float(stat), pval, float(skill), n)
 
 
@@ -674,7 +676,7 @@ def clark_west_rows(actual: np.ndarray, f_restricted: np.ndarray, f_unrestricted
     few = n < 3
     stat = np.where(few, np.nan, stat)
     skill = np.where(few, np.nan, skill)
-    p = np.where(np.isfinite(stat), stats.norm.sf(np.where(np.isfinite(stat), stat, 0.0)), np.nan)
+    p = np.where(np.isfinite(stat), norm_sf(np.where(np.isfinite(stat), stat, 0.0)), np.nan)
     return ClarkWest(stat, p, skill, n)
 
 
@@ -747,9 +749,6 @@ def adf(x: np.ndarray, *, regression: str = "c") -> ADF:
     (``statsmodels.tsa.adfvalues.mackinnonp``). Tested equal to ``adfuller`` to 1e-10
     (``tests/test_leadlag.py``); the stationarity vote's ADF calls were most of its time (4 ms each).
     """
-    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
-    from statsmodels.tsa.adfvalues import mackinnonp
-
     x = np.asarray(x, dtype="float64")
     if x.ndim != 2:
         raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
@@ -778,6 +777,63 @@ def adf(x: np.ndarray, *, regression: str = "c") -> ADF:
         rows = n - 1 - int(p)
         s = np.abs(R[:, c, c]) / np.sqrt(rows - c)  # c regressors
         stat[sel] = np.sign(R[:, c - 1, c - 1]) * R[:, c - 1, c] / s
-    pv = np.array([mackinnonp(float(v), regression=regression, N=1) for v in stat])
-    return ADF(stat, pv, used)
+    return ADF(stat, mackinnonp(stat, regression=regression), used)
+
+
+class KPSS(NamedTuple):
+    """KPSS tests of a batch of series (statsmodels ``kpss(x, regression, nlags="auto")``): statistics,
+    p-values (interpolated in Kwiatkowski et al.'s table, within [0.01, 0.10]) and the lags used."""
+
+    stat: np.ndarray
+    p: np.ndarray
+    lags: np.ndarray
+
+
+def kpss(x: np.ndarray, *, regression: str = "c") -> KPSS:
+    """statsmodels' ``kpss(x, regression=regression, nlags="auto")`` for every row of ``x`` (equal lengths,
+    no NaN), batched: residuals from the mean (``c``) or from an OLS line on ``1..n`` (``ct``); the
+    Newey–West bandwidth of Hobijn, Franses & Ooms (1998) from ``int(n^(2/9))`` autocovariances, at most
+    ``n - 1``; the Bartlett-weighted long-run variance; ``eta / s^2``. Tested equal to statsmodels'
+    ``kpss`` to 1e-10 (``tests/test_leadlag.py``); one call per series was the stationarity vote's other
+    cost, and its import (statsmodels.tsa.stattools, 0.5 s) was paid by every ``drivers`` run."""
+    x = np.asarray(x, dtype="float64")
+    if x.ndim != 2:
+        raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
+    if regression not in ("c", "ct"):
+        raise ValueError(f"regression must be 'c' or 'ct', got {regression!r}.")
+    B, n = x.shape
+    if regression == "ct":  # residuals of the OLS line a + b t, t = 1..n
+        t = np.arange(1.0, n + 1.0)
+        tc = t - t.mean()
+        b = (x - x.mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
+        resid = x - x.mean(axis=1, keepdims=True) - b[:, None] * tc
+    else:
+        resid = x - x.mean(axis=1, keepdims=True)
+
+    def autocov(i: int) -> np.ndarray:  # sum_t e[t] e[t-i], per row (statsmodels: np.dot(e[i:], e[:n-i]))
+        return np.einsum("bt,bt->b", resid[:, i:], resid[:, : n - i])
+
+    # the bandwidth (statsmodels' _kpss_autolag)
+    covlags = int(np.power(n, 2.0 / 9.0))
+    s0 = autocov(0) / n
+    s1 = np.zeros(B)
+    for i in range(1, covlags + 1):
+        prod = autocov(i) / (n / 2.0)
+        s0 = s0 + prod
+        s1 = s1 + i * prod
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_hat = s1 / s0
+        gamma = 1.1447 * np.power(s_hat * s_hat, 1.0 / 3.0)
+        lags = np.minimum(np.nan_to_num(gamma * np.power(n, 1.0 / 3.0), nan=0.0, posinf=n - 1.0).astype(int),
+                          n - 1)
+    # the long-run variance with Bartlett weights 1 - i / (lags + 1) (statsmodels' _sigma_est_kpss)
+    lrv = autocov(0).copy()
+    for i in range(1, int(lags.max(initial=0)) + 1):
+        w = np.where(i <= lags, 2.0 * (1.0 - i / (lags + 1.0)), 0.0)
+        lrv = lrv + w * autocov(i)
+    lrv = lrv / n
+    eta = np.sum(np.cumsum(resid, axis=1) ** 2, axis=1) / (n ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = eta / lrv
+    return KPSS(stat, kpss_pvalue(stat, regression=regression), lags)
 

@@ -42,10 +42,10 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from . import _screen as S
+from ._distributions import bh_qvalues, f_sf, norm_ppf, norm_sf, t_sf
 from .io.dataset import Dataset, check_dataset
 from .parallel import LocalWorkers, check_executor, local_workers, map_local, map_ordered
 from .resample import check_freq, infer_freq, kpi_panel
@@ -208,15 +208,13 @@ def select_order(y: Any, x: Any, *, max_lag: int = 8, ic: str = "bic") -> int:
 
 
 def benjamini_hochberg(pvalues: Any) -> np.ndarray:
-    """Benjamini–Hochberg (1995) q-values (statsmodels ``multipletests(method="fdr_bh")``); NaN stays NaN."""
-    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
-    from statsmodels.stats.multitest import multipletests
-
+    """Benjamini–Hochberg (1995) q-values (statsmodels ``multipletests(method="fdr_bh")``, computed by
+    :func:`_distributions.bh_qvalues` without importing statsmodels); NaN stays NaN."""
     p = np.asarray(pvalues, dtype="float64")
     q = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
+        q[ok] = bh_qvalues(p[ok])
     return q
 
 
@@ -313,18 +311,10 @@ def _check_ic(ic: str) -> str:
 # Stationarity: ADF and KPSS together
 # =============================================================================================
 def _votes(series: list[np.ndarray], level: float = 0.05) -> list[str]:
-    """Every series' vote (:func:`_vote`), the ADF tests batched over the series of one length
-    (:func:`_screen.adf`, equal to statsmodels' ``adfuller``; KPSS is statsmodels' ``kpss``, called, as in
-    :func:`_vote`, only where ADF rejects). A series whose batched statistic is not finite (an exact fit)
-    votes by :func:`_vote`."""
-    # lazy import: statsmodels adds ~1 s to every command that does not fit a model
-    from statsmodels.tsa.stattools import kpss
-
-    def stationary(x: np.ndarray, regression: str) -> bool:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return kpss(x, regression=regression, nlags="auto")[1] > level
-
+    """Every series' vote (:func:`_vote`), the ADF and KPSS tests batched over the series of one length
+    (:func:`_screen.adf` and :func:`_screen.kpss`, equal to statsmodels' ``adfuller`` and ``kpss``; KPSS
+    counts, as in :func:`_vote`, only where ADF rejects). A series whose batched ADF statistic is not
+    finite (an exact fit) votes by :func:`_vote`."""
     votes: list[str] = [""] * len(series)
     by_length: dict[int, list[int]] = {}
     for i, s in enumerate(series):
@@ -332,29 +322,30 @@ def _votes(series: list[np.ndarray], level: float = 0.05) -> list[str]:
     for idx in by_length.values():
         X = np.vstack([series[i] for i in idx])
         with np.errstate(all="ignore"):
-            c = S.adf(X, regression="c")
+            c, kc = S.adf(X, regression="c"), S.kpss(X, regression="c")
         rest = []
         for j, i in enumerate(idx):
             if not np.isfinite(c.stat[j]):
                 votes[i] = _vote(series[i], level)
-            elif c.p[j] < level and stationary(series[i], "c"):
+            elif c.p[j] < level and kc.p[j] > level:
                 votes[i] = "none"
             else:
                 rest.append(j)
         if rest:
             with np.errstate(all="ignore"):
-                ct = S.adf(X[rest], regression="ct")
-            for j, stat, p in zip(rest, ct.stat, ct.p):
+                ct, kct = S.adf(X[rest], regression="ct"), S.kpss(X[rest], regression="ct")
+            for j, stat, p, kp in zip(rest, ct.stat, ct.p, kct.p):
                 i = idx[j]
                 if not np.isfinite(stat):
                     votes[i] = _vote(series[i], level)
                 else:
-                    votes[i] = "detrend" if p < level and stationary(series[i], "ct") else "diff"
+                    votes[i] = "detrend" if p < level and kp > level else "diff"
     return votes
 
 
 def _vote(x: np.ndarray, level: float = 0.05) -> str:
-    """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff'."""
+    """One series' vote: 'none' (level-stationary), 'detrend' (trend-stationary) or 'diff' (statsmodels'
+    tests, series by series: the reference for :func:`_votes`, and its fallback for an exact fit)."""
     # lazy import: statsmodels adds ~1 s to every command that does not fit a model
     from statsmodels.tsa.stattools import adfuller, kpss
 
@@ -745,8 +736,8 @@ def _fisher_pool(r: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray
         G = (w > 0).sum(axis=0)
         robust = np.sqrt((w ** 2 * (z - zbar) ** 2).sum(axis=0) * G / np.maximum(G - 1, 1)) / sw
         se = np.where(G >= CLUSTER_MIN_TEAMS, np.maximum(se, robust), se)
-    crit = stats.norm.ppf(1 - level / 2)
-    p = 2 * stats.norm.sf(np.abs(zbar) / se)
+    crit = norm_ppf(1 - level / 2)
+    p = 2 * norm_sf(np.abs(zbar) / se)
     bad = sw <= 0
     out = [np.tanh(zbar), np.tanh(zbar - crit * se), np.tanh(zbar + crit * se), p]
     out = [np.where(bad, np.nan, o) for o in out]
@@ -757,8 +748,8 @@ def _team_ccf_stats(r: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         se = 1.0 / np.sqrt(n - 3.0)
         z = np.arctanh(np.clip(r, -0.999999999, 0.999999999))
-        crit = stats.norm.ppf(1 - level / 2)
-        p = 2 * stats.norm.sf(np.abs(z) / se)
+        crit = norm_ppf(1 - level / 2)
+        p = 2 * norm_sf(np.abs(z) / se)
         lo, hi = np.tanh(z - crit * se), np.tanh(z + crit * se)
     bad = ~np.isfinite(r) | (n <= 3)
     return tuple(np.where(bad, np.nan, a) for a in (lo, hi, p))
@@ -861,7 +852,7 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
         return _Partial(beta, nan, np.nan, np.nan, dfd, ssr_u, N, k)
     f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
     se = np.sqrt(np.diag(inv) * ssr_u / dfd)
-    return _Partial(beta, se, float(f), float(stats.f.sf(f, q, dfd)), int(dfd), ssr_u, N, k, inv * ssr_u / dfd,
+    return _Partial(beta, se, float(f), float(f_sf(f, q, dfd)), int(dfd), ssr_u, N, k, inv * ssr_u / dfd,
                     acc)
 
 
@@ -905,7 +896,7 @@ def _jackknife(full: _Partial, first: _Partial, second: _Partial) -> _Partial:
     s2 = ssr / dfd
     f = float(b @ sxx @ b) / s2 / q
     cov = np.linalg.inv(sxx) * s2
-    return _Partial(b, np.sqrt(np.diag(cov)), f, float(stats.f.sf(f, q, dfd)), dfd, ssr, full.n, full.n_params,
+    return _Partial(b, np.sqrt(np.diag(cov)), f, float(f_sf(f, q, dfd)), dfd, ssr, full.n, full.n_params,
                     cov, full.acc, True)
 
 
@@ -957,7 +948,7 @@ def _lag_augmented_test(blocks: list[_Block], opt: "_Options", q: int, n_common:
     if not ssr_u > 0:
         return np.nan, np.nan
     f = (ssr_r - ssr_u) / q / (ssr_u / dfd)
-    return float(f), float(stats.f.sf(f, q, dfd))
+    return float(f), float(f_sf(f, q, dfd))
 
 
 def _lead_order(grams: list[S.GramCache], own: list[np.ndarray], L: int, *, target: int, own_series: int,
@@ -1024,7 +1015,7 @@ def _f_test(gram: S.GramCache, own_cols: list[int], other_cols: list[int], targe
     with np.errstate(divide="ignore", invalid="ignore"):
         f = (ssr_r - ssr_u) / ssr_u / q * dfd
     f = np.where(ssr_u > 0, f, np.nan)
-    return f, stats.f.sf(f, q, dfd), dfd
+    return f, f_sf(f, q, dfd), dfd
 
 
 def _windowed_granger(gram_all: S.GramCache, L: int, own_orders: np.ndarray, window: int, *, reverse: bool,
@@ -1538,7 +1529,7 @@ def _pooled_effect(pool_k: dict, L: int, q: int) -> tuple[float, float, float]:
     if not var > 0:
         return est, np.nan, np.nan
     se = math.sqrt(var)
-    return est, se, float(2 * stats.norm.sf(abs(est / se)))
+    return est, se, float(2 * norm_sf(abs(est / se)))
 
 
 def _team_tests(team_k: dict, L: int, p_f: int, p_r: int) -> dict[str, np.ndarray]:
@@ -1575,7 +1566,7 @@ def _team_sum_effect(gram_all: S.GramCache, L: int, own_orders: np.ndarray, q: i
         with np.errstate(invalid="ignore", divide="ignore"):
             est[sel] = b[:, -q:, 0].sum(axis=1)
             se[sel] = np.sqrt(s2 * v)
-            pv[sel] = 2 * stats.t.sf(np.abs(est[sel] / se[sel]), dof)
+            pv[sel] = 2 * t_sf(np.abs(est[sel] / se[sel]), dof)
     return est, se, pv
 
 
@@ -1981,7 +1972,7 @@ class LeadLagResult:
         colors = ["#d62728" if (not pd.isna(best) and k == best) else "#4c72b0" for k in c["lag"]]
         ax.bar(c["lag"], c["correlation"], color=colors, width=0.7)
         # the interval around 0 a correlation must leave to be significant: the CI's half-width in z units
-        crit = stats.norm.ppf(1 - float(self.options.get("alpha", 0.05)) / 2)
+        crit = norm_ppf(1 - float(self.options.get("alpha", 0.05)) / 2)
         with np.errstate(invalid="ignore", divide="ignore"):
             se = (np.arctanh(c["ci_high"].clip(-0.999999, 0.999999))
                   - np.arctanh(c["ci_low"].clip(-0.999999, 0.999999))) / (2 * crit)

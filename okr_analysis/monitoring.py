@@ -38,8 +38,8 @@ from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ._distributions import norm_ppf, norm_sf
 from .formatting import chart_value, significant
 from .io.dataset import Dataset, check_dataset
 from .io.quarters import Quarter
@@ -255,7 +255,7 @@ def _mk_fast(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str, np.
     counts = valid.sum(axis=1)
     out["n_points"] = counts.astype("float64")
     order = np.argsort(~valid, axis=1, kind="stable")  # valid columns first, in time order
-    z_ci = stats.norm.ppf(alpha / 2)
+    z_ci = norm_ppf(alpha / 2)
     for k in np.unique(counts):
         if k < 3:
             continue
@@ -293,7 +293,7 @@ def _mk_fast(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str, np.
         var = var0 * factor
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(s > 0, (s - 1) / np.sqrt(var), np.where(s < 0, (s + 1) / np.sqrt(var), 0.0))
-        p = 2 * stats.norm.sf(np.abs(z))
+        p = 2 * norm_sf(np.abs(z))
         for name, val in (("s", s), ("var_s", var), ("tau", s / (0.5 * k * (k - 1))), ("p_value", p),
                           ("variance_factor", factor), ("slope", slope), ("slope_low", lo),
                           ("slope_high", hi), ("intercept", intercept)):
@@ -305,6 +305,7 @@ def _mk_reference(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str
     """Row by row with pymannkendall and scipy: the reference that :func:`_mk_fast` reproduces."""
     # lazy import: pymannkendall adds ~0.5 s to every command that does not test a trend
     import pymannkendall as mk
+    from scipy.stats import theilslopes
 
     m, _ = Y.shape
     out = {f: np.full(m, np.nan) for f in _TREND_FIELDS}
@@ -325,7 +326,7 @@ def _mk_reference(Y: np.ndarray, alpha: float, correct: bool = True) -> dict[str
             line = np.mean((det - det.mean()) ** 2) <= (_STRAIGHT * np.abs(y[ok]).max()) ** 2
             if np.isfinite(yw.var_s) and yw.var_s > orig.var_s and not line:
                 res, factor = yw, yw.var_s / orig.var_s
-        ts = stats.theilslopes(y[ok], np.flatnonzero(ok).astype(float), alpha=1 - alpha)
+        ts = theilslopes(y[ok], np.flatnonzero(ok).astype(float), alpha=1 - alpha)
         for name, val in (("s", res.s), ("var_s", res.var_s), ("tau", res.Tau), ("p_value", res.p),
                           ("variance_factor", factor), ("slope", ts.slope), ("slope_low", ts.low_slope),
                           ("slope_high", ts.high_slope), ("intercept", ts.intercept)):
