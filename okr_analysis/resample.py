@@ -210,6 +210,13 @@ def _resample_coded(ds: Dataset, freq: str, *, teams: Iterable[str] | None, metr
         if name == "last":  # the latest-dated observation of the period
             out_value[in_groups] = value[(np.append(starts[1:], len(team)) - 1)[in_groups]]
             continue
+        # a group of one observation is its own sum and mean, exactly (data already at the frequency, e.g.
+        # weekly KPIs resampled weekly: 0.25 s of pandas' grouped mean for 1.25 million rows otherwise)
+        single = in_groups & (n_obs == 1)
+        out_value[single] = value[starts[single]] + 0.0  # + 0.0: -0.0 becomes 0.0, as pandas' sum gives
+        in_groups &= ~single
+        if not in_groups.any():
+            continue
         rows = np.repeat(in_groups, n_obs)  # sum and mean: pandas' grouped ones, as before
         out_value[in_groups] = getattr(pd.Series(value[rows]).groupby(group[rows], sort=True), name)().to_numpy()
     return _Groups(team[starts], team_names, metric[starts], metric_names, period[starts], out_value,
