@@ -105,8 +105,10 @@ def _read_csv_arrow(raw: bytes, text: str, first: str, sep: str) -> pd.DataFrame
 
 def _read_csv(path: Path, table: str, notes: list[str], problems: list[Problem]) -> _Raw | None:
     raw = path.read_bytes()
-    text = _decode(raw, path.name, notes) if raw.strip() else ""
-    if not text.strip():
+    # isspace() tests the whitespace strip() removes (for bytes and for str alike) without copying
+    # the file twice (0.05–0.5 s for a 46 MB KPI file)
+    text = _decode(raw, path.name, notes) if raw and not raw.isspace() else ""
+    if not text or text.isspace():
         return _Raw(table, pd.DataFrame(), path.name, 2)
     end = text.find("\n")
     head = (text if end < 0 else text[:end + 1]).splitlines()
