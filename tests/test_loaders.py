@@ -647,3 +647,127 @@ def test_arrow_csv_reader_leaves_utf16_to_pandas():
     text = "a,b\n" + "x,1\n" * 100
     for raw in (text.encode("utf-16"), text.encode("utf-16-le")):
         assert readers._read_csv_arrow(raw, text, "a,b", ",") is None
+
+
+# ----------------------------------------------------------------------------------
+# Typing: the fast paths give the reference path's result, and leave what they cannot read to it
+# ----------------------------------------------------------------------------------
+def _reference_numbers(s: pd.Series) -> pd.Series:
+    from okr_analysis.io.coercion import _as_text
+
+    return pd.to_numeric(_as_text(s), errors="coerce").astype("float64")
+
+
+def _same_bits(a: pd.Series, b: pd.Series) -> bool:
+    """Equal bit for bit (``assert_series_equal`` takes -0.0 for 0.0)."""
+    return a.dtype == b.dtype == "float64" and np.array_equal(a.to_numpy().view("i8"), b.to_numpy().view("i8"))
+
+
+def test_plain_numbers_are_parsed_as_pandas_parses_them():
+    """Arrow's parse of plain decimal numbers (up to 15 characters) equals ``_as_text`` + ``pd.to_numeric``,
+    bit for bit: random values of every length, leading zeros, and -0 (0.0 in a column of whole numbers,
+    which pandas reads as int64; -0.0 among decimals)."""
+    from okr_analysis.io.coercion import _plain_numbers
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 10.0 ** rng.integers(-3, 12, 20_000))
+    cells = [f"{v:.{d}f}"[:15].rstrip(".") for v, d in zip(x, rng.integers(0, 12, x.size))]
+    cells += ["0", "-0", "007", "-0.0", "0.000", "123456789012345", "-12345678.90123", "0.1", "0.3000000000000"]
+    for column in (cells, ["12", "-0", "7"], ["12", "-0", "7.5"], ["-0"], ["-0.0"]):
+        s = pd.Series(column, dtype="str")
+        fast = _plain_numbers(s)
+        assert fast is not None
+        assert _same_bits(fast, _reference_numbers(s)), column[:3]
+    assert not np.signbit(_plain_numbers(pd.Series(["12", "-0"], dtype="str")).iloc[1])
+    assert np.signbit(_plain_numbers(pd.Series(["1.5", "-0"], dtype="str")).iloc[1])
+
+
+@pytest.mark.parametrize("cell", ["", " 4.5", "4.5 ", "1e3", "1E3", "+1", "4,5", "1,250.5", "inf", "nan", "NA", ".5",
+                                  "4.", "-", "--1", "1.2.3", "1234567890123456", "0.30000000000000004", "١٢",
+                                  "0x10", "1_000", "4.5\n", None])
+def test_plain_numbers_leave_any_other_cell_to_the_reference_path(cell):
+    from okr_analysis.io.coercion import _plain_numbers
+
+    assert _plain_numbers(pd.Series(["1.5"] * 2_000 + [cell] + ["2"], dtype="str")) is None
+
+
+def test_text_and_dates_of_a_large_column_are_typed_once_per_distinct_cell():
+    """The distinct-value paths of ``_as_text`` and of dates give what the column-wide ones give."""
+    from okr_analysis.io import coercion
+
+    cells = ["t1", " t1", "t1 ", "T1", "", "NA", "n/a", "null", "Équipe", "2026-07-06", " 2026-07-06 ", "2026-02-30",
+             "07/27/2026", "2026-07-06T00:00:00", "2026-07-06T10:30", "someday", None]
+    s = pd.Series(cells * 200, dtype="str")
+    assert coercion._distinct(s) is not None
+    reference = s.str.strip()
+    reference = reference.mask(reference.str.lower().isin(coercion._MISSING_STRINGS) | reference.isna())
+    text, dates = coercion._parse_dates(s)
+    pd.testing.assert_series_equal(coercion._as_text(s), reference, check_exact=True)
+    pd.testing.assert_series_equal(text, reference, check_exact=True)
+    pd.testing.assert_series_equal(dates, pd.to_datetime(reference, format="ISO8601", errors="coerce"),
+                                   check_exact=True)
+
+
+def _large_kpis(tmp_path: Path, change=None) -> Path:
+    """tiny_tables with 3,120 KPI rows written as text (enough for every fast path), changed by ``change``."""
+    t = tiny_tables()
+    kdates = pd.date_range("2021-07-05", periods=260, freq="7D").strftime("%Y-%m-%d")
+    t["kpis"] = pd.concat([pd.DataFrame({"team_id": tm, "metric": m, "date": kdates,
+                                         "value": [f"{b + 0.01 * i:.2f}" for i in range(260)]})
+                           for tm in ("t1", "t2", "t3") for m, b in (("frt", 4.0), ("csat", 8.5), ("nps", 40.0),
+                                                                       ("engagement", 75.0))], ignore_index=True)
+    if change is not None:
+        change(t["kpis"])
+    return write_csv_folder(t, tmp_path / "org")
+
+
+def _set(column, value, row=100):
+    def change(k):
+        k.loc[row, column] = value
+    return change
+
+
+def _append_row(row):
+    def change(k):
+        k.loc[len(k)] = k.loc[row].to_list()
+    return change
+
+
+@pytest.mark.parametrize("change, messages", [
+    (_set("value", "lots"), "kpis(kpis.csv):102: value: 'lots' is not a number — write plain numbers with a dot "
+                            "for decimals and no thousands separators (1234.5)"),
+    (_set("value", ""), "kpis(kpis.csv):102: value: required value is empty — fill in value on every row"),
+    (_set("value", "NA"), "kpis(kpis.csv):102: value: required value is empty — fill in value on every row"),
+    (_set("value", "4,5"), "kpis(kpis.csv):102: value: '4,5' is not a number"),
+    (_set("value", "inf"), "kpis(kpis.csv):102: value: inf is not a finite number — replace infinite values with a "
+                           "real measurement or leave the cell empty"),
+    (_set("date", "2026-02-30"), "kpis(kpis.csv):102: date: '2026-02-30' is not a date — write dates as YYYY-MM-DD "
+                                 "(e.g. 2026-07-15)"),
+    (_set("date", "07/27/2026"), "kpis(kpis.csv):102: date: '07/27/2026' is not a date"),
+    (_set("date", ""), "kpis(kpis.csv):102: date: required value is empty — fill in date on every row"),
+    (_set("team_id", "x" * 300), ("kpis(kpis.csv):102: team_id: id is 300 characters long — use ids of at most 200 "
+                                  "characters", f"kpis(kpis.csv):102: team_id: '{'x' * 300}' is not in teams.team_id")),
+    (_set("team_id", ""), "kpis(kpis.csv):102: team_id: required value is empty — fill in team_id on every row"),
+    (_set("metric", "FRT"), "kpis(kpis.csv):102: metric: 'FRT' is not in metrics.metric — add the metric to the "
+                            "metrics table"),
+    (_set("date", "2021-07-05T00:00"), "kpis(kpis.csv):102: team_id, metric, date: (t1, frt, 2021-07-05) appears "
+                                       "again (first on row 2) — keep one row per team_id, metric, date"),
+    (_append_row(5), "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-08-09) appears again (first on row 7) — keep one "
+     "row per team_id, metric, date"),
+])
+def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, change, messages):
+    """A cell the fast paths cannot read sends its column through the reference path: the messages of the
+    reference path (file, row, column, what and how to fix it), and only those."""
+    messages = (messages,) if isinstance(messages, str) else messages
+    with pytest.raises(ValidationError) as info:
+        load(_large_kpis(tmp_path, change))
+    for message in messages:
+        assert message in str(info.value)
+    assert len(info.value.problems) == len(messages)
+
+
+@pytest.mark.parametrize("cell, value", [(" 4.5 ", 4.5), ("1e3", 1000.0), ("+4.5", 4.5), ("4.", 4.0), (".5", 0.5),
+                                         ("0.30000000000000004", 0.30000000000000004)])
+def test_a_large_kpi_file_reads_the_numbers_pandas_reads(tmp_path, cell, value):
+    ds = load(_large_kpis(tmp_path, _set("value", cell)))
+    assert ds.kpis["value"].iloc[100] == value and ds.kpis["value"].iloc[99] == 4.99
