@@ -771,3 +771,31 @@ def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, ch
 def test_a_large_kpi_file_reads_the_numbers_pandas_reads(tmp_path, cell, value):
     ds = load(_large_kpis(tmp_path, _set("value", cell)))
     assert ds.kpis["value"].iloc[100] == value and ds.kpis["value"].iloc[99] == 4.99
+
+
+@pytest.mark.parametrize("order", ["as written", "shuffled", "reversed", "by metric, then team"])
+def test_kpi_gaps_are_the_series_by_series_counts(order):
+    """The vectorised gap count (with its shortcuts for rows already in series order and for evenly spaced
+    series) equals ``_gap_count`` series by series: weekly, daily and monthly series, with and without
+    gaps, a repeated date, and series too short to count."""
+    from okr_analysis.io.validation import _gap_count, _kpi_gaps
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for t in range(6):
+        for m in range(3):
+            n, step = int(rng.integers(0, 40)), int(rng.choice([1, 7, 30]))
+            days = np.arange(n) * step
+            if t % 2 and n > 4:
+                days = np.delete(days, rng.choice(n, 2, replace=False))
+            if t == 4 and m == 0 and n:
+                days = np.r_[days, days[:1]]
+            rows += [(f"t{t}", f"m{m}", pd.Timestamp("2025-01-06") + pd.Timedelta(days=int(d))) for d in days]
+    k = pd.DataFrame(rows, columns=["team_id", "metric", "date"]).astype({"team_id": "str", "metric": "str"})
+    k = {"as written": k, "shuffled": k.sample(frac=1, random_state=0), "reversed": k.iloc[::-1],
+         "by metric, then team": k.sort_values(["metric", "team_id", "date"])}[order]
+    expected = {key: _gap_count(g["date"].sort_values()) for key, g in k.groupby(["team_id", "metric"])}
+    expected = {key: n for key, n in sorted(expected.items()) if n > 0}
+    gaps = _kpi_gaps(k)
+    assert len(expected) >= 5
+    assert list(gaps.items()) == list(expected.items())
