@@ -691,12 +691,15 @@ def test_plain_numbers_leave_any_other_cell_to_the_reference_path(cell):
     assert _plain_numbers(pd.Series(["1.5"] * 2_000 + [cell] + ["2"], dtype="str")) is None
 
 
-def test_text_and_dates_of_a_large_column_are_typed_once_per_distinct_cell():
+@pytest.mark.parametrize("cells", [
+    ["t1", " t1", "t1 ", "T1", "", "NA", "n/a", "null", "Équipe", "2026-07-06", " 2026-07-06 ", "2026-02-30",
+     "07/27/2026", "2026-07-06T00:00:00", "2026-07-06T10:30", "someday", None],
+    ["2026-07-06", "2026-07-13", "2026-07-20T08:00", "Équipe", "t1", None],  # no cell to change: the column itself
+])
+def test_text_and_dates_of_a_large_column_are_typed_once_per_distinct_cell(cells):
     """The distinct-value paths of ``_as_text`` and of dates give what the column-wide ones give."""
     from okr_analysis.io import coercion
 
-    cells = ["t1", " t1", "t1 ", "T1", "", "NA", "n/a", "null", "Équipe", "2026-07-06", " 2026-07-06 ", "2026-02-30",
-             "07/27/2026", "2026-07-06T00:00:00", "2026-07-06T10:30", "someday", None]
     s = pd.Series(cells * 200, dtype="str")
     assert coercion._distinct(s) is not None
     reference = s.str.strip()

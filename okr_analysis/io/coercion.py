@@ -62,6 +62,17 @@ def _spread(values: pd.Series, codes: np.ndarray, like: pd.Series) -> pd.Series:
     return pd.Series(values.array.take(codes, allow_fill=True), index=like.index, dtype=values.dtype, name=like.name)
 
 
+def _spread_text(text: pd.Series, values: pd.Series, codes: np.ndarray, s: pd.Series) -> pd.Series:
+    """The text of column ``s`` from the text of its distinct ``values`` (see :func:`_distinct`).
+
+    When no value changed (no blanks, no NA-like text: the usual case) that is ``s`` itself, which
+    saves copying a large column.
+    """
+    if text.dtype == s.dtype and text.notna().all() and (text == values).all():
+        return s
+    return _spread(text, codes, s)
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     """Strings with surrounding blanks removed; empty and NA-like cells become missing.
 
@@ -76,7 +87,7 @@ def _as_text(s: pd.Series) -> pd.Series:
         spread = _distinct(s)
         if spread is not None:
             codes, values = spread
-            return _spread(_as_text(values), codes, s)
+            return _spread_text(_as_text(values), values, codes, s)
         txt = s.astype("str").str.strip()
         return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
     if len(s) < 1_000:
@@ -108,7 +119,7 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     codes, values = spread
     text = _as_text(values)
     dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    return _spread(text, codes, s), _spread(dates, codes, s)
+    return _spread_text(text, values, codes, s), _spread(dates, codes, s)
 
 
 #: A plain decimal number: digits, optionally after a minus and with a fractional part.
