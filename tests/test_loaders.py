@@ -802,3 +802,26 @@ def test_kpi_gaps_are_the_series_by_series_counts(order):
     gaps = _kpi_gaps(k)
     assert len(expected) >= 5
     assert list(gaps.items()) == list(expected.items())
+
+
+def test_the_one_pass_check_of_a_compound_key_never_misses_a_repeated_key():
+    """``_distinct_in_runs`` says True only where ``DataFrame.duplicated`` finds no repeated key, and says it
+    for a KPI table written series by series in date order (the case it is there for)."""
+    from okr_analysis.io.validation import _distinct_in_runs
+
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2026-01-05", periods=6, freq="7D")
+    kpis = pd.DataFrame([(t, m, d) for t in ("t2", "t1", "t3") for m in ("nps", "csat") for d in dates],
+                        columns=["team_id", "metric", "date"]).astype({"team_id": "str", "metric": "str"})
+    assert _distinct_in_runs(kpis) and _distinct_in_runs(kpis.iloc[:1]) and _distinct_in_runs(kpis.iloc[:0])
+    said_true = 0
+    for _ in range(500):
+        rows = kpis.iloc[rng.integers(0, len(kpis), rng.integers(2, 40))]
+        if rng.random() < 0.5:
+            rows = rows.drop_duplicates().sort_values(["team_id", "metric", "date"])
+        if rng.random() < 0.3:
+            rows = pd.concat([rows.iloc[len(rows) // 2:], rows.iloc[:len(rows) // 2]])  # a series in two runs
+        if _distinct_in_runs(rows):
+            said_true += 1
+            assert not rows.duplicated().any()
+    assert said_true > 100

@@ -49,9 +49,30 @@ def _pandera_schema(spec: TableSpec) -> tuple[pa.DataFrameSchema, dict[tuple[str
     return pa.DataFrameSchema(columns, report_duplicates="all"), hints
 
 
+def _distinct_in_runs(frame: pd.DataFrame) -> bool:
+    """True when no two rows of ``frame`` (key columns, no missing value) can be equal, seen in one pass.
+
+    That is so when the rows come in runs of one value of the leading columns (a KPI series), the
+    last column strictly increases within each run (dates), and no two runs share their leading
+    values. A file written series by series in date order passes (0.015 s for 1.25 million rows,
+    against 0.09 s for ``DataFrame.duplicated``); for any other, False says nothing.
+    """
+    if len(frame) < 2:
+        return True
+    lead, last = list(frame.columns[:-1]), frame.columns[-1]
+    before, after = frame.iloc[:-1].reset_index(drop=True), frame.iloc[1:].reset_index(drop=True)
+    same_run = (before[lead] == after[lead]).all(axis=1).to_numpy()
+    if not (after[last] > before[last]).to_numpy()[same_run].all():
+        return False
+    starts = np.flatnonzero(np.r_[True, ~same_run])
+    return not frame[lead].iloc[starts].duplicated().any()
+
+
 def _check_compound_key(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problems: list[Problem]) -> None:
     key = list(spec.key)
     complete = typed[key].notna().all(axis=1)
+    if complete.all() and _distinct_in_runs(typed[key]):
+        return  # no key appears twice: the full check below would find nothing
     dup = complete & typed.duplicated(subset=key, keep=False)
     if not dup.any():
         return
