@@ -94,8 +94,10 @@ def _read_csv_arrow(raw: bytes, text: str, first: str, sep: str) -> pd.DataFrame
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=quoted),
-            convert_options=pacsv.ConvertOptions(column_types={n: pyarrow.string() for n in names}, null_values=[],
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            # large_string: the storage of pandas' str dtype, so to_pandas() does not copy every cell into it
+            convert_options=pacsv.ConvertOptions(column_types={n: pyarrow.large_string() for n in names},
+                                                 null_values=[], strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
         )
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, pyarrow.ArrowTypeError):
         return None
