@@ -600,7 +600,7 @@ def test_arrow_csv_reader_gives_pandas_result(sep, eol):
     text = "\ufeff" + eol.join(sep.join(r) for r in rows[:1] + [r for r in rows if r[0] != "team_id"]) + eol
     raw = text.encode("utf-8")
     first = text[1:text.find("\n")]
-    fast = readers._read_csv_arrow(raw, text.lstrip("\ufeff"), first, sep)
+    fast = readers._read_csv_arrow(raw, first, sep)
     assert fast is not None
     ref = _pandas_reference(text.lstrip("\ufeff"), sep)
     assert (fast != ref).any(axis=None)  # " 2026-01-19" as read
@@ -617,7 +617,7 @@ def test_arrow_csv_reader_gives_pandas_result(sep, eol):
 def test_arrow_csv_reader_leaves_what_it_cannot_read_alike_to_pandas(text):
     from okr_analysis.io import readers
 
-    assert readers._read_csv_arrow(text.encode(), text, text.splitlines()[0], ",") is None
+    assert readers._read_csv_arrow(text.encode(), text.splitlines()[0], ",") is None
 
 
 def test_a_large_kpi_csv_loads_the_same_as_its_parquet_copy(tmp_path):
@@ -646,7 +646,7 @@ def test_arrow_csv_reader_leaves_utf16_to_pandas():
 
     text = "a,b\n" + "x,1\n" * 100
     for raw in (text.encode("utf-16"), text.encode("utf-16-le")):
-        assert readers._read_csv_arrow(raw, text, "a,b", ",") is None
+        assert readers._read_csv_arrow(raw, "a,b", ",") is None
 
 
 # ----------------------------------------------------------------------------------
@@ -825,3 +825,37 @@ def test_the_one_pass_check_of_a_compound_key_never_misses_a_repeated_key():
             said_true += 1
             assert not rows.duplicated().any()
     assert said_true > 100
+
+
+@pytest.mark.parametrize("data, note", [
+    ("team_id,metric,date,value\nt1,fr\u00e9,2026-01-05,1\n".encode("cp1252"), "not UTF-8; read as Windows-1252"),
+    ("team_id,metric,date,value,\u00e9quipe\nt1,frt,2026-01-05,1,x\n".encode("cp1252"),
+     "not UTF-8; read as Windows-1252"),
+    ("team_id,metric,date,value\nt1,frt,2026-01-05,1\n".encode("utf-16"), "UTF-16 text; read as such"),
+    (b'team_id,metric,date,"value\n\xe9"\nt1,frt,2026-01-05,1\n', "not UTF-8; read as Windows-1252"),
+    (b"\xef\xbb\xbfteam_id,metric,date,value\nt1,fr\xc3\xa9,2026-01-05,1\n", None),
+])
+def test_a_csv_file_is_decoded_whole_unless_arrow_reads_it_as_utf8(tmp_path, data, note):
+    """Arrow's reader is tried before the file is decoded; a file it cannot read as UTF-8 (a cell or the
+    header in another encoding, UTF-16, a quoted header running onto a line that is not UTF-8) is decoded
+    whole and gets its note, as before."""
+    from okr_analysis.io import readers
+
+    path = tmp_path / "kpis.csv"
+    path.write_bytes(data)
+    notes: list[str] = []
+    raw = readers._read_csv(path, "kpis", notes, [])
+    if note is None:
+        assert notes == []
+    else:
+        assert any(note in n for n in notes)
+    assert raw is not None and len(raw.frame) == 1
+
+
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n", "\u00a0\n".encode()])
+def test_a_blank_csv_file_is_empty(tmp_path, data):
+    from okr_analysis.io import readers
+
+    (tmp_path / "teams.csv").write_bytes(data)
+    raw = readers._read_csv(tmp_path / "teams.csv", "teams", [], [])
+    assert raw is not None and raw.frame.shape == (0, 0)
