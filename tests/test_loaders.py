@@ -859,3 +859,19 @@ def test_a_blank_csv_file_is_empty(tmp_path, data):
     (tmp_path / "teams.csv").write_bytes(data)
     raw = readers._read_csv(tmp_path / "teams.csv", "teams", [], [])
     assert raw is not None and raw.frame.shape == (0, 0)
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_factorizing_runs_of_equal_cells_is_pd_factorize(sort):
+    """``_factorize`` (the first cell of each run of equal cells) gives ``pd.factorize``'s codes and uniques:
+    ids in runs, with missing cells alone and in runs, and a column without runs."""
+    from okr_analysis.io.coercion import _factorize
+
+    rng = np.random.default_rng(3)
+    runs = pd.Series(np.repeat(rng.choice(["t2", "t10", "t1", " t1", "Équipe", None], 300), rng.integers(1, 30, 300)),
+                     dtype="str")
+    for s in (runs, runs.iloc[::-1], pd.Series(rng.choice(["a", "b", None], 5_000), dtype="str")):
+        codes, uniques = _factorize(s, sort=sort)
+        ref_codes, ref_uniques = pd.factorize(s, sort=sort)
+        assert np.array_equal(codes, ref_codes) and codes.dtype == ref_codes.dtype
+        pd.testing.assert_index_equal(uniques, ref_uniques, exact=True)

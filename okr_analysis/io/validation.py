@@ -13,7 +13,7 @@ from pandera import Check
 
 from ..exceptions import DataWarning, Problem, ValidationError
 from ..formatting import as_written
-from .coercion import _empty_table, _type_table
+from .coercion import _empty_table, _factorize, _type_table
 from .quarters import _check_fiscal_year_start, quarter_of
 from .raw import _MAX_PROBLEMS_PER_RULE, _Raw
 from .schemas import REQUIRED_TABLES, TABLES, TableSpec
@@ -302,8 +302,8 @@ def _kpi_gaps(kpis: pd.DataFrame) -> pd.Series:
     k = kpis[["team_id", "metric", "date"]].dropna()
     if not len(k):
         return pd.Series([], dtype="int64")
-    tc, teams = pd.factorize(k["team_id"], sort=True)
-    mc, metrics = pd.factorize(k["metric"], sort=True)
+    tc, teams = _factorize(k["team_id"], sort=True)
+    mc, metrics = _factorize(k["metric"], sort=True)
     key = tc.astype("int64") * len(metrics) + mc
     days = k["date"].to_numpy().astype("datetime64[D]").astype("int64")
     new_series = key[1:] != key[:-1]
