@@ -62,9 +62,11 @@ def _distinct_in_runs(frame: pd.DataFrame) -> bool:
     lead, last = list(frame.columns[:-1]), frame.columns[-1]
     before, after = frame.iloc[:-1].reset_index(drop=True), frame.iloc[1:].reset_index(drop=True)
     same_run = (before[lead] == after[lead]).all(axis=1).to_numpy()
+    starts = np.flatnonzero(np.r_[True, ~same_run])
+    if len(starts) > len(frame) // 2:  # not in runs (sorted by date, say): no cheap proof
+        return False
     if not (after[last] > before[last]).to_numpy()[same_run].all():
         return False
-    starts = np.flatnonzero(np.r_[True, ~same_run])
     return not frame[lead].iloc[starts].duplicated().any()
 
 
@@ -307,8 +309,9 @@ def _kpi_gaps(kpis: pd.DataFrame) -> pd.Series:
     key = tc.astype("int64") * len(metrics) + mc
     days = k["date"].to_numpy().astype("datetime64[D]").astype("int64")
     new_series = key[1:] != key[:-1]
-    runs = 1 + np.count_nonzero(new_series)
-    if runs != np.count_nonzero(np.bincount(key)) or not np.all(new_series | (days[1:] >= days[:-1])):
+    in_order = bool(np.all(new_series | (days[1:] >= days[:-1])))  # dates ascend within each run
+    run_keys = key[np.r_[True, new_series]]
+    if not (in_order and len(np.unique(run_keys)) == len(run_keys)):  # and each series is one run
         order = np.lexsort((days, key))
         key, days = key[order], days[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
