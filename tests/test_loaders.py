@@ -875,3 +875,13 @@ def test_factorizing_runs_of_equal_cells_is_pd_factorize(sort):
         ref_codes, ref_uniques = pd.factorize(s, sort=sort)
         assert np.array_equal(codes, ref_codes) and codes.dtype == ref_codes.dtype
         pd.testing.assert_index_equal(uniques, ref_uniques, exact=True)
+
+
+@pytest.mark.parametrize("text", ['a,b\n"x","y"\n', 'a,b\n"x", "y"\n', 'a,b\n"x",\t"y"\n', 'a,b\nx y,"z"\n',
+                                  'a,b\n"x y","z"\n', ' "a",b\n1,2\n', 'a,b\n"x",  \t "y"\n', 'a,b\n1,2\n',
+                                  'a\tb\n"x"\t "y"\n', 'a,b\nx,y "z"\n'])
+def test_the_blank_before_quote_check_is_the_regular_expression(text):
+    from okr_analysis.io import readers
+
+    data = text.encode()
+    assert readers._blank_before_quote(data) == (readers._BLANK_BEFORE_QUOTE.search(data) is not None)

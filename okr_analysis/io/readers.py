@@ -67,6 +67,16 @@ def _decode(raw: bytes, name: str, notes: list[str]) -> str:
 _BLANK_BEFORE_QUOTE = re.compile(rb'(^|[,\t\n])[ \t]+"')
 
 
+def _blank_before_quote(data: bytes) -> bool:
+    """Whether ``_BLANK_BEFORE_QUOTE`` matches ``data``, searching for the regular expression only when
+    a blank comes right before a quote somewhere (which it needs): Python's engine tries it at every
+    byte, 0.75 s for a 44 MB file whose cells are all quoted, where the byte searches take 0.01 s."""
+    for blank in (b" ", b"\t"):
+        if blank in data and blank + b'"' in data:
+            return _BLANK_BEFORE_QUOTE.search(data) is not None
+    return False
+
+
 def _read_csv_arrow(raw: bytes, first: str, sep: str) -> pd.DataFrame | None:
     """The fast path of :func:`_read_csv`: Arrow's multi-threaded CSV reader, every column as text.
 
@@ -87,7 +97,7 @@ def _read_csv_arrow(raw: bytes, first: str, sep: str) -> pd.DataFrame | None:
     if not names or any(not n for n in names) or len(set(names)) != len(names):
         return None
     quoted = b'"' in data
-    if quoted and _BLANK_BEFORE_QUOTE.search(data):
+    if quoted and _blank_before_quote(data):
         return None
     try:
         table = pacsv.read_csv(
