@@ -755,8 +755,8 @@ def _append_row(row):
                             "metrics table"),
     (_set("date", "2021-07-05T00:00"), "kpis(kpis.csv):102: team_id, metric, date: (t1, frt, 2021-07-05) appears "
                                        "again (first on row 2) — keep one row per team_id, metric, date"),
-    (_append_row(5), "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-08-09) appears again (first on row 7) — keep one "
-     "row per team_id, metric, date"),
+    (_append_row(5), "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-08-09) appears again (first on "
+                     "row 7) — keep one row per team_id, metric, date"),
 ])
 def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, change, messages):
     """A cell the fast paths cannot read sends its column through the reference path: the messages of the
