@@ -600,7 +600,7 @@ def test_arrow_csv_reader_gives_pandas_result(sep, eol):
     text = "\ufeff" + eol.join(sep.join(r) for r in rows[:1] + [r for r in rows if r[0] != "team_id"]) + eol
     raw = text.encode("utf-8")
     first = text[1:text.find("\n")]
-    fast = readers._read_csv_arrow(raw, text.lstrip("\ufeff"), first, sep)
+    fast = readers._read_csv_arrow(raw, first, sep)
     assert fast is not None
     ref = _pandas_reference(text.lstrip("\ufeff"), sep)
     assert (fast != ref).any(axis=None)  # " 2026-01-19" as read
@@ -617,7 +617,7 @@ def test_arrow_csv_reader_gives_pandas_result(sep, eol):
 def test_arrow_csv_reader_leaves_what_it_cannot_read_alike_to_pandas(text):
     from okr_analysis.io import readers
 
-    assert readers._read_csv_arrow(text.encode(), text, text.splitlines()[0], ",") is None
+    assert readers._read_csv_arrow(text.encode(), text.splitlines()[0], ",") is None
 
 
 def test_a_large_kpi_csv_loads_the_same_as_its_parquet_copy(tmp_path):
@@ -646,4 +646,242 @@ def test_arrow_csv_reader_leaves_utf16_to_pandas():
 
     text = "a,b\n" + "x,1\n" * 100
     for raw in (text.encode("utf-16"), text.encode("utf-16-le")):
-        assert readers._read_csv_arrow(raw, text, "a,b", ",") is None
+        assert readers._read_csv_arrow(raw, "a,b", ",") is None
+
+
+# ----------------------------------------------------------------------------------
+# Typing: the fast paths give the reference path's result, and leave what they cannot read to it
+# ----------------------------------------------------------------------------------
+def _reference_numbers(s: pd.Series) -> pd.Series:
+    from okr_analysis.io.coercion import _as_text
+
+    return pd.to_numeric(_as_text(s), errors="coerce").astype("float64")
+
+
+def _same_bits(a: pd.Series, b: pd.Series) -> bool:
+    """Equal bit for bit (``assert_series_equal`` takes -0.0 for 0.0)."""
+    return a.dtype == b.dtype == "float64" and np.array_equal(a.to_numpy().view("i8"), b.to_numpy().view("i8"))
+
+
+def test_plain_numbers_are_parsed_as_pandas_parses_them():
+    """Arrow's parse of plain decimal numbers (up to 15 characters) equals ``_as_text`` + ``pd.to_numeric``,
+    bit for bit: random values of every length, leading zeros, and -0 (0.0 in a column of whole numbers,
+    which pandas reads as int64; -0.0 among decimals)."""
+    from okr_analysis.io.coercion import _plain_numbers
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 10.0 ** rng.integers(-3, 12, 20_000))
+    cells = [f"{v:.{d}f}"[:15].rstrip(".") for v, d in zip(x, rng.integers(0, 12, x.size))]
+    cells += ["0", "-0", "007", "-0.0", "0.000", "123456789012345", "-12345678.90123", "0.1", "0.3000000000000"]
+    for column in (cells, ["12", "-0", "7"], ["12", "-0", "7.5"], ["-0"], ["-0.0"]):
+        s = pd.Series(column, dtype="str")
+        fast = _plain_numbers(s)
+        assert fast is not None
+        assert _same_bits(fast, _reference_numbers(s)), column[:3]
+    assert not np.signbit(_plain_numbers(pd.Series(["12", "-0"], dtype="str")).iloc[1])
+    assert np.signbit(_plain_numbers(pd.Series(["1.5", "-0"], dtype="str")).iloc[1])
+
+
+@pytest.mark.parametrize("cell", ["", " 4.5", "4.5 ", "1e3", "1E3", "+1", "4,5", "1,250.5", "inf", "nan", "NA", ".5",
+                                  "4.", "-", "--1", "1.2.3", "1234567890123456", "0.30000000000000004", "١٢",
+                                  "0x10", "1_000", "4.5\n", None])
+def test_plain_numbers_leave_any_other_cell_to_the_reference_path(cell):
+    from okr_analysis.io.coercion import _plain_numbers
+
+    assert _plain_numbers(pd.Series(["1.5"] * 2_000 + [cell] + ["2"], dtype="str")) is None
+
+
+@pytest.mark.parametrize("cells", [
+    ["t1", " t1", "t1 ", "T1", "", "NA", "n/a", "null", "Équipe", "2026-07-06", " 2026-07-06 ", "2026-02-30",
+     "07/27/2026", "2026-07-06T00:00:00", "2026-07-06T10:30", "someday", None],
+    ["2026-07-06", "2026-07-13", "2026-07-20T08:00", "Équipe", "t1", None],  # no cell to change: the column itself
+])
+def test_text_and_dates_of_a_large_column_are_typed_once_per_distinct_cell(cells):
+    """The distinct-value paths of ``_as_text`` and of dates give what the column-wide ones give."""
+    from okr_analysis.io import coercion
+
+    s = pd.Series(cells * 200, dtype="str")
+    assert coercion._distinct(s) is not None
+    reference = s.str.strip()
+    reference = reference.mask(reference.str.lower().isin(coercion._MISSING_STRINGS) | reference.isna())
+    text, dates = coercion._parse_dates(s)
+    pd.testing.assert_series_equal(coercion._as_text(s), reference, check_exact=True)
+    pd.testing.assert_series_equal(text, reference, check_exact=True)
+    pd.testing.assert_series_equal(dates, pd.to_datetime(reference, format="ISO8601", errors="coerce"),
+                                   check_exact=True)
+
+
+def _large_kpis(tmp_path: Path, change=None) -> Path:
+    """tiny_tables with 3,120 KPI rows written as text (enough for every fast path), changed by ``change``."""
+    t = tiny_tables()
+    kdates = pd.date_range("2021-07-05", periods=260, freq="7D").strftime("%Y-%m-%d")
+    t["kpis"] = pd.concat([pd.DataFrame({"team_id": tm, "metric": m, "date": kdates,
+                                         "value": [f"{b + 0.01 * i:.2f}" for i in range(260)]})
+                           for tm in ("t1", "t2", "t3") for m, b in (("frt", 4.0), ("csat", 8.5), ("nps", 40.0),
+                                                                       ("engagement", 75.0))], ignore_index=True)
+    if change is not None:
+        change(t["kpis"])
+    return write_csv_folder(t, tmp_path / "org")
+
+
+def _set(column, value, row=100):
+    def change(k):
+        k.loc[row, column] = value
+    return change
+
+
+def _append_row(row):
+    def change(k):
+        k.loc[len(k)] = k.loc[row].to_list()
+    return change
+
+
+@pytest.mark.parametrize("change, messages", [
+    (_set("value", "lots"), "kpis(kpis.csv):102: value: 'lots' is not a number — write plain numbers with a dot "
+                            "for decimals and no thousands separators (1234.5)"),
+    (_set("value", ""), "kpis(kpis.csv):102: value: required value is empty — fill in value on every row"),
+    (_set("value", "NA"), "kpis(kpis.csv):102: value: required value is empty — fill in value on every row"),
+    (_set("value", "4,5"), "kpis(kpis.csv):102: value: '4,5' is not a number"),
+    (_set("value", "inf"), "kpis(kpis.csv):102: value: inf is not a finite number — replace infinite values with a "
+                           "real measurement or leave the cell empty"),
+    (_set("date", "2026-02-30"), "kpis(kpis.csv):102: date: '2026-02-30' is not a date — write dates as YYYY-MM-DD "
+                                 "(e.g. 2026-07-15)"),
+    (_set("date", "07/27/2026"), "kpis(kpis.csv):102: date: '07/27/2026' is not a date"),
+    (_set("date", ""), "kpis(kpis.csv):102: date: required value is empty — fill in date on every row"),
+    (_set("team_id", "x" * 300), ("kpis(kpis.csv):102: team_id: id is 300 characters long — use ids of at most 200 "
+                                  "characters", f"kpis(kpis.csv):102: team_id: '{'x' * 300}' is not in teams.team_id")),
+    (_set("team_id", ""), "kpis(kpis.csv):102: team_id: required value is empty — fill in team_id on every row"),
+    (_set("metric", "FRT"), "kpis(kpis.csv):102: metric: 'FRT' is not in metrics.metric — add the metric to the "
+                            "metrics table"),
+    (_set("date", "2021-07-05T00:00"), "kpis(kpis.csv):102: team_id, metric, date: (t1, frt, 2021-07-05) appears "
+                                       "again (first on row 2) — keep one row per team_id, metric, date"),
+    (_append_row(5), "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-08-09) appears again (first on "
+                     "row 7) — keep one row per team_id, metric, date"),
+])
+def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, change, messages):
+    """A cell the fast paths cannot read sends its column through the reference path: the messages of the
+    reference path (file, row, column, what and how to fix it), and only those."""
+    messages = (messages,) if isinstance(messages, str) else messages
+    with pytest.raises(ValidationError) as info:
+        load(_large_kpis(tmp_path, change))
+    for message in messages:
+        assert message in str(info.value)
+    assert len(info.value.problems) == len(messages)
+
+
+@pytest.mark.parametrize("cell, value", [(" 4.5 ", 4.5), ("1e3", 1000.0), ("+4.5", 4.5), ("4.", 4.0), (".5", 0.5),
+                                         ("0.30000000000000004", 0.30000000000000004)])
+def test_a_large_kpi_file_reads_the_numbers_pandas_reads(tmp_path, cell, value):
+    ds = load(_large_kpis(tmp_path, _set("value", cell)))
+    assert ds.kpis["value"].iloc[100] == value and ds.kpis["value"].iloc[99] == 4.99
+
+
+@pytest.mark.parametrize("order", ["as written", "shuffled", "reversed", "by metric, then team"])
+def test_kpi_gaps_are_the_series_by_series_counts(order):
+    """The vectorised gap count (with its shortcuts for rows already in series order and for evenly spaced
+    series) equals ``_gap_count`` series by series: weekly, daily and monthly series, with and without
+    gaps, a repeated date, and series too short to count."""
+    from okr_analysis.io.validation import _gap_count, _kpi_gaps
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for t in range(6):
+        for m in range(3):
+            n, step = int(rng.integers(0, 40)), int(rng.choice([1, 7, 30]))
+            days = np.arange(n) * step
+            if t % 2 and n > 4:
+                days = np.delete(days, rng.choice(n, 2, replace=False))
+            if t == 4 and m == 0 and n:
+                days = np.r_[days, days[:1]]
+            rows += [(f"t{t}", f"m{m}", pd.Timestamp("2025-01-06") + pd.Timedelta(days=int(d))) for d in days]
+    k = pd.DataFrame(rows, columns=["team_id", "metric", "date"]).astype({"team_id": "str", "metric": "str"})
+    k = {"as written": k, "shuffled": k.sample(frac=1, random_state=0), "reversed": k.iloc[::-1],
+         "by metric, then team": k.sort_values(["metric", "team_id", "date"])}[order]
+    expected = {key: _gap_count(g["date"].sort_values()) for key, g in k.groupby(["team_id", "metric"])}
+    expected = {key: n for key, n in sorted(expected.items()) if n > 0}
+    gaps = _kpi_gaps(k)
+    assert len(expected) >= 5
+    assert list(gaps.items()) == list(expected.items())
+
+
+def test_the_one_pass_check_of_a_compound_key_never_misses_a_repeated_key():
+    """``_distinct_in_runs`` says True only where ``DataFrame.duplicated`` finds no repeated key, and says it
+    for a KPI table written series by series in date order (the case it is there for)."""
+    from okr_analysis.io.validation import _distinct_in_runs
+
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2026-01-05", periods=6, freq="7D")
+    kpis = pd.DataFrame([(t, m, d) for t in ("t2", "t1", "t3") for m in ("nps", "csat") for d in dates],
+                        columns=["team_id", "metric", "date"]).astype({"team_id": "str", "metric": "str"})
+    assert _distinct_in_runs(kpis) and _distinct_in_runs(kpis.iloc[:1]) and _distinct_in_runs(kpis.iloc[:0])
+    said_true = 0
+    for _ in range(500):
+        rows = kpis.iloc[rng.integers(0, len(kpis), rng.integers(2, 40))]
+        if rng.random() < 0.5:
+            rows = rows.drop_duplicates().sort_values(["team_id", "metric", "date"])
+        if rng.random() < 0.3:
+            rows = pd.concat([rows.iloc[len(rows) // 2:], rows.iloc[:len(rows) // 2]])  # a series in two runs
+        if _distinct_in_runs(rows):
+            said_true += 1
+            assert not rows.duplicated().any()
+    assert said_true > 100
+
+
+@pytest.mark.parametrize("data, note", [
+    ("team_id,metric,date,value\nt1,fr\u00e9,2026-01-05,1\n".encode("cp1252"), "not UTF-8; read as Windows-1252"),
+    ("team_id,metric,date,value,\u00e9quipe\nt1,frt,2026-01-05,1,x\n".encode("cp1252"),
+     "not UTF-8; read as Windows-1252"),
+    ("team_id,metric,date,value\nt1,frt,2026-01-05,1\n".encode("utf-16"), "UTF-16 text; read as such"),
+    (b'team_id,metric,date,"value\n\xe9"\nt1,frt,2026-01-05,1\n', "not UTF-8; read as Windows-1252"),
+    (b"\xef\xbb\xbfteam_id,metric,date,value\nt1,fr\xc3\xa9,2026-01-05,1\n", None),
+])
+def test_a_csv_file_is_decoded_whole_unless_arrow_reads_it_as_utf8(tmp_path, data, note):
+    """Arrow's reader is tried before the file is decoded; a file it cannot read as UTF-8 (a cell or the
+    header in another encoding, UTF-16, a quoted header running onto a line that is not UTF-8) is decoded
+    whole and gets its note, as before."""
+    from okr_analysis.io import readers
+
+    path = tmp_path / "kpis.csv"
+    path.write_bytes(data)
+    notes: list[str] = []
+    raw = readers._read_csv(path, "kpis", notes, [])
+    if note is None:
+        assert notes == []
+    else:
+        assert any(note in n for n in notes)
+    assert raw is not None and len(raw.frame) == 1
+
+
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n", "\u00a0\n".encode()])
+def test_a_blank_csv_file_is_empty(tmp_path, data):
+    from okr_analysis.io import readers
+
+    (tmp_path / "teams.csv").write_bytes(data)
+    raw = readers._read_csv(tmp_path / "teams.csv", "teams", [], [])
+    assert raw is not None and raw.frame.shape == (0, 0)
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_factorizing_runs_of_equal_cells_is_pd_factorize(sort):
+    """``_factorize`` (the first cell of each run of equal cells) gives ``pd.factorize``'s codes and uniques:
+    ids in runs, with missing cells alone and in runs, and a column without runs."""
+    from okr_analysis.io.coercion import _factorize
+
+    rng = np.random.default_rng(3)
+    runs = pd.Series(np.repeat(rng.choice(["t2", "t10", "t1", " t1", "Équipe", None], 300), rng.integers(1, 30, 300)),
+                     dtype="str")
+    for s in (runs, runs.iloc[::-1], pd.Series(rng.choice(["a", "b", None], 5_000), dtype="str")):
+        codes, uniques = _factorize(s, sort=sort)
+        ref_codes, ref_uniques = pd.factorize(s, sort=sort)
+        assert np.array_equal(codes, ref_codes) and codes.dtype == ref_codes.dtype
+        pd.testing.assert_index_equal(uniques, ref_uniques, exact=True)
+
+
+@pytest.mark.parametrize("text", ['a,b\n"x","y"\n', 'a,b\n"x", "y"\n', 'a,b\n"x",\t"y"\n', 'a,b\nx y,"z"\n',
+                                  'a,b\n"x y","z"\n', ' "a",b\n1,2\n', 'a,b\n"x",  \t "y"\n', 'a,b\n1,2\n',
+                                  'a\tb\n"x"\t "y"\n', 'a,b\nx,y "z"\n'])
+def test_the_blank_before_quote_check_is_the_regular_expression(text):
+    from okr_analysis.io import readers
+
+    data = text.encode()
+    assert readers._blank_before_quote(data) == (readers._BLANK_BEFORE_QUOTE.search(data) is not None)

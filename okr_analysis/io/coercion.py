@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
 
 from ..exceptions import Problem
 from .quarters import Quarter
@@ -36,16 +38,75 @@ def _as_text_each(s: pd.Series) -> pd.Series:
     return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
 
 
+def _is_text_column(s: pd.Series) -> bool:
+    """A column of pandas' string dtype (what the CSV readers give), not object."""
+    return pd.api.types.is_string_dtype(s) and s.dtype != object
+
+
+def _factorize(s: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(s, sort=sort)`` (a missing cell is coded -1), once per run of equal adjacent cells.
+
+    Ids in a KPI file come in long runs (a team's rows together, within them each metric's):
+    factorizing the first cell of each run and repeating its code is 3× cheaper than factorizing
+    every cell, and gives the same codes and uniques (the cells of a run are its first cell's value,
+    and a value first appears at the start of a run). Other columns go to ``pd.factorize`` directly.
+    """
+    if len(s) < 1_000 or not _is_text_column(s):
+        return pd.factorize(s, sort=sort)
+    cells = pyarrow.array(s.array)
+    change = pc.fill_null(pc.not_equal(cells[1:], cells[:-1]), True).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, change])
+    if len(starts) > len(s) // 4:
+        return pd.factorize(s, sort=sort)
+    codes, uniques = pd.factorize(s.iloc[starts], sort=sort)
+    return np.repeat(codes, np.diff(np.r_[starts, len(s)])), uniques
+
+
+def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """``(codes, values)`` of a large text column whose values repeat (ids, metrics, dates), else None.
+
+    ``values.iloc[codes]`` is ``s`` (code -1 for a missing cell): a conversion that treats each cell on
+    its own can run on ``values`` once and be spread back with :func:`_spread`.
+    """
+    if len(s) < 1_000 or not _is_text_column(s):
+        return None
+    codes, uniques = _factorize(s)
+    if len(uniques) > len(s) // 2:
+        return None
+    return codes, pd.Series(uniques, dtype=s.dtype)
+
+
+def _spread(values: pd.Series, codes: np.ndarray, like: pd.Series) -> pd.Series:
+    """``values`` taken at ``codes`` (missing where the code is -1), on the index of ``like``."""
+    return pd.Series(values.array.take(codes, allow_fill=True), index=like.index, dtype=values.dtype, name=like.name)
+
+
+def _spread_text(text: pd.Series, values: pd.Series, codes: np.ndarray, s: pd.Series) -> pd.Series:
+    """The text of column ``s`` from the text of its distinct ``values`` (see :func:`_distinct`).
+
+    When no value changed (no blanks, no NA-like text: the usual case) that is ``s`` itself, which
+    saves copying a large column.
+    """
+    if text.dtype == s.dtype and text.notna().all() and (text == values).all():
+        return s
+    return _spread(text, codes, s)
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     """Strings with surrounding blanks removed; empty and NA-like cells become missing.
 
-    String columns (CSV is read as text) are converted with vectorised string methods; other large
-    columns of one type (numbers, object text) are converted once per distinct value and spread back by
-    position (ids, metrics and dates repeat a lot); mixed-type columns (Excel) go cell by cell. Every
-    path gives the result of the cell-by-cell one (tests/test_loaders.py checks it).
+    String columns (CSV is read as text) are converted with vectorised string methods, once per
+    distinct value when they are large and repeat; other large columns of one type (numbers, object
+    text) are converted once per distinct value and spread back by position (ids, metrics and dates
+    repeat a lot); mixed-type columns (Excel) go cell by cell. Every path gives the result of the
+    cell-by-cell one (tests/test_loaders.py checks it).
     """
-    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+    if _is_text_column(s):
         # a string column (CSV, or text in Parquet): the cell-by-cell steps, vectorised (the same result)
+        spread = _distinct(s)
+        if spread is not None:
+            codes, values = spread
+            return _spread_text(_as_text(values), values, codes, s)
         txt = s.astype("str").str.strip()
         return txt.mask(txt.str.lower().isin(_MISSING_STRINGS) | txt.isna())
     if len(s) < 1_000:
@@ -60,6 +121,60 @@ def _as_text(s: pd.Series) -> pd.Series:
     text = _as_text_each(pd.Series(uniques, dtype=s.dtype if s.dtype != object else object))
     out = text.array.take(codes, allow_fill=True)
     return pd.Series(out, index=s.index, dtype=text.dtype)
+
+
+def _parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``(text, dates)``: the cells as text (:func:`_as_text`) and read as ISO 8601 dates (missing if not).
+
+    A large text column of repeated dates is parsed once per distinct cell and spread back. pandas'
+    own cache (``to_datetime(cache=True)``) does the same but hashes the cells as Python strings:
+    0.27 s for the 1.25 million dates of a large KPI file, against 0.04 s here. ISO 8601 text is
+    parsed cell by cell, so the result is the same.
+    """
+    spread = _distinct(s)
+    if spread is None:
+        text = _as_text(s)
+        return text, pd.to_datetime(text, format="ISO8601", errors="coerce")
+    codes, values = spread
+    text = _as_text(values)
+    dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    return _spread_text(text, values, codes, s), _spread(dates, codes, s)
+
+
+#: A plain decimal number: digits, optionally after a minus and with a fractional part.
+_PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+_PLAIN_NUMBER_MAX_CHARS = 15  # hence at most 15 significant digits
+
+
+def _plain_numbers(s: pd.Series) -> pd.Series | None:
+    """A text column whose every cell is a plain decimal number, parsed by Arrow; otherwise None.
+
+    The fast path of numbers from a CSV file: 0.07 s for 1.25 million cells, against 0.5 s for
+    :func:`_as_text` and ``pd.to_numeric`` (which go through Python strings). It gives their result:
+
+    * a cell matching ``-?digits(.digits)?`` has no blanks and is not NA-like, so :func:`_as_text`
+      would leave it as it is, and both parsers read it;
+    * with at most 15 digits, the digits make an integer below 2**53 and the power of ten is exact, so
+      both parsers return the correctly rounded double (Arrow's parser rounds correctly; pandas' does too,
+      and its older one divided those two exact doubles once, which rounds correctly as well);
+    * pandas reads a column of whole numbers as int64, which has no negative zero: there ``-0`` is 0.0.
+
+    Anything else — an empty cell, blanks, ``+``, an exponent, a thousands separator, more digits —
+    returns None: the reference path parses the column and reports each cell it cannot read.
+    """
+    if not _is_text_column(s) or len(s) == 0:
+        return None
+    cells = pyarrow.array(s.array)
+    if cells.null_count or pc.max(pc.utf8_length(cells)).as_py() > _PLAIN_NUMBER_MAX_CHARS:
+        return None
+    if not pc.all(pc.match_substring_regex(cells, _PLAIN_NUMBER)).as_py():
+        return None
+    values = pc.cast(cells, pyarrow.float64()).to_numpy()
+    if (np.signbit(values) & (values == 0)).any() and not pc.any(pc.match_substring(cells, ".")).as_py():
+        values = values + 0.0  # -0.0 + 0.0 is 0.0: what int64's 0 becomes
+    return pd.Series(values, index=s.index, dtype="float64", name=s.name)
 
 
 _MAX_TEXT = 2_000  # characters kept of a text cell (titles, comments, names)
@@ -108,7 +223,10 @@ class _Typer:
         if kind == "enum":
             return _as_text(s).str.lower()
         if kind in ("float", "int"):
-            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            plain = None if self.raw.decimal_comma else _plain_numbers(s)  # None but for text columns
+            if plain is not None:
+                num = plain
+            elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
                 num = s.astype("float64")
             else:
                 text = _as_text(s)
@@ -137,8 +255,7 @@ class _Typer:
                 if getattr(d.dt, "tz", None) is not None:
                     d = d.dt.tz_localize(None)
                 return d.dt.normalize().astype("datetime64[ns]")
-            text = _as_text(s)
-            d = pd.to_datetime(text, format="ISO8601", errors="coerce")
+            text, d = _parse_dates(s)
             unparsed = text.notna() & d.isna()
             if unparsed.any():
                 self.bad(unparsed, spec.name, lambda v: f"{v!r} is not a date",
