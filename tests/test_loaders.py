@@ -769,6 +769,20 @@ def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, ch
     assert len(info.value.problems) == len(messages)
 
 
+def test_a_kpi_file_holding_every_row_twice_is_refused(tmp_path):
+    """A file pasted twice (3,120 keys, then the same 3,120 again) names the first repeats, then says there
+    are more: the check once stopped after 500 keys seen, before the first repeat, and loaded the file."""
+    folder = _large_kpis(tmp_path)
+    lines = (folder / "kpis.csv").read_text().splitlines(keepends=True)
+    (folder / "kpis.csv").write_text("".join(lines + lines[1:]))
+    with pytest.raises(ValidationError) as info:
+        load(folder)
+    problems = info.value.problems
+    assert len(problems) == 51 and "… and more rows like these" in str(info.value)
+    assert "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-07-05) appears again (first on row 2) — " \
+           "keep one row per team_id, metric, date" in str(info.value)
+
+
 @pytest.mark.parametrize("cell, value", [(" 4.5 ", 4.5), ("1e3", 1000.0), ("+4.5", 4.5), ("4.", 4.0), (".5", 0.5),
                                          ("0.30000000000000004", 0.30000000000000004)])
 def test_a_large_kpi_file_reads_the_numbers_pandas_reads(tmp_path, cell, value):

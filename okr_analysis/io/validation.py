@@ -79,14 +79,19 @@ def _check_compound_key(raw: _Raw, spec: TableSpec, typed: pd.DataFrame, problem
     if not dup.any():
         return
     first_row = {}
+    reported = 0
     for i, row in _rows(raw, dup):
         values = tuple(typed[c].iloc[i] for c in key)
-        shown = ", ".join(v.date().isoformat() if isinstance(v, pd.Timestamp) else str(v) for v in values)
         if values not in first_row:
             first_row[values] = row
             continue
-        if len(first_row) + len(problems) > 10 * _MAX_PROBLEMS_PER_RULE:
+        # cap the repeats reported, not the keys seen: a file holding every row twice has all its keys
+        # first, then all the repeats
+        reported += 1
+        if reported > _MAX_PROBLEMS_PER_RULE:
+            problems.append(Problem(raw.name, raw.file, None, ", ".join(key), "… and more rows like these", ""))
             break
+        shown = ", ".join(v.date().isoformat() if isinstance(v, pd.Timestamp) else str(v) for v in values)
         problems.append(Problem(raw.name, raw.file, row, ", ".join(key),
                                 f"({shown}) appears again (first on row {first_row[values]})",
                                 f"keep one row per {', '.join(key)}"))
