@@ -197,6 +197,9 @@ CASES = {
                      "key_results(key_results.csv):3: kr_id: duplicate kr_id 'kc1' — give every row its own kr_id"),
     "duplicate kpi row": (_set("kpis", 1, "date", "2025-07-07"),
                           "kpis(kpis.csv):3: team_id, metric, date: (t1, frt, 2025-07-07) appears again (first on row 2)"),
+    "date out of range": (_set("kpis", 0, "date", "3000-01-01"),
+                          "kpis(kpis.csv):2: date: '3000-01-01' is outside the dates this tool can hold (1677-09-22 "
+                          "to 2262-04-11) — check the year"),
     "negative headcount": (_set("teams", 3, "headcount", "-3"),
                            "teams(teams.csv):5: headcount: -3 is out of range (must be ≥ 0)"),
     "fractional headcount": (_set("teams", 3, "headcount", "2.5"),
@@ -757,6 +760,8 @@ def _append_row(row):
                                        "again (first on row 2) — keep one row per team_id, metric, date"),
     (_append_row(5), "kpis(kpis.csv):3122: team_id, metric, date: (t1, frt, 2021-08-09) appears again (first on "
                      "row 7) — keep one row per team_id, metric, date"),
+    (_set("date", "2300-01-01"), "kpis(kpis.csv):102: date: '2300-01-01' is outside the dates this tool can hold "
+                                 "(1677-09-22 to 2262-04-11) — check the year"),
 ])
 def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, change, messages):
     """A cell the fast paths cannot read sends its column through the reference path: the messages of the
@@ -767,6 +772,22 @@ def test_a_large_kpi_file_with_a_bad_cell_gives_the_precise_message(tmp_path, ch
     for message in messages:
         assert message in str(info.value)
     assert len(info.value.problems) == len(messages)
+
+
+@pytest.mark.parametrize("cells", ["every cell +02:00", "two cells, +02:00 and -05:00"])
+def test_dates_with_time_zone_offsets_are_the_dates_written(tmp_path, cells):
+    """An offset is dropped and the written date kept, whether every cell has the same offset (pandas gives
+    a zoned column) or cells differ (pandas refuses the column: read cell by cell); both once stopped the
+    load with pandas' own error and no file, row or column."""
+    def zoned(k):
+        if cells.startswith("every"):
+            k["date"] = k["date"] + "T23:30:00+02:00"
+        else:
+            k.loc[0, "date"] = f"{k.loc[0, 'date']}T23:30:00+02:00"
+            k.loc[1, "date"] = f"{k.loc[1, 'date']}T23:30:00-05:00"
+    plain = load(_large_kpis(tmp_path / "plain")).kpis
+    got = load(_large_kpis(tmp_path / "zoned", zoned)).kpis
+    pd.testing.assert_frame_equal(got, plain, check_exact=True)
 
 
 def test_a_kpi_file_holding_every_row_twice_is_refused(tmp_path):

@@ -134,11 +134,26 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     spread = _distinct(s)
     if spread is None:
         text = _as_text(s)
-        return text, pd.to_datetime(text, format="ISO8601", errors="coerce")
+        return text, _iso_dates(text)
     codes, values = spread
     text = _as_text(values)
-    dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    dates = _iso_dates(text)
     return _spread_text(text, values, codes, s), _spread(dates, codes, s)
+
+
+def _iso_dates(text: pd.Series) -> pd.Series:
+    """Text cells read as ISO 8601 dates, NaT where a cell is not one. A time-zone offset is dropped,
+    keeping the date and time as written (``2026-07-06T00:00+02:00`` is 6 July); pandas refuses a column
+    whose cells have different offsets, so such a column is read cell by cell."""
+    try:
+        dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # offsets that differ between cells
+        one = [pd.to_datetime(v, format="ISO8601", errors="coerce") if isinstance(v, str) else pd.NaT for v in text]
+        dates = pd.Series([pd.NaT if pd.isna(v) else v.tz_localize(None) for v in one], index=text.index,
+                          dtype="datetime64[us]")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    return dates
 
 
 #: A plain decimal number: digits, optionally after a minus and with a fractional part.
@@ -256,7 +271,13 @@ class _Typer:
                     d = d.dt.tz_localize(None)
                 return d.dt.normalize().astype("datetime64[ns]")
             text, d = _parse_dates(s)
-            unparsed = text.notna() & d.isna()
+            # pandas holds dates of 1677-09-22 to 2262-04-11 only (nanoseconds since 1970 in 64 bits)
+            far = d.notna() & ((d < pd.Timestamp.min) | (d > pd.Timestamp.max))
+            if far.any():
+                self.bad(far, spec.name, lambda v: f"{v!r} is outside the dates this tool can hold "
+                         "(1677-09-22 to 2262-04-11)", "check the year", text)
+                d = d.mask(far)
+            unparsed = text.notna() & d.isna() & ~far
             if unparsed.any():
                 self.bad(unparsed, spec.name, lambda v: f"{v!r} is not a date",
                          "write dates as YYYY-MM-DD (e.g. 2026-07-15)", text)
