@@ -129,8 +129,10 @@ class GramCache:
         whole matrices."""
         G = self.from_row(p)
         B, K, _ = G.shape
-        out = G.reshape(B, K * K)[:, (r[:, None] * K + c[None, :]).ravel()]  # the columns first: small
-        return (out if idx is None else out[idx]).reshape(-1, r.size, c.size)
+        flat = (r[:, None] * K + c[None, :]).ravel()
+        # one gather of the wanted teams' wanted entries only (a group is often a few of many teams)
+        out = G.reshape(B, K * K)[:, flat] if idx is None else G.reshape(B, K * K)[idx[:, None], flat[None, :]]
+        return out.reshape(-1, r.size, c.size)
 
     def from_row(self, p: int) -> np.ndarray:
         """``sum_{t >= p} z_t z_t'`` (B, K, K)."""

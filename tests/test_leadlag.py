@@ -268,6 +268,62 @@ def test_half_panel_jackknife_equals_statsmodels_ols_on_the_half_panels():
     assert same.f == pytest.approx(full.f, rel=1e-10) and same.p == pytest.approx(full.p, rel=1e-10)
 
 
+def _plain_partial(gram, groups, L, *, target, own, other, lags, controls=(), start=None):
+    """The pooled partialled test done the plain way: per team, the Schur complement of its constant,
+    own lags and controls by ``np.linalg.solve`` on ``from_row``; summed over the teams; classic F."""
+    mm = [target] + [S.lag_col(other, j, L) for j in lags]
+    acc = np.zeros((len(mm), len(mm)))
+    N = k_own = 0
+    for idx, p in groups:
+        row = max(p, max(lags)) if start is None else start
+        a = [0] + [S.lag_col(own, j, L) for j in range(1, p + 1)] + list(controls)
+        for i in idx:
+            G = gram.from_row(row)[i]
+            Gaa, Gam, Gmm = G[np.ix_(a, a)], G[np.ix_(a, mm)], G[np.ix_(mm, mm)]
+            acc += Gmm - Gam.T @ np.linalg.solve(Gaa, Gam)
+            N += int(round(G[0, 0]))
+            k_own += len(a)
+    q = len(lags)
+    dfd = N - k_own - q
+    beta = np.linalg.solve(acc[1:, 1:], acc[1:, 0])
+    ssr_u = acc[0, 0] - acc[1:, 0] @ beta
+    f = (acc[0, 0] - ssr_u) / q / (ssr_u / dfd)
+    return beta, f, stats.f.sf(f, q, dfd), dfd
+
+
+def test_batched_pooled_tests_equal_the_plain_test_at_every_order_and_panel():
+    """_partial_tests (every order and the whole series and its halves in one batch per group of teams)
+    = the plain per-team Schur complements, order by order and panel by panel, with controls and a common
+    start row too."""
+    from okr_analysis.leadlag import _half_grams, _partial_test, _partial_tests, _split
+
+    rng = np.random.default_rng(5)
+    G, T, L = 9, 70, 4
+    x = _ar1(rng, (G, T), 0.5)
+    y = 0.25 * np.roll(x, 1, axis=1) + _ar1(rng, (G, T), 0.4)
+    gram = S.GramCache(S.lagged_design(np.stack([S.standardise(y), S.standardise(x)], axis=-1), L), L)
+    own = np.array([1, 3, 2, 1, 1, 3, 2, 4, 1])
+    groups = [(np.flatnonzero(own == p), int(p)) for p in np.unique(own)]
+    first, second = _half_grams([gram])
+    for fwd in (True, False):
+        tgt = S.cur_col(0 if fwd else 1, 2, L)
+        kw = dict(target=tgt, own=0 if fwd else 1, other=1 if fwd else 0)
+        for controls, start in (((), None), ([S.cur_col(1 if fwd else 0, 2, L)], None), ((), L)):
+            out = _partial_tests([_split([gram], [own]), _split(first, [own]), _split(second, [own])], L,
+                                 other_lags=range(1, L + 1), orders=list(range(1, L + 1)), controls=controls,
+                                 start=start, **kw)
+            for q, per_panel in zip(range(1, L + 1), out):
+                for panel, got in zip((gram, first[0], second[0]), per_panel):
+                    beta, f, p, dfd = _plain_partial(panel, groups, L, lags=range(1, q + 1), controls=controls,
+                                                     start=start, **kw)
+                    np.testing.assert_allclose(got.beta, beta, rtol=1e-10)
+                    assert got.f == pytest.approx(f, rel=1e-10) and got.p == pytest.approx(p, rel=1e-10)
+                    assert got.df_den == dfd
+                one = _partial_test(_split([gram], [own]), L, other_lags=range(1, q + 1), controls=controls,
+                                    start=start, **kw)
+                assert one.f == per_panel[0].f and one.p == per_panel[0].p
+
+
 def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrending():
     """The linear map of the seasonal correction (step 6) is the series the pooled test sees: the Fourier
     part of step 3's fit subtracted (:func:`_deseason_values`, equal to a statsmodels OLS on a constant, a
