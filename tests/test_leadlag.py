@@ -324,6 +324,21 @@ def test_batched_pooled_tests_equal_the_plain_test_at_every_order_and_panel():
                 assert one.f == per_panel[0].f and one.p == per_panel[0].p
 
 
+def test_teams_last_cholesky_forward_equals_the_teams_first_one_and_a_triangular_solve():
+    """_chol_forward_t (teams as the last axis) gives the same numbers as _chol_forward and as
+    L^-1 C from numpy's Cholesky."""
+    rng = np.random.default_rng(8)
+    B, m, r = 7, 5, 3
+    X = rng.standard_normal((B, 40, m))
+    A = np.matmul(X.transpose(0, 2, 1), X)
+    C = rng.standard_normal((B, m, r))
+    W = S._chol_forward(A, C)
+    Wt = S._chol_forward_t(np.ascontiguousarray(A.transpose(1, 2, 0)), np.ascontiguousarray(C.transpose(1, 2, 0)))
+    np.testing.assert_array_equal(W, Wt.transpose(2, 0, 1))
+    for b in range(B):
+        np.testing.assert_allclose(W[b], np.linalg.solve(np.linalg.cholesky(A[b]), C[b]), rtol=1e-10, atol=1e-12)
+
+
 def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrending():
     """The linear map of the seasonal correction (step 6) is the series the pooled test sees: the Fourier
     part of step 3's fit subtracted (:func:`_deseason_values`, equal to a statsmodels OLS on a constant, a
