@@ -781,8 +781,6 @@ def _demean(blocks: list[_Block], upto: Sequence[int] | None = None) -> tuple[li
     period's mean uses that period's values only.
     """
     size = 1 + max(int(b.period_codes.max()) for b in blocks)
-    sums = {k: np.zeros(size) for k in ("ys", "xs", "y", "x")}
-    cnt = np.zeros(size)
     std = []
     for i, b in enumerate(blocks):
         if upto is None:
@@ -790,9 +788,14 @@ def _demean(blocks: list[_Block], upto: Sequence[int] | None = None) -> tuple[li
         else:
             Ys, Xs = _standardise_upto(b.Y, upto[i]), _standardise_upto(b.X, upto[i])
         std.append((Ys, Xs))
-        for key, arr in (("ys", Ys), ("xs", Xs), ("y", b.Y), ("x", b.X)):
-            np.add.at(sums[key], np.broadcast_to(b.period_codes, arr.shape).ravel(), arr.ravel())
-        np.add.at(cnt, np.broadcast_to(b.period_codes, b.Y.shape).ravel(), 1.0)
+    # each period's sums over the teams: one bincount over every block's values, which adds them to their
+    # period's sum one after the other in the order the blocks and rows come (as np.add.at did, block by
+    # block), so the same numbers
+    codes = np.concatenate([np.broadcast_to(b.period_codes, b.Y.shape).ravel() for b in blocks])
+    sums = {key: np.bincount(codes, weights=np.concatenate([v.ravel() for v in vals]), minlength=size)
+            for key, vals in (("ys", [s[0] for s in std]), ("xs", [s[1] for s in std]),
+                              ("y", [b.Y for b in blocks]), ("x", [b.X for b in blocks]))}
+    cnt = np.bincount(codes, minlength=size).astype("float64")
     mean = {k: v / np.maximum(cnt, 1) for k, v in sums.items()}
     out_std, out_raw = [], []
     for b, (Ys, Xs) in zip(blocks, std):
@@ -1576,7 +1579,7 @@ def _pooled_effect(pool_k: dict, L: int, q: int) -> tuple[float, float, float]:
     y, X, t, k_part = _partialled(pool_k, L, q)
     if y.size <= q + 2 or not np.isfinite(X).all() or not np.isfinite(y).all():
         return np.nan, np.nan, np.nan
-    _, time = np.unique(t, return_inverse=True)
+    time = S.dense_codes(t)
     T = int(time.max()) + 1
     lags = int(np.floor(4 * (T / 100.0) ** (2 / 9)))
     XtX = X.T @ X

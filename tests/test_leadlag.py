@@ -1534,3 +1534,29 @@ def test_bad_jobs(kwargs, match):
     frame = _frame(_ar1(rng, (2, 60), 0.5), _ar1(rng, (2, 60), 0.5))
     with pytest.raises(ValueError, match=match):
         lead_lag_frame(frame, pairs=[("lead", "lag")], time="t", team="team", **kwargs)
+
+
+def test_dense_codes_are_numpy_unique_inverse():
+    """_screen.dense_codes (period codes ranked by marking the values present) = np.unique's inverse."""
+    rng = np.random.default_rng(3)
+    for g in (rng.integers(0, 40, 500), rng.integers(100, 105, 30), np.array([7]), rng.integers(-5, 5, 50),
+              rng.integers(0, 10**9, 20), rng.standard_normal(10).round(1)):
+        np.testing.assert_array_equal(S.dense_codes(g), np.unique(g, return_inverse=True)[1])
+
+
+def test_common_shock_means_are_the_same_with_several_blocks():
+    """_demean's period means over blocks of teams with different periods: each period's mean over the
+    teams observed in it, by a plain loop."""
+    from okr_analysis.leadlag import _Block, _demean
+
+    rng = np.random.default_rng(4)
+    blocks = [_Block([f"t{i}" for i in range(n)], rng.standard_normal((n, T)), rng.standard_normal((n, T)),
+                     np.arange(T), np.arange(T) + lo) for n, T, lo in ((3, 20, 0), (4, 15, 5), (2, 18, 1))]
+    std, raw, n_common = _demean(blocks)
+    assert n_common == 20
+    for code in (0, 3, 7, 19):
+        vals = [(b, i) for b in blocks for i in np.flatnonzero(b.period_codes == code)]
+        mean_y = np.concatenate([b.Y[:, i] for b, i in vals]).mean()
+        for b, r in zip(blocks, raw):
+            for i in np.flatnonzero(b.period_codes == code):
+                np.testing.assert_allclose(r.Y[:, i], b.Y[:, i] - mean_y, rtol=1e-12, atol=1e-12)
