@@ -452,10 +452,10 @@ def _chol_forward(A: np.ndarray, C: np.ndarray) -> np.ndarray:
     return _chol_forward_t(At, Ct).transpose(2, 0, 1)
 
 
-def _chol_forward_t(At: np.ndarray, Ct: np.ndarray) -> np.ndarray:
+def _chol_forward_t(At: np.ndarray, Ct: np.ndarray, *, factor: bool = False):
     """:func:`_chol_forward` of arrays with the batch as the last axis: ``At`` (m, m, B), ``Ct`` (m, r, B)
-    (views are fine: only the last axis should be contiguous); returns ``W`` (m, r, B). The same
-    operations in the same order, so the same numbers."""
+    (views are fine: only the last axis should be contiguous); returns ``W`` (m, r, B), and with ``factor``
+    also ``L`` (m, m, B). The same operations in the same order, so the same numbers."""
     m = At.shape[0]
     B = At.shape[-1]
     Lc = np.zeros((m, m, B))
@@ -468,6 +468,18 @@ def _chol_forward_t(At: np.ndarray, Ct: np.ndarray) -> np.ndarray:
             if j + 1 < m:
                 Lc[j + 1:, j] = (At[j + 1:, j] - (Lc[j + 1:, :j] * lj[None]).sum(axis=1)) / d
             W[j] = (Ct[j] - (lj[:, None, :] * W[:j]).sum(axis=0)) / d
+    return (W, Lc) if factor else W
+
+
+def _forward_t(Lc: np.ndarray, Ct: np.ndarray) -> np.ndarray:
+    """``L^-1 C`` for a factor ``Lc`` (m, m, B) from :func:`_chol_forward_t` (``factor=True``), teams last.
+    The forward substitution works column by column, so these are the numbers :func:`_chol_forward_t`
+    gives for the same columns among its right-hand sides."""
+    m = Lc.shape[0]
+    W = np.empty(Ct.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(m):
+            W[j] = (Ct[j] - (Lc[j, :j][:, None, :] * W[:j]).sum(axis=0)) / Lc[j, j]
     return W
 
 
@@ -496,6 +508,10 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     terms of an annual cycle), both models also have these columns, after the constant and before the own
     lags, re-estimated at every origin with the rest (the seasonal fit inside each expanding window).
 
+    The restricted model at every origin (its factorisation, own-order choice and forecasts) depends on
+    ``y`` alone and is kept per process (:func:`_oos_restricted`): pairs sharing a lagging series compute
+    only the leading lags' columns (:func:`_forward_t` with the kept factor) and their rank-one updates.
+
     Returns ``(actual, forecast_restricted, forecast_unrestricted, chosen_lag)``, each ``(B, n_test)``,
     forecasts in the scale of the inputs.
     """
@@ -503,93 +519,212 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     x = np.atleast_2d(np.asarray(x, dtype="float64"))
     B, T = y.shape
     K = int(max_lead)
-    orders = [int(own)] if own_max is None else list(range(1, int(own_max) + 1))
+    orders = (int(own),) if own_max is None else tuple(range(1, int(own_max) + 1))
+    E = None if exog is None else np.asarray(exog, dtype="float64").reshape(T, -1)
+    R = _oos_restricted(y, E, orders, K, int(n_test), ic)
+    P, L, first, q, na = R.P, R.L, R.first, R.q, R.na
+    # the leading series, scaled by its periods before the first origin; its lags 1..K
+    xm, xsd = x[:, :first].mean(axis=1, keepdims=True), x[:, :first].std(axis=1, keepdims=True)
+    xs = (x - xm) / np.where(xsd > 0, xsd, 1.0)
+    Dx = np.zeros((B, T, K))
+    for k in range(1, K + 1):
+        Dx[:, k:, k - 1] = xs[:, : T - k]
+    rows_x = Dx[:, L:first, :]                                                        # (B, n, K)
+    # the first origin's cross-products of the leading lags with the restricted model's columns (own lags
+    # [and the constant without exog], target) and with themselves; with exog, partialled for [1, exog]
+    # as in the restricted model (M = Gre Lg, Lg Lg' = Gee^-1: G - M M')
+    rows_a, rows_t = R.rows_y[:, :, :na], R.rows_y[:, :, na]                           # (B, n, na), (B, n)
+    Gal = np.matmul(rows_a.transpose(0, 2, 1), rows_x)                                # (B, na, K)
+    Glt = np.matmul(rows_x.transpose(0, 2, 1), rows_t[:, :, None])[:, :, 0]           # (B, K)
+    Gll = np.diagonal(np.matmul(rows_x.transpose(0, 2, 1), rows_x), axis1=1, axis2=2).copy()  # (B, K)
+    if q:
+        Gre = np.matmul(rows_x.transpose(0, 2, 1), R.rows_e[None])                   # (B, K, q + 1)
+        Mx = Gre @ R.Lg
+        Gal = Gal - np.matmul(R.My[:, :na], Mx.transpose(0, 2, 1))
+        Glt = Glt - np.matmul(Mx, R.My[:, na, :, None])[:, :, 0]
+        Gll = Gll - (Mx * Mx).sum(axis=2)
+        Gre = np.ascontiguousarray(Gre.transpose(1, 2, 0))                           # (K, q + 1, B)
+    # teams last from here on (see _oos_restricted)
+    Gal = np.ascontiguousarray(Gal.transpose(1, 2, 0))                                # (na, K, B)
+    Glt, Gll = np.ascontiguousarray(Glt.T), np.ascontiguousarray(Gll.T)               # (K, B)
+    Xt = np.ascontiguousarray(Dx[:, first:, :].transpose(1, 2, 0))                    # (n_test, K, B)
+    fu = np.empty((n_test, B))
+    chosen = np.empty((n_test, B), dtype=int)
+    ar = np.arange(B)
+    outer = np.empty_like(Gal)
+    step = np.empty_like(Gre) if q else None
+    for i in range(n_test):
+        zl = Xt[i]
+        if q:
+            zw = zl - (Gre * R.ws[i][None, :, None]).sum(axis=1)  # the row's residual on [1, exog]
+            scaled = zw / R.dens[i]
+        else:
+            zw = scaled = zl
+        # the leading lags' columns of the factorisation of the restricted model's window (its factor kept)
+        Wk = _forward_t(R.Lc[i], Gal)                                                 # (na, K, B)
+        # sums over the rows up to the chosen own order p (the leading block of the factorisation)
+        upto = R.upto[i].astype("float64")                                            # (na, B)
+        cs_kk = (upto[:, None, :] * Wk * Wk).sum(axis=0)                              # (K, B)
+        cs_kt = ((upto * R.wt[i])[:, None, :] * Wk).sum(axis=0)
+        zu = ((upto * R.v[i])[:, None, :] * Wk).sum(axis=0)
+        s_k = Gll - cs_kk
+        e_k = Glt - cs_kt
+        ssr_p, f_p = R.ssr_p[i], R.fr[i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ssr_k = ssr_p[None, :] - e_k ** 2 / s_k
+            f_k = f_p[None, :] + e_k / s_k * (zw - zu)
+        ssr_k = np.where(np.isfinite(ssr_k) & (s_k > 0), ssr_k, np.inf)
+        kb = np.argmin(ssr_k, axis=0)
+        fu[i] = f_k[kb, ar]
+        chosen[i] = kb + 1
+        # the row joins the window: the rank-one update of the entries above (as the whole matrix's update)
+        Gal += np.multiply(R.zw_a[i][:, None, :], scaled[None, :, :], out=outer)
+        Glt += zw * R.scaled_t[i]
+        Gll += zw * scaled
+        if q:
+            Gre += np.multiply(zl[:, None, :], R.rows_e_test[i][None, :, None], out=step)
+    mu, sd = R.mu, R.sd
+    actual = y[:, first:]
+    return actual, mu + sd * R.fr.T, mu + sd * fu.T, chosen.T
+
+
+class _Restricted(NamedTuple):
+    """The restricted model of :func:`rolling_oos` at every origin (:func:`_oos_restricted`); per-origin
+    arrays have the origin first and the teams last."""
+
+    P: int
+    L: int
+    first: int
+    q: int
+    na: int                  # columns of the factorisation: own lags (and the constant without exog)
+    mu: np.ndarray           # (B, 1) the lagging series' scale before the first origin
+    sd: np.ndarray
+    rows_y: np.ndarray       # (B, n, na + 1): the first window's rows of [(1), y_{t-1..t-P}, y_t], scaled
+    rows_e: np.ndarray | None       # (n, q + 1) [1, exog] of the first window's rows
+    rows_e_test: np.ndarray | None  # (n_test, q + 1) [1, exog] of each origin's row
+    Lg: np.ndarray | None    # (q + 1, q + 1) Cholesky factor of the first window's ([1, exog]'[1, exog])^-1
+    My: np.ndarray | None    # (B, na + 1, q + 1) the working columns' M = Gre Lg of the first window
+    ws: np.ndarray | None    # (n_test, q + 1) Gee^-1 z_e of each origin (Gee: the rows before it)
+    dens: np.ndarray | None  # (n_test,) 1 + z_e' Gee^-1 z_e
+    Lc: np.ndarray           # (n_test, na, na, B) the factor of the own-lag block of each window
+    wt: np.ndarray           # (n_test, na, B) L^-1 of the target's column
+    v: np.ndarray            # (n_test, na, B) L^-1 of the forecast row
+    upto: np.ndarray         # (n_test, na, B) bool: rows up to the chosen own order
+    zw_a: np.ndarray         # (n_test, na, B) the forecast row's own-lag entries (partialled with exog)
+    scaled_t: np.ndarray     # (n_test, B) its target entry / (1 + z_e' Gee^-1 z_e)
+    ssr_p: np.ndarray        # (n_test, B) the restricted model's in-window SSR at the chosen order
+    fr: np.ndarray           # (n_test, B) its forecast (scaled)
+
+
+_OOS_CACHE: "OrderedDict[tuple, _Restricted]" = OrderedDict()
+_OOS_CACHE_SIZE = 3
+
+
+def clear_caches() -> None:
+    """Empty the per-process caches of the kernels (AR fits, restricted forecasting models): they are
+    keyed by their inputs' content, so clearing only frees memory (e.g. when a run ends)."""
+    _AR_CACHE.clear()
+    _OOS_CACHE.clear()
+
+
+def _digest(a: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest()
+
+
+def _oos_restricted(y: np.ndarray, E: np.ndarray | None, orders: tuple[int, ...], K: int, n_test: int,
+                    ic: str) -> _Restricted:
+    """The restricted model of :func:`rolling_oos` (``y_t`` on the constant, ``exog`` and its own lags, the
+    own order chosen by ``ic`` in each window) at every origin: everything of the forecasts that depends on
+    the lagging series alone, which pairs sharing it (the same values, ``exog``, orders, leading lags and
+    origins) share. Kept in a small per-process cache keyed by exactly those inputs (the arrays by a hash
+    of their bytes); the leading series enters only through :func:`rolling_oos`'s own loop.
+
+    The factorisation of each window's own-lag block and its target and forecast columns are the first
+    columns of the full factorisation (column by column, so the same numbers); the leading lags' columns
+    are added by :func:`_forward_t` with the kept factor.
+    """
+    key = (y.shape, orders, K, n_test, ic, _digest(y), None if E is None else (E.shape, _digest(E)))
+    hit = _OOS_CACHE.get(key)
+    if hit is not None:
+        _OOS_CACHE.move_to_end(key)
+        return hit
+    B, T = y.shape
     P = max(orders)
     L = max(P, K)
-    first = T - int(n_test)
+    first = T - n_test
     # scaled by the periods before the first origin (an affine map, which the OLS forecasts undo exactly)
     mu = y[:, :first].mean(axis=1, keepdims=True)
     sd = y[:, :first].std(axis=1, keepdims=True)
     sd = np.where(sd > 0, sd, 1.0)
-    xm, xsd = x[:, :first].mean(axis=1, keepdims=True), x[:, :first].std(axis=1, keepdims=True)
-    ys, xs = (y - mu) / sd, (x - xm) / np.where(xsd > 0, xsd, 1.0)
-    E = None if exog is None else np.asarray(exog, dtype="float64").reshape(T, -1)
+    ys = (y - mu) / sd
     q = 0 if E is None else E.shape[1]
-    # a compact design, columns [1, exog, y_{t-1..t-P}, x_{t-1..t-K}, y_t]: every block below is a slice
-    m = q + P + K + 2
+    # a compact design, columns [1, exog, y_{t-1..t-P}, y_t]; rolling_oos adds the leading lags x_{t-1..t-K}
+    m = q + P + 2
     D = np.zeros((B, T, m))
     D[:, :, 0] = 1.0
     if q:
         D[:, :, 1:q + 1] = E[None, :, :]
     for j in range(1, P + 1):
         D[:, j:, q + j] = ys[:, : T - j]
-    for k in range(1, K + 1):
-        D[:, k:, q + P + k] = xs[:, : T - k]
     D[:, :, m - 1] = ys
     rows = D[:, L:first, :]
-    if q:  # the blocks of the cross-products kept apart: [1, exog] is the same for every row
+    ords = np.asarray(orders)
+    if q:
+        # the constant and exog (the same columns for every row) are partialled out first (Frisch-Waugh-
+        # Lovell, one shared (q+1)-square inverse per origin); the factorisation below then covers the own
+        # lags only, as small as without exog. Working columns: [y_{t-1..t-P}, y_t].
         e_, r_ = slice(0, q + 1), slice(q + 1, m)
         Grr = np.matmul(rows[:, :, r_].transpose(0, 2, 1), rows[:, :, r_])
         Gre = np.matmul(rows[:, :, r_].transpose(0, 2, 1), rows[:, :, e_])
         Gee = rows[0, :, e_].T @ rows[0, :, e_]
-    else:
-        G = np.matmul(rows.transpose(0, 2, 1), rows)
-    fr = np.full((n_test, B), np.nan)
-    fu = np.full((n_test, B), np.nan)
-    chosen = np.zeros((n_test, B), dtype=int)
-    ords = np.asarray(orders)
-    ar = np.arange(B)
-    if q:
-        # the constant and exog (the same columns for every row) are partialled out first (Frisch-Waugh-
-        # Lovell, one shared (q+1)-square inverse per origin); the factorisation below then covers the own
-        # lags only, as small as without exog. Working columns: [y_{t-1..t-P}, x_{t-1..t-K}, y_t].
-        a, lead, tgt = slice(0, P), slice(P, P + K), P + K
-        rows_o = ords - 1  # the cumulative-sum row of own order p
-        diag = np.arange(P, P + K)
         na = P
-    else:
-        a, lead, tgt = slice(0, P + 1), slice(P + 1, P + 1 + K), m - 1
-        rows_o = ords  # row p: the constant and own lags 1..p
-        diag = np.arange(P + 1, P + 1 + K)
-        na = P + 1
-    # Below, the teams are the last (contiguous) axis of every array: each step of the loop is then a few
-    # elementwise operations on contiguous rows of B numbers (no transposed copies for the factorisation).
-    # The arithmetic is that of the teams-first formulas, element by element.
-    Dt = np.ascontiguousarray(D.transpose(1, 2, 0))  # (T, m, B)
-    C = np.empty((na, K + 2, B))
-    # work arrays of the loop, allocated once: a new (B, r, r) array per origin (2.3 MB at 1,000 teams) is
-    # a fresh mmap whose page faults cost ~5x the arithmetic (measured: 2.8 ms vs 0.5 ms per origin)
-    if q:
+        rows_o = ords - 1  # the cumulative-sum row of own order p
         # the partialled cross-products of the first origin; from then on updated by one rank-one term per
         # origin (recursive least squares: adding the row (z_r, z_e) adds zw zw' / (1 + z_e' Gee^-1 z_e),
         # zw = z_r - Gre Gee^-1 z_e its residual on [1, exog] over the window), not recomputed from Grr
-        Ginv = np.linalg.inv(Gee)
-        M = Gre @ np.linalg.cholesky(Ginv)                                            # (B, r, q + 1)
-        Gw = np.ascontiguousarray((Grr - np.matmul(M, M.transpose(0, 2, 1))).transpose(1, 2, 0))  # (r, r, B)
-        Gre = np.ascontiguousarray(Gre.transpose(1, 2, 0))                           # (r, q + 1, B)
-        outer = np.empty_like(Gw)
-        step = np.empty_like(Gre)
+        Lg = np.linalg.cholesky(np.linalg.inv(Gee))
+        My = Gre @ Lg                                                                 # (B, P + 1, q + 1)
+        Gw = np.ascontiguousarray((Grr - np.matmul(My, My.transpose(0, 2, 1))).transpose(1, 2, 0))
+        Gre = np.ascontiguousarray(Gre.transpose(1, 2, 0))                           # (P + 1, q + 1, B)
+        rows_y = np.ascontiguousarray(rows[:, :, r_])
+        rows_e, rows_e_test = rows[0, :, e_].copy(), D[0, first:, e_].copy()
     else:
-        Gw = np.ascontiguousarray(G.transpose(1, 2, 0))                               # (m, m, B)
-        outer = np.empty_like(Gw)
+        na = P + 1
+        rows_o = ords  # row p: the constant and own lags 1..p
+        Gw = np.ascontiguousarray(np.matmul(rows.transpose(0, 2, 1), rows).transpose(1, 2, 0))
+        Lg = My = rows_e = rows_e_test = None
+        rows_y = np.ascontiguousarray(rows)
+    a, tgt = slice(0, na), na
+    Dt = np.ascontiguousarray(D[:, first:, :].transpose(1, 2, 0))                     # (n_test, m, B)
+    out = {k: np.empty((n_test, na, B)) for k in ("wt", "v", "zw_a")}
+    out.update({k: np.empty((n_test, B)) for k in ("scaled_t", "ssr_p", "fr")})
+    Lcs = np.empty((n_test, na, na, B))
+    uptos = np.empty((n_test, na, B), dtype=bool)
+    ws = np.empty((n_test, q + 1)) if q else None
+    dens = np.empty(n_test) if q else None
+    ar = np.arange(B)
     rank = np.arange(na)[:, None]
+    C = np.empty((na, 2, B))
+    outer = np.empty_like(Gw)
     for i, s in enumerate(range(first, T)):
-        z = Dt[s]                                                                     # (m, B)
+        z = Dt[i]                                                                     # (m, B)
         n = s - L
         if q:
-            Ginv = np.linalg.inv(Gee)
-            ze = z[e_, 0]  # the same for every team
-            w = Ginv @ ze
+            w = np.linalg.inv(Gee) @ z[e_, 0]
+            ze = z[e_, 0]
             zr = z[r_]
             zw = zr - (Gre * w[None, :, None]).sum(axis=1)
             base = (Gre[tgt] * w[:, None]).sum(axis=0)  # the forecast on [1, exog] alone
+            d = 1.0 + ze @ w
+            ws[i], dens[i] = w, d
+            scaled = zw / d
         else:
-            zw, base = z, 0.0
+            zw = scaled = z
+            base = 0.0
         C[:, 0] = Gw[a, tgt]
-        C[:, 1:K + 1] = Gw[a, lead]
-        C[:, K + 1] = zw[a]
-        W = _chol_forward_t(Gw[a, a], C)
-        wt, Wk, v = W[:, 0], W[:, 1:K + 1], W[:, K + 1]                             # (na, B), (na, K, B)
+        C[:, 1] = zw[a]
+        W, Lcs[i] = _chol_forward_t(Gw[a, a], C, factor=True)
+        wt, v = W[:, 0], W[:, 1]                                                      # (na, B)
         # row p of each cumulative sum: the regression on the constant (exog) and own lags 1..p
         ssr_r = (Gw[tgt, tgt][None, :] - np.cumsum(wt * wt, axis=0))[rows_o]          # (n_orders, B)
         f_r = base + np.cumsum(v * wt, axis=0)[rows_o]
@@ -601,34 +736,22 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
             pick = np.argmin(crit, axis=0)
         else:
             pick = np.zeros(B, dtype=int)
-        # sums over the rows up to the chosen order p (the leading block of the factorisation)
-        upto = (rank <= rows_o[pick][None, :]).astype("float64")                     # (na, B)
-        cs_kk = (upto[:, None, :] * Wk * Wk).sum(axis=0)                              # (K, B)
-        cs_kt = ((upto * wt)[:, None, :] * Wk).sum(axis=0)
-        zu = ((upto * v)[:, None, :] * Wk).sum(axis=0)
-        s_k = Gw[diag, diag] - cs_kk
-        e_k = Gw[lead, tgt] - cs_kt
-        ssr_p = ssr_r[pick, ar]
-        f_p = f_r[pick, ar]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ssr_k = ssr_p[None, :] - e_k ** 2 / s_k
-            f_k = f_p[None, :] + e_k / s_k * (zw[lead] - zu)
-        ssr_k = np.where(np.isfinite(ssr_k) & (s_k > 0), ssr_k, np.inf)
-        kb = np.argmin(ssr_k, axis=0)
-        fr[i] = f_p
-        fu[i] = f_k[kb, ar]
-        chosen[i] = kb + 1
+        uptos[i] = rank <= rows_o[pick][None, :]
+        out["wt"][i], out["v"][i], out["zw_a"][i] = wt, v, zw[a]
+        out["scaled_t"][i] = scaled[tgt]
+        out["ssr_p"][i] = ssr_r[pick, ar]
+        out["fr"][i] = f_r[pick, ar]
+        # the row joins the window
+        Gw += np.multiply(zw[:, None, :], scaled[None, :, :], out=outer)
         if q:
-            np.multiply(zw[:, None, :], (zw / (1.0 + ze @ w))[None, :, :], out=outer)
-            Gw += outer
-            np.multiply(zr[:, None, :], ze[None, :, None], out=step)
-            Gre += step
+            Gre += zr[:, None, :] * ze[None, :, None]
             Gee += np.outer(ze, ze)
-        else:
-            Gw += np.multiply(z[:, None, :], z[None, :, :], out=outer)
-    fr, fu, chosen = fr.T, fu.T, chosen.T
-    actual = y[:, first:]
-    return actual, mu + sd * fr, mu + sd * fu, chosen
+    res = _Restricted(P, L, first, q, na, mu, sd, rows_y, rows_e, rows_e_test, Lg, My, ws, dens, Lcs,
+                      out["wt"], out["v"], uptos, out["zw_a"], out["scaled_t"], out["ssr_p"], out["fr"])
+    _OOS_CACHE[key] = res
+    if len(_OOS_CACHE) > _OOS_CACHE_SIZE:
+        _OOS_CACHE.popitem(last=False)
+    return res
 
 
 def dense_codes(g: np.ndarray) -> np.ndarray:

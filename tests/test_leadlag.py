@@ -1560,3 +1560,46 @@ def test_common_shock_means_are_the_same_with_several_blocks():
         for b, r in zip(blocks, raw):
             for i in np.flatnonzero(b.period_codes == code):
                 np.testing.assert_allclose(r.Y[:, i], b.Y[:, i] - mean_y, rtol=1e-12, atol=1e-12)
+
+
+def test_rolling_oos_restricted_model_kept_for_the_next_pair_gives_the_same_forecasts():
+    """Two pairs sharing the lagging series: the second reuses the first's restricted model (the per-process
+    cache of _oos_restricted) and gets exactly the forecasts it gets from an empty cache; a different
+    exog, own order or leading-lag count is a different key (no stale reuse)."""
+    rng = np.random.default_rng(21)
+    B, T, K, P = 6, 90, 4, 25
+    y = _ar1(rng, (B, T), 0.5)
+    x1, x2 = _ar1(rng, (B, T), 0.3), _ar1(rng, (B, T), 0.6)
+    t = np.arange(T, dtype=float)
+    E = np.column_stack([(t - t.mean()) / T, np.sin(2 * np.pi * t / 52), np.cos(2 * np.pi * t / 52)])
+    for exog in (None, E):
+        kw = dict(own=1, max_lead=K, n_test=P, own_max=K, exog=exog)
+        S._OOS_CACHE.clear()
+        cold = [S.rolling_oos(y, x, **kw) for x in (x2,)]
+        S._OOS_CACHE.clear()
+        S.rolling_oos(y, x1, **kw)                      # fills the cache
+        n_kept = len(S._OOS_CACHE)
+        warm = S.rolling_oos(y, x2, **kw)               # reuses it
+        assert len(S._OOS_CACHE) == n_kept
+        for a, b in zip(cold[0], warm):
+            np.testing.assert_array_equal(a, b)
+    # a different key computes anew: its forecasts are those of an empty cache
+    for kw in (dict(own=1, max_lead=K, n_test=P, own_max=K, exog=E[:, :1]), dict(own=2, max_lead=K, n_test=P),
+               dict(own=1, max_lead=K - 1, n_test=P, own_max=K, exog=E)):
+        warm = S.rolling_oos(y, x2, **kw)
+        S._OOS_CACHE.clear()
+        cold = S.rolling_oos(y, x2, **kw)
+        for a, b in zip(cold, warm):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_forward_substitution_with_a_kept_factor_is_the_factorisations_own():
+    """_forward_t with the factor from _chol_forward_t(factor=True) = the columns _chol_forward_t gives."""
+    rng = np.random.default_rng(9)
+    m, B = 6, 11
+    X = rng.standard_normal((B, 30, m))
+    A = np.ascontiguousarray(np.matmul(X.transpose(0, 2, 1), X).transpose(1, 2, 0))
+    C = rng.standard_normal((m, 5, B))
+    W, Lc = S._chol_forward_t(A, C, factor=True)
+    np.testing.assert_array_equal(S._forward_t(Lc, np.ascontiguousarray(C[:, 2:])), W[:, 2:])
+    np.testing.assert_array_equal(W, S._chol_forward_t(A, C))
