@@ -1553,10 +1553,11 @@ def _partialled(pool_k: dict, L: int, q: int) -> tuple[np.ndarray, np.ndarray, n
             sel = np.flatnonzero(own == po)
             start = max(int(po), q)
             a = [0] + [S.lag_col(0, j, L) for j in range(1, int(po) + 1)]
-            G = gram_all.from_row(start)[sel]
-            coef = S._solve(G[:, a][:, :, a], G[:, a][:, :, m])
-            Z = gram_all.Z[sel, start:, :]
-            r = Z[:, :, m] - np.matmul(Z[:, :, a], coef)
+            an, mn = np.asarray(a), np.asarray(m)
+            coef = S._solve(gram_all.block(start, an, an, sel), gram_all.block(start, an, mn, sel))
+            # only the design's columns in use, of the group's teams (the same entries as slicing Z whole)
+            Z = gram_all.Z[np.ix_(sel, np.arange(start, gram_all.Z.shape[1]), np.concatenate([an, mn]))]
+            r = Z[:, :, len(a):] - np.matmul(Z[:, :, :len(a)], coef)
             ys.append(r[:, :, 0].ravel())
             xs.append(r[:, :, 1:].reshape(-1, q))
             ts.append(np.tile(np.asarray(codes)[start:], r.shape[0]))
