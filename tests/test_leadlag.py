@@ -1603,3 +1603,16 @@ def test_forward_substitution_with_a_kept_factor_is_the_factorisations_own():
     W, Lc = S._chol_forward_t(A, C, factor=True)
     np.testing.assert_array_equal(S._forward_t(Lc, np.ascontiguousarray(C[:, 2:])), W[:, 2:])
     np.testing.assert_array_equal(W, S._chol_forward_t(A, C))
+
+
+def test_standardise_without_missing_values_is_the_nan_aware_one_bit_for_bit():
+    """_screen.standardise skips the NaN-aware mean and std when nothing is missing: the same numbers."""
+    rng = np.random.default_rng(2)
+    for a in (rng.standard_normal((40, 156)) * 1e6 + 3e7, rng.standard_normal((5, 33)) * 1e-8, np.ones((2, 9))):
+        ref = (a - np.nanmean(a, axis=-1, keepdims=True)) / np.where(
+            np.nanstd(a, axis=-1, keepdims=True) > 0, np.nanstd(a, axis=-1, keepdims=True), 1.0)
+        np.testing.assert_array_equal(S.standardise(a), ref)
+    b = rng.standard_normal((3, 20))
+    b[1, 4] = np.nan
+    ref = (b - np.nanmean(b, axis=-1, keepdims=True)) / np.nanstd(b, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(S.standardise(b), ref)
