@@ -30,6 +30,7 @@ __all__ = [
     "lagged_design",
     "GramCache",
     "ols_fit",
+    "ols_coef",
     "GrangerScreen",
     "granger_screen",
     "adl_ic",
@@ -166,6 +167,16 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
+def ols_coef(gram: GramCache, p_from: int, regressors: list[int], targets: list[int]) -> np.ndarray:
+    """The coefficients of :func:`ols_fit` (the same solve), without the residuals: ``(B, len(regressors), m)``."""
+    G = gram.from_row(p_from)
+    reg = np.asarray(regressors, dtype=int)
+    tgt = np.asarray(targets, dtype=int)
+    A = G[:, reg][:, :, reg]
+    c = G[:, reg][:, :, tgt]
+    return _solve(A, c)
+
+
 def ols_fit(gram: GramCache, p_from: int, regressors: list[int], targets: list[int],
             *, start: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """OLS of the ``targets`` columns on the ``regressors`` columns over rows ``t >= p_from``.
@@ -176,9 +187,7 @@ def ols_fit(gram: GramCache, p_from: int, regressors: list[int], targets: list[i
     G = gram.from_row(p_from)
     reg = np.asarray(regressors, dtype=int)
     tgt = np.asarray(targets, dtype=int)
-    A = G[:, reg][:, :, reg]
-    c = G[:, reg][:, :, tgt]
-    b = _solve(A, c)
+    b = ols_coef(gram, p_from, regressors, targets)
     K = G.shape[1]
     C = np.zeros((G.shape[0], K, len(tgt)))
     C[:, tgt, np.arange(len(tgt))] = 1.0
@@ -334,7 +343,7 @@ def _ar_core(x: np.ndarray, P: int) -> tuple[np.ndarray, int, np.ndarray]:
         reg = [0] + [lag_col(0, j, Lg) for j in range(1, p + 1)]
         _, e, n = ols_fit(gram, P, reg, [cur])
         ssr[:, p] = (e[:, :, 0] ** 2).sum(axis=1)
-        b, _, _ = ols_fit(gram, p, reg, [cur])
+        b = ols_coef(gram, p, reg, [cur])  # the coefficients only (ols_fit's, without its residuals)
         coefs[:, p, : p + 1] = b[:, :, 0]
     out = (ssr, int(n), coefs)
     _AR_CACHE[key] = out
