@@ -902,6 +902,43 @@ def _partial_tests(items_lists: Sequence[Iterable[tuple[S.GramCache, int]]], L: 
             for q in orders]
 
 
+def _granger_rows(grams: Sequence[S.GramCache], L: int, *, n_common: int) -> list[tuple[_Partial, _Partial]]:
+    """The pooled tests in the grangertest form at every order ``k = 1..L`` (every team with ``k`` own lags
+    and the other series' lags ``1..k``), forward and reverse: ``out[k - 1]`` is
+    ``(_partial_test([(g, k) for g in grams], L, target=<y_t>, own=0, other=1, other_lags=range(1, k + 1),
+    n_common=n_common), <the same with the series swapped>)``.
+
+    The two directions' blocks have the same size at an order, so they share one batched factorisation
+    (the teams of a batch are independent: the same numbers as two calls), summed per direction in the
+    same order as :func:`_partial_test`."""
+    specs = ((S.cur_col(0, 2, L), 0, 1), (S.cur_col(1, 2, L), 1, 0))  # (target, own, other)
+    out = []
+    for k in range(1, L + 1):
+        parts, which = [], []
+        for d, (tgt, own, oth) in enumerate(specs):
+            cols = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, k + 1)]
+                              + [tgt] + [S.lag_col(oth, j, L) for j in range(1, k + 1)])
+            for g in grams:
+                parts.append(g.block(k, cols, cols))
+                which.append(d)
+        X = np.concatenate(parts)
+        na = k + 1
+        W = S._chol_forward(X[:, :na, :na], X[:, :na, na:])
+        Spart = X[:, na:, na:] - np.matmul(W.transpose(0, 2, 1), W)
+        acc = [np.zeros((k + 1, k + 1)) for _ in specs]
+        N, k_own = [0, 0], [0, 0]
+        pos = 0
+        for d, blk in zip(which, parts):
+            sl = slice(pos, pos + blk.shape[0])
+            pos = sl.stop
+            acc[d] += Spart[sl].sum(axis=0)
+            N[d] += int(round(X[sl, 0, 0].sum()))  # the constant's column counts the rows
+            k_own[d] += blk.shape[0] * na
+        out.append((_partial_from(acc[0], N[0], k_own[0], k, n_common),
+                    _partial_from(acc[1], N[1], k_own[1], k, n_common)))
+    return out
+
+
 def _partial_from(acc: np.ndarray, N: int, k_own: int, q: int, n_common: int) -> _Partial:
     """The F test of the ``q`` common coefficients from the partialled cross-products summed over teams
     (``acc``: [target, tested]' [target, tested]), ``N`` rows and ``k_own`` per-team coefficients."""
@@ -1293,11 +1330,7 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
         rev_p = _simes([rev_all[q].p for q in range(1, L + 1)])
     fwd0, rev0 = pooled(True, [p_f], [rev_t])[p_f], pooled(False, [p_r], [fwd_t])[p_r]
     pooled_test = test_name + (", half-panel jackknife" if fwd.jackknife else "")
-    for k in range(1, L + 1):  # grangertest form at every order, for reference
-        gf = _partial_test([(g, k) for g in D], L, target=fwd_t, own=0, other=1,
-                           other_lags=range(1, k + 1), n_common=n_common)
-        gr = _partial_test([(g, k) for g in D], L, target=rev_t, own=1, other=0,
-                           other_lags=range(1, k + 1), n_common=n_common)
+    for k, (gf, gr) in enumerate(_granger_rows(D, L, n_common=n_common), start=1):  # for reference
         granger_rows.append(dict(key, team_id=POOLED, order=k, f=gf.f, p=gf.p, df_den=gf.df_den,
                                  reverse_f=gr.f, reverse_p=gr.p))
     own_f = int(np.median(np.concatenate(pool_k["own_y"])))
@@ -1555,7 +1588,7 @@ def _partialled(pool_k: dict, L: int, q: int) -> tuple[np.ndarray, np.ndarray, n
             an, mn = np.asarray(a), np.asarray(m)
             coef = S._solve(gram_all.block(start, an, an, sel), gram_all.block(start, an, mn, sel))
             # only the design's columns in use, of the group's teams (the same entries as slicing Z whole)
-            Z = gram_all.Z[np.ix_(sel, np.arange(start, gram_all.Z.shape[1]), np.concatenate([an, mn]))]
+            Z = np.take(gram_all.Z[sel, start:, :], np.concatenate([an, mn]), axis=2)
             r = Z[:, :, len(a):] - np.matmul(Z[:, :, :len(a)], coef)
             ys.append(r[:, :, 0].ravel())
             xs.append(r[:, :, 1:].reshape(-1, q))

@@ -1616,3 +1616,24 @@ def test_standardise_without_missing_values_is_the_nan_aware_one_bit_for_bit():
     b[1, 4] = np.nan
     ref = (b - np.nanmean(b, axis=-1, keepdims=True)) / np.nanstd(b, axis=-1, keepdims=True)
     np.testing.assert_array_equal(S.standardise(b), ref)
+
+
+def test_grangertest_form_rows_are_the_pooled_test_of_each_order_and_direction():
+    """_granger_rows (both directions of an order in one batch) = _partial_test order by order, direction
+    by direction, with two blocks of teams."""
+    from okr_analysis.leadlag import _granger_rows, _partial_test
+
+    rng = np.random.default_rng(17)
+    L = 3
+    grams = []
+    for G, T in ((4, 60), (3, 45)):
+        x = _ar1(rng, (G, T), 0.5)
+        y = 0.3 * np.roll(x, 1, axis=1) + _ar1(rng, (G, T), 0.3)
+        grams.append(S.GramCache(S.lagged_design(np.stack([S.standardise(y), S.standardise(x)], axis=-1), L), L))
+    rows = _granger_rows(grams, L, n_common=2)
+    for k, (gf, gr) in enumerate(rows, start=1):
+        for got, (tgt, own, oth) in ((gf, (S.cur_col(0, 2, L), 0, 1)), (gr, (S.cur_col(1, 2, L), 1, 0))):
+            ref = _partial_test([(g, k) for g in grams], L, target=tgt, own=own, other=oth,
+                                other_lags=range(1, k + 1), n_common=2)
+            assert got.f == pytest.approx(ref.f, rel=1e-12) and got.p == pytest.approx(ref.p, rel=1e-12)
+            assert got.df_den == ref.df_den
