@@ -72,13 +72,15 @@ def lagged_design(series: np.ndarray, max_lag: int) -> np.ndarray:
     s = np.asarray(series, dtype="float64")
     B, T, k = s.shape
     L = int(max_lag)
-    Z = np.zeros((B, T, 1 + k * L + k))
-    Z[:, :, 0] = 1.0
+    # built column by column with the columns first (each column a contiguous (B, T) block), then laid out
+    # teams, periods, columns in one copy: the same entries, about half the time of strided column writes
+    Zc = np.zeros((1 + k * L + k, B, T))
+    Zc[0] = 1.0
     for v in range(k):
         for j in range(1, L + 1):
-            Z[:, j:, 1 + v * L + (j - 1)] = s[:, : T - j, v]
-        Z[:, :, 1 + k * L + v] = s[:, :, v]
-    return Z
+            Zc[1 + v * L + (j - 1), :, j:] = s[:, : T - j, v]
+        Zc[1 + k * L + v] = s[:, :, v]
+    return np.ascontiguousarray(Zc.transpose(1, 2, 0))
 
 
 def lag_col(v: int, j: int, L: int) -> int:
