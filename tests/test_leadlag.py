@@ -1637,3 +1637,29 @@ def test_grangertest_form_rows_are_the_pooled_test_of_each_order_and_direction()
                                 other_lags=range(1, k + 1), n_common=2)
             assert got.f == pytest.approx(ref.f, rel=1e-12) and got.p == pytest.approx(ref.p, rel=1e-12)
             assert got.df_den == ref.df_den
+
+
+def test_pairs_sharing_a_lagging_metric_give_the_same_result_with_and_without_the_kept_models(sample_ds,
+                                                                                                monkeypatch):
+    """Two pairs with the same lagging KPI analysed in one run (the second reuses the kept restricted
+    forecasting model and AR fits) = each analysed alone after clearing the caches: the same forecasts,
+    tests and effects, team rows included."""
+    pairs = [("training_attendance", "engagement"), ("overtime", "engagement")]
+    S.clear_caches()
+    calls, kept = [], S._oos_restricted
+
+    def counting(*a, **k):
+        calls.append(1)
+        return kept(*a, **k)
+
+    monkeypatch.setattr(S, "_oos_restricted", counting)
+    both = _quiet(lead_lag, sample_ds, pairs=pairs, by_team=True, jobs=1)
+    assert len(S._OOS_CACHE) < len(calls)  # the second pair reused the first's restricted models
+    cols = ["granger_f", "granger_p", "reverse_f", "reverse_p", "effect", "effect_se", "cw_stat", "cw_p",
+            "oos_skill", "n_forecasts"]
+    for pair in pairs:
+        S.clear_caches()
+        alone = _quiet(lead_lag, sample_ds, pairs=[pair], by_team=True, jobs=1)
+        pick = lambda t: t[(t["leading"] == pair[0]) & (t["lagging"] == pair[1])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pick(both.forecasts), pick(alone.forecasts))
+        pd.testing.assert_frame_equal(pick(both.table)[cols], pick(alone.table)[cols])
