@@ -772,8 +772,6 @@ def _demean(blocks: list[_Block], upto: Sequence[int] | None = None) -> tuple[li
     period's mean uses that period's values only.
     """
     size = 1 + max(int(b.period_codes.max()) for b in blocks)
-    sums = {k: np.zeros(size) for k in ("ys", "xs", "y", "x")}
-    cnt = np.zeros(size)
     std = []
     for i, b in enumerate(blocks):
         if upto is None:
@@ -781,9 +779,14 @@ def _demean(blocks: list[_Block], upto: Sequence[int] | None = None) -> tuple[li
         else:
             Ys, Xs = _standardise_upto(b.Y, upto[i]), _standardise_upto(b.X, upto[i])
         std.append((Ys, Xs))
-        for key, arr in (("ys", Ys), ("xs", Xs), ("y", b.Y), ("x", b.X)):
-            np.add.at(sums[key], np.broadcast_to(b.period_codes, arr.shape).ravel(), arr.ravel())
-        np.add.at(cnt, np.broadcast_to(b.period_codes, b.Y.shape).ravel(), 1.0)
+    # each period's sums over the teams: one bincount over every block's values, which adds them to their
+    # period's sum one after the other in the order the blocks and rows come (as np.add.at did, block by
+    # block), so the same numbers
+    codes = np.concatenate([np.broadcast_to(b.period_codes, b.Y.shape).ravel() for b in blocks])
+    sums = {key: np.bincount(codes, weights=np.concatenate([v.ravel() for v in vals]), minlength=size)
+            for key, vals in (("ys", [s[0] for s in std]), ("xs", [s[1] for s in std]),
+                              ("y", [b.Y for b in blocks]), ("x", [b.X for b in blocks]))}
+    cnt = np.bincount(codes, minlength=size).astype("float64")
     mean = {k: v / np.maximum(cnt, 1) for k, v in sums.items()}
     out_std, out_raw = [], []
     for b, (Ys, Xs) in zip(blocks, std):
@@ -823,21 +826,113 @@ def _partial_test(items: Iterable[tuple[S.GramCache, int]], L: int, *, target: i
     out per team like the own lags (e.g. the other series' current value); ``start`` fixes the first row
     for every order (a common sample for comparing orders by an information criterion).
     """
-    other_cols = [S.lag_col(other, j, L) for j in other_lags]
-    q = len(other_cols)
-    m = [target] + other_cols
-    acc = np.zeros((q + 1, q + 1))
-    N = k_own = 0
-    mm = np.asarray(m)
-    for gram, p in items:
-        row = max(int(p), max(other_lags)) if start is None else int(start)
-        a = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, int(p) + 1)] + list(controls))
-        # the blocks of the group's teams (_Rows) only, indexed from the shared cache (no copy of it)
-        Gaa, Gam, Gmm = gram.block(row, a, a), gram.block(row, a, mm), gram.block(row, mm, mm)
-        W = S._chol_forward(Gaa, Gam)  # L^-1 Gam, L L' = Gaa: Gam' Gaa^-1 Gam = W'W (batched over the teams)
-        acc += (Gmm - np.matmul(W.transpose(0, 2, 1), W)).sum(axis=0)
-        N += int(round(Gaa[:, 0, 0].sum()))  # a[0] = 0: the constant's column counts the rows
-        k_own += Gaa.shape[0] * len(a)
+    other_lags = list(other_lags)
+    return _partial_tests([items], L, target=target, own=own, other=other, other_lags=other_lags,
+                          orders=[len(other_lags)], n_common=n_common, controls=controls, start=start)[0][0]
+
+
+def _partial_tests(items_lists: Sequence[Iterable[tuple[S.GramCache, int]]], L: int, *, target: int, own: int,
+                   other: int, other_lags: Sequence[int], orders: Sequence[int], n_common: int = 0,
+                   controls: Sequence[int] = (), start: int | None = None) -> list[list[_Partial]]:
+    """:func:`_partial_test` of the first ``q`` lags of ``other_lags``, for every ``q`` in ``orders``, on each
+    of several panels with the same teams in the same own-lag groups (e.g. the whole series and its two
+    halves, :func:`_half_grams`): ``out[i][j]`` is
+    ``_partial_test(items_lists[j], L, ..., other_lags=other_lags[:orders[i]])``.
+
+    Each group of teams costs one batched factorisation for all the orders and panels together, instead
+    of one per test. Exact, not an approximation:
+
+    - the forward substitution ``W = L^-1 Gam`` works column by column, so the columns of the first ``q``
+      tested lags are the same numbers whether or not later lags are among the right-hand sides, and the
+      partialled cross-products of order ``q`` are the leading ``(q + 1)``-square block of those of the
+      longest order at the same first row (orders whose first row ``max(own, lags)`` is the same share
+      one factorisation; the others get theirs in the same batch);
+    - the teams of a batch are independent (every operation of :func:`_screen._chol_forward` is per
+      team), so stacking the panels' teams changes nothing but the number of calls;
+    - the sums over each group's teams and then over the groups are taken in the same order as before.
+    """
+    other_lags = [int(j) for j in other_lags]
+    lists = [list(items) for items in items_lists]
+    n_groups = len(lists[0])
+    if any(len(x) != n_groups for x in lists) or any(
+            int(x[g][1]) != int(lists[0][g][1]) for x in lists for g in range(n_groups)):
+        raise ValueError("_partial_tests: the panels must have the same own-lag groups in the same order.")
+    Q = max(orders)
+    mm = [target] + [S.lag_col(other, j, L) for j in other_lags[:Q]]
+    n_panels = len(lists)
+    acc = {(q, j): np.zeros((q + 1, q + 1)) for q in set(orders) for j in range(n_panels)}
+    N = {(q, j): 0 for q in set(orders) for j in range(n_panels)}
+    k_own = {(q, j): 0 for q in set(orders) for j in range(n_panels)}
+    for g in range(n_groups):
+        p = int(lists[0][g][1])
+        a = [0] + [S.lag_col(own, j, L) for j in range(1, p + 1)] + list(controls)
+        na = len(a)
+        # the first row of each order; orders with the same first row share one factorisation, with the
+        # tested lags of the longest of them
+        row_of = {q: (max(p, max(other_lags[:q])) if start is None else int(start)) for q in set(orders)}
+        for r in sorted(set(row_of.values())):
+            qs = [q for q in set(orders) if row_of[q] == r]
+            cols = np.asarray(a + mm[:max(qs) + 1])
+            # the group's teams only, indexed from the shared cache (no copy of it); the panels stacked
+            parts = [lists[j][g][0].block(r, cols, cols) for j in range(n_panels)]
+            X = parts[0] if n_panels == 1 else np.concatenate(parts)
+            Gaa, Gam, Gmm = X[:, :na, :na], X[:, :na, na:], X[:, na:, na:]
+            W = S._chol_forward(Gaa, Gam)  # L^-1 Gam, L L' = Gaa: Gam' Gaa^-1 Gam = W'W (batched over the teams)
+            Spart = Gmm - np.matmul(W.transpose(0, 2, 1), W)
+            pos = 0
+            for j, blk in enumerate(parts):
+                sl = slice(pos, pos + blk.shape[0])
+                pos = sl.stop
+                tot = Spart[sl].sum(axis=0)
+                n_rows = int(round(Gaa[sl, 0, 0].sum()))  # a[0] = 0: the constant's column counts the rows
+                for q in qs:
+                    acc[q, j] += tot[:q + 1, :q + 1]
+                    N[q, j] += n_rows
+                    k_own[q, j] += blk.shape[0] * na
+    return [[_partial_from(acc[q, j], N[q, j], k_own[q, j], q, n_common) for j in range(n_panels)]
+            for q in orders]
+
+
+def _granger_rows(grams: Sequence[S.GramCache], L: int, *, n_common: int) -> list[tuple[_Partial, _Partial]]:
+    """The pooled tests in the grangertest form at every order ``k = 1..L`` (every team with ``k`` own lags
+    and the other series' lags ``1..k``), forward and reverse: ``out[k - 1]`` is
+    ``(_partial_test([(g, k) for g in grams], L, target=<y_t>, own=0, other=1, other_lags=range(1, k + 1),
+    n_common=n_common), <the same with the series swapped>)``.
+
+    The two directions' blocks have the same size at an order, so they share one batched factorisation
+    (the teams of a batch are independent: the same numbers as two calls), summed per direction in the
+    same order as :func:`_partial_test`."""
+    specs = ((S.cur_col(0, 2, L), 0, 1), (S.cur_col(1, 2, L), 1, 0))  # (target, own, other)
+    out = []
+    for k in range(1, L + 1):
+        parts, which = [], []
+        for d, (tgt, own, oth) in enumerate(specs):
+            cols = np.asarray([0] + [S.lag_col(own, j, L) for j in range(1, k + 1)]
+                              + [tgt] + [S.lag_col(oth, j, L) for j in range(1, k + 1)])
+            for g in grams:
+                parts.append(g.block(k, cols, cols))
+                which.append(d)
+        X = np.concatenate(parts)
+        na = k + 1
+        W = S._chol_forward(X[:, :na, :na], X[:, :na, na:])
+        Spart = X[:, na:, na:] - np.matmul(W.transpose(0, 2, 1), W)
+        acc = [np.zeros((k + 1, k + 1)) for _ in specs]
+        N, k_own = [0, 0], [0, 0]
+        pos = 0
+        for d, blk in zip(which, parts):
+            sl = slice(pos, pos + blk.shape[0])
+            pos = sl.stop
+            acc[d] += Spart[sl].sum(axis=0)
+            N[d] += int(round(X[sl, 0, 0].sum()))  # the constant's column counts the rows
+            k_own[d] += blk.shape[0] * na
+        out.append((_partial_from(acc[0], N[0], k_own[0], k, n_common),
+                    _partial_from(acc[1], N[1], k_own[1], k, n_common)))
+    return out
+
+
+def _partial_from(acc: np.ndarray, N: int, k_own: int, q: int, n_common: int) -> _Partial:
+    """The F test of the ``q`` common coefficients from the partialled cross-products summed over teams
+    (``acc``: [target, tested]' [target, tested]), ``N`` rows and ``k_own`` per-team coefficients."""
     k = k_own + q
     dfd = N - k - n_common
     nan = np.full(q, np.nan)
@@ -1204,27 +1299,29 @@ def _analyse_pair(leading: str, lagging: str, series: list[_TeamSeries], tx: str
     seasoned = _season_corrected_grams(D, pblocks if common else blocks, opt, tx, ty) if hpj and n_seasonal else None
     DJ, halves = (D, _half_grams(D) if hpj else None) if seasoned is None else seasoned
 
-    def pooled(forward: bool, q: int, controls: Sequence[int] = ()) -> _Partial:
+    def pooled(forward: bool, qs: Sequence[int], controls: Sequence[int] = ()) -> dict[int, _Partial]:
+        """The pooled tests of the orders ``qs`` in one direction (bias-corrected with ``hpj``), by order."""
         own_o = pool_k["own_y"] if forward else pool_k["own_x"]
         kw = dict(target=fwd_t if forward else rev_t, own=0 if forward else 1, other=1 if forward else 0,
-                  other_lags=range(1, q + 1), n_common=n_common, controls=controls)
+                  other_lags=range(1, max(qs) + 1), orders=list(qs), n_common=n_common, controls=controls)
         if not hpj:
-            return _partial_test(_split(D, own_o), L, **kw)
-        full = _partial_test(_split(DJ, own_o), L, **kw)
-        return _jackknife(full, *(_partial_test(_split(h, own_o), L, **kw) for h in halves))
+            return {q: r[0] for q, r in zip(qs, _partial_tests([_split(D, own_o)], L, **kw))}
+        # the whole series and its two halves in one batch (the same teams and own-lag groups)
+        panels = [_split(DJ, own_o)] + [_split(h, own_o) for h in halves]
+        return {q: _jackknife(*r) for q, r in zip(qs, _partial_tests(panels, L, **kw))}
 
-    fwd, rev = pooled(True, p_f), pooled(False, p_r)
+    # the test at the chosen order; with 'simes' the tests at every order 1..L (the same batch)
+    every = how == "simes"
+    fwd_all = pooled(True, range(1, L + 1) if every else [p_f])
+    rev_all = pooled(False, range(1, L + 1) if every else [p_r])
+    fwd, rev = fwd_all[p_f], rev_all[p_r]
     fwd_p, rev_p = fwd.p, rev.p
-    if how == "simes":  # the p-value of the whole procedure: Simes over the tests at every order 1..L
-        fwd_p = _simes([fwd.p if q == p_f else pooled(True, q).p for q in range(1, L + 1)])
-        rev_p = _simes([rev.p if q == p_r else pooled(False, q).p for q in range(1, L + 1)])
-    fwd0, rev0 = pooled(True, p_f, [rev_t]), pooled(False, p_r, [fwd_t])
+    if every:  # the p-value of the whole procedure: Simes over the tests at every order 1..L
+        fwd_p = _simes([fwd_all[q].p for q in range(1, L + 1)])
+        rev_p = _simes([rev_all[q].p for q in range(1, L + 1)])
+    fwd0, rev0 = pooled(True, [p_f], [rev_t])[p_f], pooled(False, [p_r], [fwd_t])[p_r]
     pooled_test = test_name + (", half-panel jackknife" if fwd.jackknife else "")
-    for k in range(1, L + 1):  # grangertest form at every order, for reference
-        gf = _partial_test([(g, k) for g in D], L, target=fwd_t, own=0, other=1,
-                           other_lags=range(1, k + 1), n_common=n_common)
-        gr = _partial_test([(g, k) for g in D], L, target=rev_t, own=1, other=0,
-                           other_lags=range(1, k + 1), n_common=n_common)
+    for k, (gf, gr) in enumerate(_granger_rows(D, L, n_common=n_common), start=1):  # for reference
         granger_rows.append(dict(key, team_id=POOLED, order=k, f=gf.f, p=gf.p, df_den=gf.df_den,
                                  reverse_f=gr.f, reverse_p=gr.p))
     own_f = int(np.median(np.concatenate(pool_k["own_y"])))
@@ -1479,10 +1576,11 @@ def _partialled(pool_k: dict, L: int, q: int) -> tuple[np.ndarray, np.ndarray, n
             sel = np.flatnonzero(own == po)
             start = max(int(po), q)
             a = [0] + [S.lag_col(0, j, L) for j in range(1, int(po) + 1)]
-            G = gram_all.from_row(start)[sel]
-            coef = S._solve(G[:, a][:, :, a], G[:, a][:, :, m])
-            Z = gram_all.Z[sel, start:, :]
-            r = Z[:, :, m] - np.matmul(Z[:, :, a], coef)
+            an, mn = np.asarray(a), np.asarray(m)
+            coef = S._solve(gram_all.block(start, an, an, sel), gram_all.block(start, an, mn, sel))
+            # only the design's columns in use, of the group's teams (the same entries as slicing Z whole)
+            Z = np.take(gram_all.Z[sel, start:, :], np.concatenate([an, mn]), axis=2)
+            r = Z[:, :, len(a):] - np.matmul(Z[:, :, :len(a)], coef)
             ys.append(r[:, :, 0].ravel())
             xs.append(r[:, :, 1:].reshape(-1, q))
             ts.append(np.tile(np.asarray(codes)[start:], r.shape[0]))
@@ -1505,7 +1603,7 @@ def _pooled_effect(pool_k: dict, L: int, q: int) -> tuple[float, float, float]:
     y, X, t, k_part = _partialled(pool_k, L, q)
     if y.size <= q + 2 or not np.isfinite(X).all() or not np.isfinite(y).all():
         return np.nan, np.nan, np.nan
-    _, time = np.unique(t, return_inverse=True)
+    time = S.dense_codes(t)
     T = int(time.max()) + 1
     lags = int(np.floor(4 * (T / 100.0) ** (2 / 9)))
     XtX = X.T @ X

@@ -290,6 +290,77 @@ def test_half_panel_jackknife_equals_statsmodels_ols_on_the_half_panels():
     assert same.f == pytest.approx(full.f, rel=1e-10) and same.p == pytest.approx(full.p, rel=1e-10)
 
 
+def _plain_partial(gram, groups, L, *, target, own, other, lags, controls=(), start=None):
+    """The pooled partialled test done the plain way: per team, the Schur complement of its constant,
+    own lags and controls by ``np.linalg.solve`` on ``from_row``; summed over the teams; classic F."""
+    mm = [target] + [S.lag_col(other, j, L) for j in lags]
+    acc = np.zeros((len(mm), len(mm)))
+    N = k_own = 0
+    for idx, p in groups:
+        row = max(p, max(lags)) if start is None else start
+        a = [0] + [S.lag_col(own, j, L) for j in range(1, p + 1)] + list(controls)
+        for i in idx:
+            G = gram.from_row(row)[i]
+            Gaa, Gam, Gmm = G[np.ix_(a, a)], G[np.ix_(a, mm)], G[np.ix_(mm, mm)]
+            acc += Gmm - Gam.T @ np.linalg.solve(Gaa, Gam)
+            N += int(round(G[0, 0]))
+            k_own += len(a)
+    q = len(lags)
+    dfd = N - k_own - q
+    beta = np.linalg.solve(acc[1:, 1:], acc[1:, 0])
+    ssr_u = acc[0, 0] - acc[1:, 0] @ beta
+    f = (acc[0, 0] - ssr_u) / q / (ssr_u / dfd)
+    return beta, f, stats.f.sf(f, q, dfd), dfd
+
+
+def test_batched_pooled_tests_equal_the_plain_test_at_every_order_and_panel():
+    """_partial_tests (every order and the whole series and its halves in one batch per group of teams)
+    = the plain per-team Schur complements, order by order and panel by panel, with controls and a common
+    start row too."""
+    from okr_analysis.leadlag import _half_grams, _partial_test, _partial_tests, _split
+
+    rng = np.random.default_rng(5)
+    G, T, L = 9, 70, 4
+    x = _ar1(rng, (G, T), 0.5)
+    y = 0.25 * np.roll(x, 1, axis=1) + _ar1(rng, (G, T), 0.4)
+    gram = S.GramCache(S.lagged_design(np.stack([S.standardise(y), S.standardise(x)], axis=-1), L), L)
+    own = np.array([1, 3, 2, 1, 1, 3, 2, 4, 1])
+    groups = [(np.flatnonzero(own == p), int(p)) for p in np.unique(own)]
+    first, second = _half_grams([gram])
+    for fwd in (True, False):
+        tgt = S.cur_col(0 if fwd else 1, 2, L)
+        kw = dict(target=tgt, own=0 if fwd else 1, other=1 if fwd else 0)
+        for controls, start in (((), None), ([S.cur_col(1 if fwd else 0, 2, L)], None), ((), L)):
+            out = _partial_tests([_split([gram], [own]), _split(first, [own]), _split(second, [own])], L,
+                                 other_lags=range(1, L + 1), orders=list(range(1, L + 1)), controls=controls,
+                                 start=start, **kw)
+            for q, per_panel in zip(range(1, L + 1), out):
+                for panel, got in zip((gram, first[0], second[0]), per_panel):
+                    beta, f, p, dfd = _plain_partial(panel, groups, L, lags=range(1, q + 1), controls=controls,
+                                                     start=start, **kw)
+                    np.testing.assert_allclose(got.beta, beta, rtol=1e-10)
+                    assert got.f == pytest.approx(f, rel=1e-10) and got.p == pytest.approx(p, rel=1e-10)
+                    assert got.df_den == dfd
+                one = _partial_test(_split([gram], [own]), L, other_lags=range(1, q + 1), controls=controls,
+                                    start=start, **kw)
+                assert one.f == per_panel[0].f and one.p == per_panel[0].p
+
+
+def test_teams_last_cholesky_forward_equals_the_teams_first_one_and_a_triangular_solve():
+    """_chol_forward_t (teams as the last axis) gives the same numbers as _chol_forward and as
+    L^-1 C from numpy's Cholesky."""
+    rng = np.random.default_rng(8)
+    B, m, r = 7, 5, 3
+    X = rng.standard_normal((B, 40, m))
+    A = np.matmul(X.transpose(0, 2, 1), X)
+    C = rng.standard_normal((B, m, r))
+    W = S._chol_forward(A, C)
+    Wt = S._chol_forward_t(np.ascontiguousarray(A.transpose(1, 2, 0)), np.ascontiguousarray(C.transpose(1, 2, 0)))
+    np.testing.assert_array_equal(W, Wt.transpose(2, 0, 1))
+    for b in range(B):
+        np.testing.assert_allclose(W[b], np.linalg.solve(np.linalg.cholesky(A[b]), C[b]), rtol=1e-10, atol=1e-12)
+
+
 def test_season_operator_is_the_pipelines_seasonal_fit_then_centring_or_detrending():
     """The linear map of the seasonal correction (step 6) is the series the pooled test sees: the Fourier
     part of step 3's fit subtracted (:func:`_deseason_values`, equal to a statsmodels OLS on a constant, a
@@ -1485,3 +1556,132 @@ def test_bad_jobs(kwargs, match):
     frame = _frame(_ar1(rng, (2, 60), 0.5), _ar1(rng, (2, 60), 0.5))
     with pytest.raises(ValueError, match=match):
         lead_lag_frame(frame, pairs=[("lead", "lag")], time="t", team="team", **kwargs)
+
+
+def test_dense_codes_are_numpy_unique_inverse():
+    """_screen.dense_codes (period codes ranked by marking the values present) = np.unique's inverse."""
+    rng = np.random.default_rng(3)
+    for g in (rng.integers(0, 40, 500), rng.integers(100, 105, 30), np.array([7]), rng.integers(-5, 5, 50),
+              rng.integers(0, 10**9, 20), rng.standard_normal(10).round(1)):
+        np.testing.assert_array_equal(S.dense_codes(g), np.unique(g, return_inverse=True)[1])
+
+
+def test_common_shock_means_are_the_same_with_several_blocks():
+    """_demean's period means over blocks of teams with different periods: each period's mean over the
+    teams observed in it, by a plain loop."""
+    from okr_analysis.leadlag import _Block, _demean
+
+    rng = np.random.default_rng(4)
+    blocks = [_Block([f"t{i}" for i in range(n)], rng.standard_normal((n, T)), rng.standard_normal((n, T)),
+                     np.arange(T), np.arange(T) + lo) for n, T, lo in ((3, 20, 0), (4, 15, 5), (2, 18, 1))]
+    std, raw, n_common = _demean(blocks)
+    assert n_common == 20
+    for code in (0, 3, 7, 19):
+        vals = [(b, i) for b in blocks for i in np.flatnonzero(b.period_codes == code)]
+        mean_y = np.concatenate([b.Y[:, i] for b, i in vals]).mean()
+        for b, r in zip(blocks, raw):
+            for i in np.flatnonzero(b.period_codes == code):
+                np.testing.assert_allclose(r.Y[:, i], b.Y[:, i] - mean_y, rtol=1e-12, atol=1e-12)
+
+
+def test_rolling_oos_restricted_model_kept_for_the_next_pair_gives_the_same_forecasts():
+    """Two pairs sharing the lagging series: the second reuses the first's restricted model (the per-process
+    cache of _oos_restricted) and gets exactly the forecasts it gets from an empty cache; a different
+    exog, own order or leading-lag count is a different key (no stale reuse)."""
+    rng = np.random.default_rng(21)
+    B, T, K, P = 6, 90, 4, 25
+    y = _ar1(rng, (B, T), 0.5)
+    x1, x2 = _ar1(rng, (B, T), 0.3), _ar1(rng, (B, T), 0.6)
+    t = np.arange(T, dtype=float)
+    E = np.column_stack([(t - t.mean()) / T, np.sin(2 * np.pi * t / 52), np.cos(2 * np.pi * t / 52)])
+    for exog in (None, E):
+        kw = dict(own=1, max_lead=K, n_test=P, own_max=K, exog=exog)
+        S._OOS_CACHE.clear()
+        cold = [S.rolling_oos(y, x, **kw) for x in (x2,)]
+        S._OOS_CACHE.clear()
+        S.rolling_oos(y, x1, **kw)                      # fills the cache
+        n_kept = len(S._OOS_CACHE)
+        warm = S.rolling_oos(y, x2, **kw)               # reuses it
+        assert len(S._OOS_CACHE) == n_kept
+        for a, b in zip(cold[0], warm):
+            np.testing.assert_array_equal(a, b)
+    # a different key computes anew: its forecasts are those of an empty cache
+    for kw in (dict(own=1, max_lead=K, n_test=P, own_max=K, exog=E[:, :1]), dict(own=2, max_lead=K, n_test=P),
+               dict(own=1, max_lead=K - 1, n_test=P, own_max=K, exog=E)):
+        warm = S.rolling_oos(y, x2, **kw)
+        S._OOS_CACHE.clear()
+        cold = S.rolling_oos(y, x2, **kw)
+        for a, b in zip(cold, warm):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_forward_substitution_with_a_kept_factor_is_the_factorisations_own():
+    """_forward_t with the factor from _chol_forward_t(factor=True) = the columns _chol_forward_t gives."""
+    rng = np.random.default_rng(9)
+    m, B = 6, 11
+    X = rng.standard_normal((B, 30, m))
+    A = np.ascontiguousarray(np.matmul(X.transpose(0, 2, 1), X).transpose(1, 2, 0))
+    C = rng.standard_normal((m, 5, B))
+    W, Lc = S._chol_forward_t(A, C, factor=True)
+    np.testing.assert_array_equal(S._forward_t(Lc, np.ascontiguousarray(C[:, 2:])), W[:, 2:])
+    np.testing.assert_array_equal(W, S._chol_forward_t(A, C))
+
+
+def test_standardise_without_missing_values_is_the_nan_aware_one_bit_for_bit():
+    """_screen.standardise skips the NaN-aware mean and std when nothing is missing: the same numbers."""
+    rng = np.random.default_rng(2)
+    for a in (rng.standard_normal((40, 156)) * 1e6 + 3e7, rng.standard_normal((5, 33)) * 1e-8, np.ones((2, 9))):
+        ref = (a - np.nanmean(a, axis=-1, keepdims=True)) / np.where(
+            np.nanstd(a, axis=-1, keepdims=True) > 0, np.nanstd(a, axis=-1, keepdims=True), 1.0)
+        np.testing.assert_array_equal(S.standardise(a), ref)
+    b = rng.standard_normal((3, 20))
+    b[1, 4] = np.nan
+    ref = (b - np.nanmean(b, axis=-1, keepdims=True)) / np.nanstd(b, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(S.standardise(b), ref)
+
+
+def test_grangertest_form_rows_are_the_pooled_test_of_each_order_and_direction():
+    """_granger_rows (both directions of an order in one batch) = _partial_test order by order, direction
+    by direction, with two blocks of teams."""
+    from okr_analysis.leadlag import _granger_rows, _partial_test
+
+    rng = np.random.default_rng(17)
+    L = 3
+    grams = []
+    for G, T in ((4, 60), (3, 45)):
+        x = _ar1(rng, (G, T), 0.5)
+        y = 0.3 * np.roll(x, 1, axis=1) + _ar1(rng, (G, T), 0.3)
+        grams.append(S.GramCache(S.lagged_design(np.stack([S.standardise(y), S.standardise(x)], axis=-1), L), L))
+    rows = _granger_rows(grams, L, n_common=2)
+    for k, (gf, gr) in enumerate(rows, start=1):
+        for got, (tgt, own, oth) in ((gf, (S.cur_col(0, 2, L), 0, 1)), (gr, (S.cur_col(1, 2, L), 1, 0))):
+            ref = _partial_test([(g, k) for g in grams], L, target=tgt, own=own, other=oth,
+                                other_lags=range(1, k + 1), n_common=2)
+            assert got.f == pytest.approx(ref.f, rel=1e-12) and got.p == pytest.approx(ref.p, rel=1e-12)
+            assert got.df_den == ref.df_den
+
+
+def test_pairs_sharing_a_lagging_metric_give_the_same_result_with_and_without_the_kept_models(sample_ds,
+                                                                                                monkeypatch):
+    """Two pairs with the same lagging KPI analysed in one run (the second reuses the kept restricted
+    forecasting model and AR fits) = each analysed alone after clearing the caches: the same forecasts,
+    tests and effects, team rows included."""
+    pairs = [("training_attendance", "engagement"), ("overtime", "engagement")]
+    S.clear_caches()
+    calls, kept = [], S._oos_restricted
+
+    def counting(*a, **k):
+        calls.append(1)
+        return kept(*a, **k)
+
+    monkeypatch.setattr(S, "_oos_restricted", counting)
+    both = _quiet(lead_lag, sample_ds, pairs=pairs, by_team=True, jobs=1)
+    assert len(S._OOS_CACHE) < len(calls)  # the second pair reused the first's restricted models
+    cols = ["granger_f", "granger_p", "reverse_f", "reverse_p", "effect", "effect_se", "cw_stat", "cw_p",
+            "oos_skill", "n_forecasts"]
+    for pair in pairs:
+        S.clear_caches()
+        alone = _quiet(lead_lag, sample_ds, pairs=[pair], by_team=True, jobs=1)
+        pick = lambda t: t[(t["leading"] == pair[0]) & (t["lagging"] == pair[1])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pick(both.forecasts), pick(alone.forecasts))
+        pd.testing.assert_frame_equal(pick(both.table)[cols], pick(alone.table)[cols])
