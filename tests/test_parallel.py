@@ -160,3 +160,28 @@ def test_drivers_command_with_two_processes_writes_the_same_file(sample_dir, tmp
             assert res.exit_code == 0, res.output
             outs.append(out.read_bytes())
         assert outs[0] == outs[1]
+
+
+def test_the_frame_sent_to_the_workers_comes_back_whole():
+    """``_Frame`` pickles each table of per-team arrays as one array: every team's arrays come back equal,
+    deseasoned values and raw ones alike."""
+    import pickle
+
+    from okr_analysis.leadlag import _Frame
+
+    panel = _panel()
+    panel["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(panel["t"] * 7, unit="D")
+    frame = _Frame(panel.iloc[5:], time="t", team="team", metrics=["lead", "lag", "other"])  # one team shorter
+    assert frame.deseason("W", None) > 0
+    copy = pickle.loads(pickle.dumps(frame))
+    assert copy.teams == frame.teams and copy.metrics == frame.metrics and copy.season == frame.season
+    for table in ("values", "raw"):
+        for m in frame.metrics:
+            for t in frame.teams:
+                a, b = getattr(frame, table)[m][t], getattr(copy, table)[m][t]
+                assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), (table, m, t)
+    for table in ("periods", "pcodes"):
+        for t in frame.teams:
+            assert np.array_equal(getattr(frame, table)[t], getattr(copy, table)[t])
+    empty = pickle.loads(pickle.dumps(_Frame(panel.iloc[:0], time="t", team="team", metrics=["lead"])))
+    assert empty.teams == [] and empty.values == {"lead": {}}
