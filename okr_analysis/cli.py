@@ -99,10 +99,10 @@ def idle_cores() -> int:
     """The machine's cores that other work leaves idle: cores minus the 1-minute load average, rounded,
     at least 1.
 
-    The default of ``drivers --jobs``. A worker process costs about 1.3 s of CPU to start and the pairs'
-    data have to be sent to it, which repays only on a core of its own: 1,000 teams × 15 pairs × 156
-    weeks on 2 cores with the load average at 3.4–4.1 (other work running) took 14.3–15.3 s with a
-    worker against 11.6–12.4 s without (interleaved runs).
+    The default of ``drivers --jobs``. A worker process costs about 1.3 s of CPU to start and a copy of
+    the data, and two processes of the command each run slower beside each other: that repays only on
+    a core of its own. 1,000 teams × 15 pairs × 156 weeks on 2 cores with the load average at 3.4–4.1
+    (other work running) took 14.3–15.3 s with a worker against 11.6–12.4 s without (interleaved runs).
     """
     try:
         load = os.getloadavg()[0]
