@@ -256,8 +256,9 @@ class LocalWorkers:
     def share(self, obj: Any) -> tuple[str, str]:
         """Make ``obj`` available to the workers' items: pickled once into a temporary file, which each
         worker reads on its first item that needs it (the pool cannot address a given worker, a file can
-        be read by any). Returns (file, token); sharing the same object again reuses them. The file is
-        removed when another object is shared or the workers close."""
+        be read by any). Returns (file, token); sharing the same object again reuses them (the object
+        must not have changed in between). The file is removed when another object is shared or the
+        workers close."""
         if self._shared is not None and self._shared[0] is obj:
             return self._shared[2], self._shared[1]
         self._unshare()
@@ -349,9 +350,9 @@ def map_local(func: Callable, items: Sequence[tuple], *, workers: LocalWorkers |
     ``shared`` (say, the data all items read) is sent to each worker once (:meth:`LocalWorkers.share`),
     not with every item; this process uses it as it is. Warnings raised by the items are raised again
     here in the order of ``items``; an exception raised by ``func`` is raised here, and no new item is
-    started after it. ``progress(1)`` is called, in this thread, as each item
-    finishes (a worker's item when this process next looks). Without workers, everything runs here.
-    ``func``, ``shared`` and the items must be picklable (module-level functions, plain data).
+    started after it. ``progress(1)`` is called, in this thread, as each item finishes (a worker's item
+    when this process next looks). Without workers, everything runs here. ``func``, ``shared`` and the
+    items must be picklable (module-level functions, plain data).
     """
     items = [tuple(args) for args in items]
     seq = list(range(len(items))) if order is None else [int(i) for i in order]
