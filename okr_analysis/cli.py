@@ -32,6 +32,7 @@ from .io.loading import load
 from .io.quarters import quarter_of
 from .leadlag import lead_lag
 from .monitoring import monitor as monitor_fn
+from .parallel import local_workers
 from .privacy import gate
 from .rules import VERDICT_ORDER
 from .scoring import score as score_fn
@@ -98,10 +99,10 @@ def idle_cores() -> int:
     """The machine's cores that other work leaves idle: cores minus the 1-minute load average, rounded,
     at least 1.
 
-    The default of ``drivers --jobs``. A worker process costs about 1.3 s of CPU to start and the pairs'
-    data have to be sent to it, which repays only on a core of its own: 1,000 teams × 15 pairs × 156
-    weeks on 2 cores with the load average at 3.4–4.1 (other work running) took 14.3–15.3 s with a
-    worker against 11.6–12.4 s without (interleaved runs).
+    The default of ``drivers --jobs``. A worker process costs about 1.3 s of CPU to start and a copy of
+    the data, and two processes of the command each run slower beside each other: that repays only on
+    a core of its own. 1,000 teams × 15 pairs × 156 weeks on 2 cores with the load average at 3.4–4.1
+    (other work running) took 14.3–15.3 s with a worker against 11.6–12.4 s without (interleaved runs).
     """
     try:
         load = os.getloadavg()[0]
@@ -426,10 +427,13 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
         raise click.UsageError("--jobs sets this machine's processes; with --executor dask the cluster's "
                                "workers analyse the pairs (leave out --jobs).")
     check_csv_out(out)
-    ds = load_source(source, fiscal_year_start)
-    result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
-                      by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
-                      scheduler=scheduler, jobs=None if executor != "local" else (jobs or idle_cores()))
+    # the worker processes start now: their imports (~1.3 s) overlap the load instead of following it
+    n_workers = (jobs or idle_cores()) - 1 if executor == "local" else 0
+    with local_workers(n_workers, warm=("okr_analysis.leadlag",)) as workers:
+        ds = load_source(source, fiscal_year_start)
+        result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
+                          by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
+                          scheduler=scheduler, workers=workers)
 
     table = gate(result.table, ds, kind="drivers", min_group_size=min_group_size)
     if out is None:

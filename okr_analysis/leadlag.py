@@ -521,6 +521,9 @@ class _Frame:
         codes, _ = pd.factorize(f[time], sort=True)
         self.pcodes: dict[str, np.ndarray] = {}
         self.raw: dict[str, dict[str, np.ndarray]] | None = None  # values before deseason (set by it)
+        # the pre-origin transform decisions by (metric, calendar code) (_oos_transforms): a cache of each
+        # process holding the frame, so pairs sharing a metric vote once per process
+        self.oos_votes: dict[tuple[str, int], str] = {}
         self.season: tuple[float, int, int] | None = None  # (per_year, K, least values) when deseasoned
         arrays = {m: pd.to_numeric(f[m], errors="coerce").to_numpy(dtype="float64") for m in self.metrics}
         tvals = f[time].to_numpy()
@@ -531,6 +534,36 @@ class _Frame:
             self.pcodes[tid] = codes[idx]
             for m in self.metrics:
                 self.values[m][tid] = arrays[m][idx]
+
+    # Pickled once for each worker process (map_local's ``shared``): each table of per-team arrays as one
+    # array and the teams' lengths, since pickling ~26,000 small arrays (1,000 teams × 8 metrics, values and
+    # raw) cost ~0.15 s here and ~0.1 s in the worker, a few large ones a fraction. The worker's arrays are
+    # views of those (nothing changes a team's array in place: deseason replaces them).
+    _TEAM_TABLES = ("periods", "pcodes")
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        sizes = np.array([self.pcodes[t].size for t in self.teams], dtype="int64")
+        pack = lambda d: np.concatenate([d[t] for t in self.teams]) if self.teams else None  # noqa: E731
+        for key in self._TEAM_TABLES:
+            state[key] = pack(state[key])
+        for key in ("values", "raw"):
+            if state[key] is not None:
+                state[key] = {m: pack(d) for m, d in state[key].items()}
+        state["_sizes"] = sizes
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        sizes = state.pop("_sizes")
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        teams = state["teams"]
+        unpack = lambda a: {t: a[bounds[i]:bounds[i + 1]] for i, t in enumerate(teams)}  # noqa: E731
+        for key in self._TEAM_TABLES:
+            state[key] = unpack(state[key]) if teams else {}
+        for key in ("values", "raw"):
+            if state[key] is not None:
+                state[key] = {m: unpack(a) if teams else {} for m, a in state[key].items()}
+        self.__dict__.update(state)
 
     def deseason(self, freq: str, seasonal: bool | None) -> int:
         """Remove each team's annual cycle from every metric, in place; returns the Fourier terms fitted per
@@ -559,6 +592,15 @@ class _Frame:
             if e > s:
                 out.append(a[s:e])
         return out
+
+    def vote(self, metric: str) -> dict:
+        """:func:`decide_transform` of one metric's :meth:`series` (an item of the transform votes)."""
+        return decide_transform(self.series(metric))
+
+    def measured(self, leading: str, lagging: str) -> bool:
+        """Whether a team measures both metrics in one period (else :meth:`pair` is empty)."""
+        a, b = self.values[leading], self.values[lagging]
+        return any((np.isfinite(a[tid]) & np.isfinite(b[tid])).any() for tid in self.teams)
 
     def series_before(self, metric: str, code: int) -> list[np.ndarray]:
         """:meth:`series` on the periods before the calendar code ``code`` only (the first forecast origin):
@@ -2156,6 +2198,18 @@ def _check_jobs(jobs: Any, executor: str) -> int:
     return int(jobs)
 
 
+def _check_workers(workers: Any, jobs: Any, executor: str) -> LocalWorkers | None:
+    if workers is None:
+        return None
+    if not isinstance(workers, LocalWorkers):
+        raise TypeError(f"workers must be worker processes started by okr_analysis.parallel.local_workers, "
+                        f"got {type(workers).__name__}.")
+    if jobs is not None or executor != "local":
+        raise ValueError("workers= are processes of this machine you started: give them or jobs=, not both, "
+                         "and only with executor='local'.")
+    return workers
+
+
 def _check_require(require: Any) -> tuple[str, ...]:
     if isinstance(require, str):
         require = (require,)
@@ -2204,10 +2258,10 @@ def _resolve_transforms(frame: _Frame, metrics: Sequence[str], transform: Any,
         if t not in ("auto",) + TRANSFORMS:
             raise ValueError(f"transform[{m!r}] must be 'auto', 'none', 'detrend' or 'diff', got {t!r}.")
     auto = [m for m in metrics if user.get(m, default) == "auto"]
-    # the ADF/KPSS votes, one item per metric (on the workers too, when there are)
-    votes = dict(zip(auto, map_local(decide_transform, [(frame.series(m),) for m in auto], workers=workers,
+    # the ADF/KPSS votes, one item per metric (on the workers too, when there are: they have the frame)
+    votes = dict(zip(auto, map_local(_Frame.vote, [(m,) for m in auto], workers=workers, shared=frame,
                                      stacklevel=3) if workers is not None
-                     else [decide_transform(frame.series(m)) for m in auto]))
+                     else [frame.vote(m) for m in auto]))
     for m in metrics:
         t = user.get(m, default)
         if t == "auto":
@@ -2242,8 +2296,25 @@ def _oos_transforms(frame: _Frame, series: list[_TeamSeries], pair: tuple[str, s
     return _pair_transforms(*out)
 
 
+def _pair_job(frame: _Frame, leading: str, lagging: str, tmap: Mapping[str, str], auto: set[str],
+              opt: _Options) -> dict[str, list[dict]]:
+    """One pair from the frame: its series (and in levels, when differenced), its out-of-sample transforms,
+    then :func:`_analyse_pair`. The same code in this process and in a worker holding a copy of the frame."""
+    tx, ty = _pair_transforms(tmap[leading], tmap[lagging])
+    series = frame.pair(leading, lagging, tx, ty)
+    levels = None
+    if "diff" in (tx, ty):  # the Toda–Yamamoto test needs the series in levels
+        lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
+        levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
+    return _analyse_pair(leading, lagging, series, tx, ty, opt, levels,
+                         _oos_transforms(frame, series, (leading, lagging), tmap, auto, opt, frame.oos_votes))
+
+
 def _run(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transform: Any, progress: bool,
-         drop_empty: bool, executor: str = "local", scheduler: str | None = None, jobs: int = 1) -> LeadLagResult:
+         drop_empty: bool, executor: str = "local", scheduler: str | None = None, jobs: int = 1,
+         workers: LocalWorkers | None = None) -> LeadLagResult:
+    if workers is not None:  # the caller's, started before it loaded the data
+        return _run_on(frame, pairs, opt, transform, progress, drop_empty, executor, scheduler, workers)
     # jobs > 1 (local executor) and a large run: worker processes, started now so that they import while
     # this process removes the seasonal cycles and votes on the transforms (with them)
     n_workers = 0
@@ -2261,18 +2332,16 @@ def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transfor
     transforms = _resolve_transforms(frame, metrics, transform, workers)
     tmap = dict(zip(transforms["metric"], transforms["transform"]))
     auto = set(transforms.loc[transforms["decided_by"] == "ADF+KPSS", "metric"])
-    oos_votes: dict[tuple[str, int], str] = {}  # the pre-origin transform decisions (_oos_transforms)
     rows, lag_rows, granger_rows, fc_rows = [], [], [], []
-    # Each pair is a slot: the row of a pair no team measures, or the output of _analyse_pair. With
-    # executor="dask" the pairs are analysed on the cluster, with workers on them and this process, and
-    # the slots filled in the same order.
+    # Each pair is a slot: the row of a pair no team measures, or the output of _pair_job. With
+    # executor="dask" the pairs are analysed on the cluster, with workers on them and this process (each
+    # holding the frame), and the slots filled in the same order.
     slots: list[dict] = []
     jobs: list[tuple] = []
     defer = executor == "dask" or workers is not None
     for leading, lagging in tqdm(pairs, desc="lead/lag pairs", unit="pair", disable=not progress or defer):
-        tx, ty = _pair_transforms(tmap[leading], tmap[lagging])
-        series = frame.pair(leading, lagging, tx, ty)
-        if not series:
+        if not frame.measured(leading, lagging):
+            tx, ty = _pair_transforms(tmap[leading], tmap[lagging])
             if drop_empty:
                 continue
             warnings.warn(f"lead_lag {leading} → {lagging}: no team measures both metrics.", stacklevel=3)
@@ -2282,24 +2351,24 @@ def _run_on(frame: _Frame, pairs: list[tuple[str, str]], opt: _Options, transfor
                                         reason="no team measures both metrics")],
                           "lags": [], "granger": [], "forecasts": []})
             continue
-        levels = None
-        if "diff" in (tx, ty):  # the Toda–Yamamoto test needs the series in levels
-            lvl = {m: ("none" if tmap[m] == "diff" else tmap[m]) for m in (leading, lagging)}
-            levels = frame.pair(leading, lagging, lvl[leading], lvl[lagging])
-        args = (leading, lagging, series, tx, ty, opt, levels,
-                _oos_transforms(frame, series, (leading, lagging), tmap, auto, opt, oos_votes))
+        args = (leading, lagging, tmap, auto, opt)
         if defer:
             jobs.append(args)
             slots.append({"job": len(jobs) - 1})
         else:
-            slots.append(_analyse_pair(*args))
+            slots.append(_pair_job(frame, *args))
     if jobs:
         bar = tqdm(total=len(jobs), desc="lead/lag pairs", unit="pair", disable=not progress)
         try:
             if workers is not None:
-                done = map_local(_analyse_pair, jobs, workers=workers, progress=bar.update, stacklevel=3)
+                # taken by lagging metric: a process gets runs of pairs sharing it (map_local deals
+                # neighbours to one process), for the work a process caches per metric
+                order = sorted(range(len(jobs)), key=lambda i: jobs[i][1])
+                done = map_local(_pair_job, jobs, workers=workers, shared=frame, order=order,
+                                 progress=bar.update, stacklevel=3)
             else:
-                done = map_ordered(_analyse_pair, jobs, scheduler=scheduler, progress=bar.update, stacklevel=3)
+                done = map_ordered(_pair_job, jobs, scheduler=scheduler, shared=frame, progress=bar.update,
+                                   stacklevel=3)
         finally:
             bar.close()
         slots = [done[s["job"]] if "job" in s else s for s in slots]
@@ -2372,6 +2441,7 @@ def lead_lag_frame(
     executor: str = "local",
     scheduler: str | None = None,
     jobs: int | None = None,
+    workers: LocalWorkers | None = None,
 ) -> LeadLagResult:
     """Lead/lag analysis of a plain wide DataFrame (one row per team and period, one column per metric).
 
@@ -2448,6 +2518,11 @@ def lead_lag_frame(
         enough to repay starting them (at least :data:`PARALLEL_MIN_SERIES` team × pair series).
         Default 1: everything in this process. The result does not depend on it. The workers are
         spawned (fresh interpreters): in a script, call this under ``if __name__ == "__main__":``.
+    workers : LocalWorkers, optional
+        Worker processes you started (:func:`okr_analysis.parallel.local_workers`), used for this call
+        whatever its size instead of ``jobs``; they are yours to stop. Started before the data are
+        loaded, they import while this process loads (as ``okr-analysis drivers`` does). The result does
+        not depend on them.
 
     Returns
     -------
@@ -2473,12 +2548,13 @@ def lead_lag_frame(
     opts = _check_options(max_lag, alpha, order, ic, skill_threshold, oos_fraction, min_periods)
     lead_order = _check_lead_order(lead_order)
     executor, scheduler = _check_executor(executor, scheduler)
+    workers = _check_workers(workers, jobs, executor)
     jobs = _check_jobs(jobs, executor)
     fr = _Frame(frame, time=time, team=team, metrics=list(dict.fromkeys([m for p in pairs for m in p])))
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], label, _check_require(require), lead_order,
                    _check_seasonal(seasonal), bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pairs, opt, transform, progress, drop_empty=False, executor=executor, scheduler=scheduler,
-                jobs=jobs)
+                jobs=jobs, workers=workers)
 
 
 def _guess_freq(t: pd.Series) -> str:
@@ -2514,6 +2590,7 @@ def lead_lag(
     executor: str = "local",
     scheduler: str | None = None,
     jobs: int | None = None,
+    workers: LocalWorkers | None = None,
 ) -> LeadLagResult:
     """Does each leading KPI predict each key-result (lagging) KPI, at what lag, for which teams?
 
@@ -2529,7 +2606,7 @@ def lead_lag(
     max_lag, by_team, alpha, transform, order, ic, skill_threshold, oos_fraction, min_periods, require,
     lead_order, seasonal, bias_correction, progress
         As in :func:`lead_lag_frame` (the default ``max_lag`` counts the longest team's periods).
-    executor, scheduler, jobs
+    executor, scheduler, jobs, workers
         Where the pairs are analysed, as in :func:`lead_lag_frame`.
 
     Returns
@@ -2558,6 +2635,7 @@ def lead_lag(
     lead_order = _check_lead_order(lead_order)
     require = _check_require(require)
     executor, scheduler = _check_executor(executor, scheduler)
+    workers = _check_workers(workers, jobs, executor)
     jobs = _check_jobs(jobs, executor)
     metrics = list(dict.fromkeys([m for p in pair_list for m in p]))
     panel = kpi_panel(ds, freq, metrics=metrics).reset_index()
@@ -2571,7 +2649,7 @@ def lead_lag(
     opt = _Options(*opts[:2], bool(by_team), *opts[2:], freq, require, lead_order, _check_seasonal(seasonal),
                    bias_correction=_check_bias_correction(bias_correction))
     return _run(fr, pair_list, opt, transform, progress, drop_empty=drop_empty, executor=executor,
-                scheduler=scheduler, jobs=jobs)
+                scheduler=scheduler, jobs=jobs, workers=workers)
 
 
 def lagged_correlations(

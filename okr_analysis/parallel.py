@@ -14,10 +14,14 @@ import inspect
 import logging
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
+import tempfile
 import threading
+import uuid
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["EXECUTORS", "check_executor", "dask_client", "LocalWorkers", "local_workers", "map_local", "map_ordered"]
@@ -159,10 +163,20 @@ def _replay_warnings(done: Sequence[tuple[Any, list[tuple[type, str]]]], *, stac
     return results
 
 
+#: No ``shared`` object (None is one).
+_NOTHING = object()
+
+
+def _call_with(func: Callable, shared: Any, args: tuple) -> tuple[Any, list[tuple[type, str]]]:
+    """:func:`_call_recording_warnings` of ``func(shared, *args)`` (``shared``: a Dask future, resolved by Dask)."""
+    return _call_recording_warnings(func, (shared,) + args)
+
+
 def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None = None,
-                n_workers: int | None = None, progress: Callable[[int], Any] | None = None,
+                n_workers: int | None = None, shared: Any = _NOTHING, progress: Callable[[int], Any] | None = None,
                 stacklevel: int = 2) -> list[Any]:
-    """``[func(*args) for args in items]`` computed on a Dask cluster, results in the order of ``items``.
+    """``[func(*args) for args in items]`` computed on a Dask cluster, results in the order of ``items``;
+    with ``shared``, ``[func(shared, *args) for args in items]``, ``shared`` sent to each worker once.
 
     Warnings raised on the workers are raised again here, in order; an exception raised by
     ``func`` is raised here. ``progress(1)`` is called as each item finishes.
@@ -173,7 +187,11 @@ def map_ordered(func: Callable, items: Sequence[tuple], *, scheduler: str | None
     if not items:
         return []
     with dask_client(scheduler, n_workers=min(n_workers or os.cpu_count() or 1, len(items))) as client:
-        futures = [client.submit(_call_recording_warnings, func, tuple(args), pure=False) for args in items]
+        if shared is _NOTHING:
+            futures = [client.submit(_call_recording_warnings, func, tuple(args), pure=False) for args in items]
+        else:
+            data = client.scatter(shared, broadcast=True, hash=False)
+            futures = [client.submit(_call_with, func, data, tuple(args), pure=False) for args in items]
         try:
             if progress is not None:
                 for _ in as_completed(futures, loop=client.loop):
@@ -193,24 +211,89 @@ def _warm(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
+#: In a worker process: the object shared with the items of the current batch (:meth:`LocalWorkers.share`),
+#: by its token. One at a time: a new token replaces the old object.
+_SHARED: dict[str, Any] = {}
+
+
+def _call_shared(path: str, token: str, func: Callable, args: tuple) -> tuple[Any, list[tuple[type, str]]]:
+    """Run ``func(shared, *args)`` on a worker, ``shared`` read from ``path`` on the first item that needs it
+    (then kept), as :func:`_call_recording_warnings`."""
+    if token not in _SHARED:
+        with open(path, "rb") as fh:
+            shared = pickle.load(fh)
+        _SHARED.clear()
+        _SHARED[token] = shared
+    return _call_recording_warnings(func, (_SHARED[token],) + args)
+
+
 class LocalWorkers:
     """``n`` worker processes of this machine (``spawn``: fresh interpreters), each importing ``warm`` as
-    its first task. Made by :func:`local_workers`; used by :func:`map_local`."""
+    its first task. Made by :func:`local_workers`; used by :func:`map_local`.
+
+    The workers ignore SIGINT: a Ctrl-C in the terminal (sent to the whole process group) reaches only
+    the parent, which stops the work, instead of every worker printing its own KeyboardInterrupt
+    traceback (as the Dask executor's local cluster does).
+    """
 
     def __init__(self, n: int, warm: tuple[str, ...] = ()) -> None:
         self.n = int(n)
         self.pool = ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"))
-        # one task per worker: the pool starts a process for each (it starts them on demand)
-        self.warming: list[Future] = [self.pool.submit(_warm, warm) for _ in range(self.n)]
+        # the pool starts a process for each task submitted while none is idle (here, in this thread): the
+        # spawned interpreters inherit the ignored SIGINT and keep it (Python installs its handler only when
+        # SIGINT is at its default)
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            restore = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            # one task per worker: the pool starts a process for each
+            self.warming: list[Future] = [self.pool.submit(_warm, warm) for _ in range(self.n)]
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+        self._shared: tuple[Any, str, str] | None = None  # (object, token, file) of share()
+
+    def share(self, obj: Any) -> tuple[str, str]:
+        """Make ``obj`` available to the workers' items: pickled once into a temporary file, which each
+        worker reads on its first item that needs it (the pool cannot address a given worker, a file can
+        be read by any). Returns (file, token); sharing the same object again reuses them (the object
+        must not have changed in between). The file is removed when another object is shared or the
+        workers close."""
+        if self._shared is not None and self._shared[0] is obj:
+            return self._shared[2], self._shared[1]
+        self._unshare()
+        fd, path = tempfile.mkstemp(prefix="okr-analysis-shared-", suffix=".pickle")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise
+        self._shared = (obj, uuid.uuid4().hex, path)
+        return path, self._shared[1]
+
+    def _unshare(self) -> None:
+        if self._shared is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._shared[2])
+            self._shared = None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._unshare()
 
 
 @contextlib.contextmanager
 def local_workers(n_workers: int, *, warm: Sequence[str] = ()) -> Iterator[LocalWorkers | None]:
     """``n_workers`` worker processes started now and stopped when the block ends (None when
-    ``n_workers < 1``: :func:`map_local` then runs everything in this process)."""
+    ``n_workers < 1``: :func:`map_local` then runs everything in this process).
+
+    Started before the data are loaded, the workers import ``warm`` while this process loads: pass
+    them to the analysis (``lead_lag(..., workers=)``).
+    """
     if n_workers < 1:
         yield None
         return
@@ -221,41 +304,139 @@ def local_workers(n_workers: int, *, warm: Sequence[str] = ()) -> Iterator[Local
         workers.close()
 
 
-def map_local(func: Callable, items: Sequence[tuple], *, workers: LocalWorkers | None,
-              progress: Callable[[int], Any] | None = None, stacklevel: int = 2) -> list[Any]:
-    """``[func(*args) for args in items]`` on this process and ``workers``, results in the order of
-    ``items``.
+class _Deal:
+    """The items of a :func:`map_local` call not yet started: this process takes them from the front, the
+    workers from the back (so that each process gets runs of neighbouring items). Thread-safe: the
+    workers' next items are taken in the pool's thread, as their previous ones finish."""
 
-    The scheduling is dynamic: each idle worker gets the next item while this process computes the
-    next one itself, so a worker still starting (a spawned interpreter importing its modules, ~1.3 s)
-    delays nothing: it gets items only once it has finished its first task. Warnings raised by the
-    items are raised again here in the order of ``items``; an exception raised by ``func`` is raised
-    here. ``progress(1)`` is called as each item finishes. Without workers, everything runs here.
-    ``func`` and the items must be picklable (module-level functions, plain data).
+    def __init__(self, n: int) -> None:
+        self.lock = threading.Lock()
+        self.lo, self.hi, self.n = 0, n, n
+        self.closed = False
+
+    def take(self, front: bool) -> int | None:
+        with self.lock:
+            if self.closed or self.lo >= self.hi:
+                return None
+            if front:
+                self.lo += 1
+                return self.lo - 1
+            self.hi -= 1
+            return self.hi
+
+    def close(self) -> int:
+        """Stop dealing; returns the number of items the workers took."""
+        with self.lock:
+            self.closed = True
+            return self.n - self.hi
+
+
+def _succeeded(f: Future) -> bool:
+    return not f.cancelled() and f.exception() is None
+
+
+def map_local(func: Callable, items: Sequence[tuple], *, workers: LocalWorkers | None, shared: Any = _NOTHING,
+              order: Sequence[int] | None = None, progress: Callable[[int], Any] | None = None,
+              stacklevel: int = 2) -> list[Any]:
+    """``[func(*args) for args in items]`` on this process and ``workers``, results in the order of
+    ``items``; with ``shared``, ``[func(shared, *args) for args in items]``.
+
+    The scheduling is dynamic: this process computes items from the front of ``order`` (the positions
+    of the items, default in turn), each worker gets one from the back as soon as it is ready (its first,
+    import task done: a spawned interpreter takes ~1.3 s to start) and its next one as soon as it has
+    finished the previous, whatever this process is doing. Items neighbouring in ``order`` thus tend to
+    run in the same process: put together those that share work a process can cache.
+
+    ``shared`` (say, the data all items read) is sent to each worker once (:meth:`LocalWorkers.share`),
+    not with every item; this process uses it as it is. Warnings raised by the items are raised again
+    here in the order of ``items``; an exception raised by ``func`` is raised here, and no new item is
+    started after it. ``progress(1)`` is called, in this thread, as each item finishes (a worker's item
+    when this process next looks). Without workers, everything runs here. ``func``, ``shared`` and the
+    items must be picklable (module-level functions, plain data).
     """
     items = [tuple(args) for args in items]
-    done: list[Any] = [None] * len(items)
-    # the futures of the workers' tasks: item index, or -1 for a worker's first (import) task
-    inflight: dict[Future, int] = {} if workers is None else {f: -1 for f in workers.warming if not f.done()}
-    n = 0 if workers is None else workers.n
-    nxt = 0
-    while nxt < len(items) or any(i >= 0 for i in inflight.values()):
-        while nxt < len(items) and len(inflight) < n:  # an idle worker: give it the next item
-            inflight[workers.pool.submit(_call_recording_warnings, func, items[nxt])] = nxt
-            nxt += 1
-        if nxt < len(items):  # this process takes the next item itself
-            done[nxt] = _call_recording_warnings(func, items[nxt])
-            nxt += 1
+    seq = list(range(len(items))) if order is None else [int(i) for i in order]
+    if sorted(seq) != list(range(len(items))):
+        raise ValueError(f"order must list each position of the {len(items)} items once, got {order!r}.")
+    pre = () if shared is _NOTHING else (shared,)
+    if workers is None:
+        done: list[Any] = [None] * len(items)
+        for k in seq:
+            done[k] = _call_recording_warnings(func, pre + items[k])
             if progress is not None:
                 progress(1)
-            finished = [f for f in inflight if f.done()]
+        return _replay_warnings(done, stacklevel=stacklevel + 1)
+    if shared is not _NOTHING and items:
+        path, token = workers.share(shared)
+    results: list[Any] = [None] * len(items)
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # (index, Future) of the workers' items, as they end
+    deal = _Deal(len(items))
+
+    def submit(k: int) -> None:
+        try:
+            if shared is _NOTHING:
+                f = workers.pool.submit(_call_recording_warnings, func, items[k])
+            else:
+                f = workers.pool.submit(_call_shared, path, token, func, items[k])
+        except BaseException as exc:  # the pool is broken or shut down: the error is the item's
+            f = Future()
+            f.set_exception(exc)
+        f.add_done_callback(lambda f: ended(k, f))
+
+    def ended(k: int, f: Future) -> None:
+        # runs in the pool's thread: refill the worker now, not when this process next looks
+        finished.put((k, f))
+        if _succeeded(f):
+            feed()
+
+    def feed() -> None:
+        k = deal.take(front=False)
+        if k is not None:
+            submit(seq[k])
+
+    for w in workers.warming:
+        if w.done():
+            if _succeeded(w):
+                feed()
         else:
-            finished = list(wait([f for f, i in inflight.items() if i >= 0], return_when=FIRST_COMPLETED).done)
-        for f in finished:
-            i = inflight.pop(f)
-            result = f.result()  # raises the item's exception (or the worker's import error)
-            if i >= 0:
-                done[i] = result
+            w.add_done_callback(lambda w: feed() if _succeeded(w) else None)
+    errors: dict[int, BaseException] = {}
+    seen = 0
+
+    def collect(block: bool) -> None:
+        nonlocal seen
+        while True:
+            try:
+                k, f = finished.get(block=block)
+            except queue.Empty:
+                return
+            seen += 1
+            exc = CancelledError() if f.cancelled() else f.exception()
+            if exc is not None:
+                errors[k] = exc
+                deal.close()
+            else:
+                results[k] = f.result()
                 if progress is not None:
                     progress(1)
-    return _replay_warnings(done, stacklevel=stacklevel + 1)
+            if block:
+                return
+
+    try:
+        while not errors and (k := deal.take(front=True)) is not None:
+            results[seq[k]] = _call_recording_warnings(func, pre + items[seq[k]])
+            if progress is not None:
+                progress(1)
+            collect(block=False)
+        taken = deal.close()
+        while seen < taken:
+            collect(block=True)
+    except BaseException:
+        deal.close()
+        raise
+    for w in workers.warming:  # a worker that could not import its modules (a broken installation)
+        if w.done() and not w.cancelled() and w.exception() is not None:
+            raise w.exception()
+    if errors:
+        raise errors[min(errors)]
+    return _replay_warnings(results, stacklevel=stacklevel + 1)
