@@ -1668,15 +1668,16 @@ def test_pairs_sharing_a_lagging_metric_give_the_same_result_with_and_without_th
     tests and effects, team rows included."""
     pairs = [("training_attendance", "engagement"), ("overtime", "engagement")]
     S.clear_caches()
-    calls, kept = [], S._oos_restricted
+    given, kept = [], S._oos_restricted
 
-    def counting(*a, **k):
-        calls.append(1)
-        return kept(*a, **k)
+    def recording(*a, **k):
+        given.append(kept(*a, **k))  # a cache hit gives the kept object itself
+        return given[-1]
 
-    monkeypatch.setattr(S, "_oos_restricted", counting)
+    monkeypatch.setattr(S, "_oos_restricted", recording)
     both = _quiet(lead_lag, sample_ds, pairs=pairs, by_team=True, jobs=1)
-    assert len(S._OOS_CACHE) < len(calls)  # the second pair reused the first's restricted models
+    assert len({id(r) for r in given}) < len(given)  # the second pair reused the first's restricted models
+    assert not S._OOS_CACHE and not S._AR_CACHE  # emptied when the run ended
     cols = ["granger_f", "granger_p", "reverse_f", "reverse_p", "effect", "effect_se", "cw_stat", "cw_p",
             "oos_skill", "n_forecasts"]
     for pair in pairs:
