@@ -209,14 +209,26 @@ def test_drivers_chickegg_with_yearly_dates_through_the_command(tmp_path, refere
 
 
 def test_drivers_default_jobs_are_the_idle_cores(monkeypatch):
-    """``drivers --jobs`` defaults to the cores the load average leaves idle (a worker on a busy core
-    made the 1,000-team run slower), at least 1."""
+    """``drivers --jobs`` defaults to the cores that the tasks running right now leave idle (a worker on a
+    busy core made the 1,000-team run slower), at least 1: the median of a few readings, this process not
+    counted; without /proc/loadavg, the cores the 1-minute load average leaves idle."""
     from okr_analysis import cli as C
 
+    reading = C._runnable_now()
+    assert reading is None or reading >= 1  # the real reading: at least this process
     monkeypatch.setattr(C.os, "cpu_count", lambda: 2)
+    for readings, jobs in (([1, 1, 1, 1, 1], 2), ([1, 3, 1, 1, 2], 2), ([2, 2, 1, 2, 3], 1), ([5, 4, 6, 5, 5], 1)):
+        it = iter(readings)
+        monkeypatch.setattr(C, "_runnable_now", lambda: next(it))
+        assert C.idle_cores(interval=0) == jobs
+    # the load average trails the machine by a minute: it is not asked when the tasks can be read
+    monkeypatch.setattr(C.os, "getloadavg", lambda: (3.8, 3.8, 3.8))
+    monkeypatch.setattr(C, "_runnable_now", lambda: 1)
+    assert C.idle_cores(interval=0) == 2
+    monkeypatch.setattr(C, "_runnable_now", lambda: None)
     for load, jobs in ((0.2, 2), (1.3, 1), (3.8, 1)):
         monkeypatch.setattr(C.os, "getloadavg", lambda load=load: (load, load, load))
-        assert C.idle_cores() == jobs
+        assert C.idle_cores(interval=0) == jobs
 
 
 def test_drivers_jobs_with_dask_is_a_usage_error(tmp_path):
