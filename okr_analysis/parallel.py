@@ -8,6 +8,7 @@ run and closed after it. See docs/guide/dask.md.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import inspect
@@ -17,6 +18,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -227,9 +229,26 @@ def _call_shared(path: str, token: str, func: Callable, args: tuple) -> tuple[An
     return _call_recording_warnings(func, (_SHARED[token],) + args)
 
 
+def _exit_quickly() -> None:
+    """A worker's last act: flush the standard streams and leave without tearing the interpreter down.
+    Registered when the worker starts (atexit runs the handlers registered after it first: those of the
+    modules its tasks import). A spawned worker otherwise exits as a whole Python program does, freeing
+    every module and array one by one: 0.15 s of the parent's wall time at 1,000 teams (closing the pool
+    waits for its workers), for nothing — its results were sent, and the parent removes the shared file."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+def _init_worker() -> None:
+    atexit.register(_exit_quickly)
+
+
 class LocalWorkers:
     """``n`` worker processes of this machine (``spawn``: fresh interpreters), each importing ``warm`` as
-    its first task. Made by :func:`local_workers`; used by :func:`map_local`.
+    its first task. Made by :func:`local_workers`; used by :func:`map_local`. A worker leaves without the
+    interpreter's teardown once the pool closes (:func:`_exit_quickly`).
 
     The workers ignore SIGINT: a Ctrl-C in the terminal (sent to the whole process group) reaches only
     the parent, which stops the work, instead of every worker printing its own KeyboardInterrupt
@@ -238,7 +257,8 @@ class LocalWorkers:
 
     def __init__(self, n: int, warm: tuple[str, ...] = ()) -> None:
         self.n = int(n)
-        self.pool = ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker)
         # the pool starts a process for each task submitted while none is idle (here, in this thread): the
         # spawned interpreters inherit the ignored SIGINT and keep it (Python installs its handler only when
         # SIGINT is at its default)

@@ -52,6 +52,34 @@ def _fails_on(bad: int, i: int) -> int:
     return i
 
 
+def _write_unfinished_line(i: int) -> int:
+    """A worker writing to its standard streams without ending the line (nothing flushes it but the exit)."""
+    import sys
+
+    if i:
+        print(f"worker says {i}", end="", flush=False)
+        print(f"worker warns {i}", end="", file=sys.stderr, flush=False)
+    return i
+
+
+def test_a_closing_worker_flushes_what_it_wrote():
+    """Workers leave without the interpreter's teardown (``_exit_quickly``) but still flush their streams."""
+    import subprocess
+    import sys
+
+    code = ("from okr_analysis.parallel import local_workers, map_local\n"
+            "from concurrent.futures import wait\n"
+            "import test_parallel as T\n"
+            "if __name__ == '__main__':\n"
+            "    with local_workers(1) as w:\n"
+            "        wait(w.warming)\n"
+            "        print(map_local(T._write_unfinished_line, [(0,), (1,)], workers=w))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert "worker says 1" in proc.stdout and "worker warns 1" in proc.stderr and "[0, 1]" in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def workers():
     """One worker process, ready (its imports done): each map_local call gives it an item at once."""
