@@ -63,7 +63,8 @@ def _write_unfinished_line(i: int) -> int:
 
 
 def test_a_closing_worker_flushes_what_it_wrote():
-    """Workers leave without the interpreter's teardown (``_exit_quickly``) but still flush their streams."""
+    """Workers leave without the interpreter's teardown (``_exit_quickly``), after their streams are flushed:
+    a line a worker did not end still arrives."""
     import subprocess
     import sys
 
