@@ -1686,3 +1686,30 @@ def test_pairs_sharing_a_lagging_metric_give_the_same_result_with_and_without_th
         pick = lambda t: t[(t["leading"] == pair[0]) & (t["lagging"] == pair[1])].reset_index(drop=True)
         pd.testing.assert_frame_equal(pick(both.forecasts), pick(alone.forecasts))
         pd.testing.assert_frame_equal(pick(both.table)[cols], pick(alone.table)[cols])
+
+
+def test_drivers_numbers_do_not_depend_on_the_blas_threads(tmp_path):
+    """Each pair is analysed on one BLAS thread (``_pair_job``): the same numbers whatever threads the
+    machine's OpenBLAS would use (its threaded products add in another order; 1,000 teams, a pair whose
+    last digits moved before)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leadlag.py"
+    spec = importlib.util.spec_from_file_location("bench_leadlag", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_dataset(tmp_path, bench.make_data(1000, 156), 156)
+    exe = Path(sys.executable).with_name("okr-analysis")
+    out = {}
+    for n in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": n}
+        proc = subprocess.run([str(exe), "drivers", str(tmp_path), "--pair", "lead_1:outcome_0", "-j", "1",
+                               "--out", str(tmp_path / f"blas{n}.csv")], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        out[n] = (tmp_path / f"blas{n}.csv").read_bytes()
+    assert out["1"] == out["2"]
