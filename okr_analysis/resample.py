@@ -12,6 +12,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from .io.coercion import _factorize
 from .io.dataset import Dataset
 from .io.quarters import _check_fiscal_year_start
 
@@ -81,8 +82,22 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
     Sorting and grouping millions of rows by small integers instead of strings keeps the working
     memory a few bytes a row (a string sort or groupby costs ~200)."""
-    codes, uniques = pd.factorize(values, sort=True)
+    codes, uniques = _factorize(values, sort=True)  # pd.factorize, once per run of equal ids
     return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``np.lexsort(keys)`` (the last key primary), without the sort when the rows are already in that
+    order (a KPI file written team by team, metric by metric, date by date): then it is ``arange``, as
+    the stable lexsort gives for sorted rows."""
+    n = len(keys[0])
+    tied = np.ones(max(n - 1, 0), dtype=bool)  # rows i and i+1 equal on the keys checked so far
+    for key in reversed(keys):
+        step = np.diff(key)
+        if (step[tied] < 0).any():
+            return np.lexsort(keys)
+        tied &= step == 0
+    return np.arange(n)
 
 
 def infer_freq(ds: Dataset) -> str:
@@ -98,7 +113,7 @@ def infer_freq(ds: Dataset) -> str:
     team, _ = _codes(k["team_id"])
     metric, _ = _codes(k["metric"])
     day = k["date"].to_numpy().astype("datetime64[D]").astype("int64")
-    order = np.lexsort((day, metric, team))
+    order = _lexsort((day, metric, team))
     team, metric, day = team[order], metric[order], day[order]
     same = (team[1:] == team[:-1]) & (metric[1:] == metric[:-1])
     gaps = np.diff(day)[same]
@@ -194,7 +209,7 @@ def _resample_coded(ds: Dataset, freq: str, *, teams: Iterable[str] | None, metr
     team, team_names = _codes(k["team_id"])
     metric, metric_names = _codes(k["metric"])
     period = period_start(k["date"], freq, fiscal_year_start=ds.fiscal_year_start).to_numpy().view("int64")
-    order = np.lexsort((k["date"].to_numpy().view("int64"), period, metric, team))
+    order = _lexsort((k["date"].to_numpy().view("int64"), period, metric, team))
     team, metric, period = team[order], metric[order], period[order]
     value = k["value"].to_numpy(dtype="float64")[order]
     new = np.ones(len(team), dtype=bool)
