@@ -918,20 +918,27 @@ def _adf_design(x: np.ndarray, lags: int, ntrend: int, level_last: bool) -> np.n
     return np.stack(cols, axis=-1)
 
 
+def _unit_root_batch(x: np.ndarray, regression: str) -> np.ndarray:
+    """``x`` as a float (series, periods) array, and ``regression`` checked: the arguments of :func:`adf`
+    and :func:`kpss`."""
+    x = np.asarray(x, dtype="float64")
+    if x.ndim != 2:
+        raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
+    if regression not in ("c", "ct"):
+        raise ValueError(f"regression must be 'c' or 'ct', got {regression!r}.")
+    return x
+
+
 def adf(x: np.ndarray, *, regression: str = "c") -> ADF:
     """statsmodels' ``adfuller(x, regression=regression, autolag="AIC")`` for every row of ``x`` (equal
     lengths, no NaN, not constant), batched: the same regressions (statsmodels' default largest lag
     ``ceil(12 (n/100)^(1/4))``, at most ``n // 2 - ntrend - 1``; AIC over the lag orders on the common
     sample, the smallest order on a tie; the chosen order re-fitted on all its rows), solved by one
     batched QR per step instead of one ``OLS`` fit per order and series, and the same p-values
-    (``statsmodels.tsa.adfvalues.mackinnonp``). Tested equal to ``adfuller`` to 1e-10
+    (MacKinnon's, :func:`_distributions.mackinnonp`, equal to statsmodels'). Tested equal to ``adfuller`` to 1e-10
     (``tests/test_leadlag.py``); the stationarity vote's ADF calls were most of its time (4 ms each).
     """
-    x = np.asarray(x, dtype="float64")
-    if x.ndim != 2:
-        raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
-    if regression not in ("c", "ct"):
-        raise ValueError(f"regression must be 'c' or 'ct', got {regression!r}.")
+    x = _unit_root_batch(x, regression)
     B, n = x.shape
     ntrend = len(regression)
     maxlag = min(n // 2 - ntrend - 1, int(np.ceil(12.0 * np.power(n / 100.0, 1 / 4.0))))
@@ -974,11 +981,7 @@ def kpss(x: np.ndarray, *, regression: str = "c") -> KPSS:
     ``n - 1``; the Bartlett-weighted long-run variance; ``eta / s^2``. Tested equal to statsmodels'
     ``kpss`` to 1e-10 (``tests/test_leadlag.py``); one call per series was the stationarity vote's other
     cost, and its import (statsmodels.tsa.stattools, 0.5 s) was paid by every ``drivers`` run."""
-    x = np.asarray(x, dtype="float64")
-    if x.ndim != 2:
-        raise ValueError(f"x must be a (series, periods) array, got shape {x.shape}.")
-    if regression not in ("c", "ct"):
-        raise ValueError(f"regression must be 'c' or 'ct', got {regression!r}.")
+    x = _unit_root_batch(x, regression)
     B, n = x.shape
     if regression == "ct":  # residuals of the OLS line a + b t, t = 1..n
         t = np.arange(1.0, n + 1.0)
