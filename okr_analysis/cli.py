@@ -97,6 +97,23 @@ def load_source(source: str, fiscal_year_start: int):
     return load(source, fiscal_year_start=fiscal_year_start)
 
 
+#: ``drivers`` starts its worker processes before the load when the KPI file has at least this many bytes
+#: (about 250 teams × 8 weekly KPIs × 3 years as CSV: enough team × pair series for lead_lag to use them).
+EARLY_WORKERS_MIN_BYTES = 10_000_000
+
+
+def _kpi_file_bytes(source: str) -> int | None:
+    """The size of a source's KPI table on disk: ``kpis.*`` in a folder, or a database or workbook file
+    (None for a URL: its size is not known before the load)."""
+    path = Path(source)
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.glob("kpis.*") if p.is_file())
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
+
+
 def _runnable_now() -> int | None:
     """The tasks running or ready to run on the machine right now, this process included (Linux:
     ``/proc/loadavg``'s fourth field, ``running/total``); None where the file is absent."""
@@ -454,13 +471,16 @@ def drivers(source: str, freq: str | None, max_lag: int, by_team: bool, alpha: f
         raise click.UsageError("--jobs sets this machine's processes; with --executor dask the cluster's "
                                "workers analyse the pairs (leave out --jobs).")
     check_csv_out(out)
-    # the worker processes start now: their imports (~1.3 s) overlap the load instead of following it
-    n_workers = (jobs or idle_cores()) - 1 if executor == "local" else 0
-    with local_workers(n_workers, warm=("okr_analysis.leadlag",)) as workers:
+    # the worker processes start now, so that their imports (~0.7 s) overlap the load instead of following
+    # it; only for a large KPI file: a small run does not use them (lead_lag starts workers itself when a
+    # run it was not given them for is large), and closing a worker still importing waits for it
+    n_jobs = (jobs or idle_cores()) if executor == "local" else None
+    early = n_jobs is not None and n_jobs > 1 and (_kpi_file_bytes(source) or 0) >= EARLY_WORKERS_MIN_BYTES
+    with local_workers(n_jobs - 1 if early else 0, warm=("okr_analysis.leadlag",)) as workers:
         ds = load_source(source, fiscal_year_start)
         result = lead_lag(ds, pairs=parsed or None, freq=freq.upper() if freq else None, max_lag=max_lag,
                           by_team=by_team, alpha=alpha, progress=sys.stderr.isatty(), executor=executor,
-                          scheduler=scheduler, workers=workers)
+                          scheduler=scheduler, **({"workers": workers} if workers is not None else {"jobs": n_jobs}))
 
     table = gate(result.table, ds, kind="drivers", min_group_size=min_group_size)
     if out is None:

@@ -236,3 +236,18 @@ def test_drivers_jobs_with_dask_is_a_usage_error(tmp_path):
 
     res = CliRunner().invoke(cli, ["drivers", str(tmp_path), "--jobs", "2", "--executor", "dask"])
     assert res.exit_code == 2 and "--jobs" in res.output
+
+
+def test_drivers_starts_workers_before_the_load_only_for_a_large_kpi_file(tmp_path):
+    """``drivers`` starts its worker before the load (its imports overlap it) only when the KPI file is large
+    enough for the run to use it: a worker still importing when a small run ends makes closing wait."""
+    from okr_analysis import cli as C
+
+    (tmp_path / "kpis.csv").write_bytes(b"x" * 1000)
+    (tmp_path / "kpis.parquet.bak").write_bytes(b"x" * 10)  # every kpis.* file counts
+    (tmp_path / "teams.csv").write_bytes(b"x" * 5000)
+    assert C._kpi_file_bytes(str(tmp_path)) == 1010
+    assert C._kpi_file_bytes(str(tmp_path / "teams.csv")) == 5000  # a database or workbook file: its size
+    assert C._kpi_file_bytes("postgresql+psycopg://u:p@host/db") is None
+    assert C._kpi_file_bytes(str(tmp_path / "missing")) is None
+    assert 1010 < C.EARLY_WORKERS_MIN_BYTES <= 46_000_000  # the 1,000-team benchmark's 46 MB file is large
