@@ -120,44 +120,33 @@ def test_ar_select_and_prewhiten_match_statsmodels():
 
 
 @pytest.mark.parametrize("regression", ["c", "ct"])
-def test_batched_adf_equals_statsmodels_adfuller(regression):
-    """``_screen.adf`` (one batched QR per step) = statsmodels ``adfuller(x, regression, autolag="AIC")``:
-    the statistic and the p-value to 1e-10, the lag order exactly, at the lengths the vote sees (20 periods,
-    the shortest it tests, to 300) and for random walks, AR(1), white noise, trends and large levels."""
-    rng = np.random.default_rng(11)
-    for n in (20, 21, 33, 73, 109, 156, 300):
-        X = np.vstack([np.cumsum(rng.standard_normal((4, n)), axis=1), _ar1(rng, (4, n), 0.6),
-                       rng.standard_normal((4, n)), 0.05 * np.arange(n) + rng.standard_normal((4, n)),
-                       1e4 + 50 * _ar1(rng, (4, n), 0.9)])
-        got = S.adf(X, regression=regression)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = [sm_stattools.adfuller(v, regression=regression, autolag="AIC") for v in X]
-        np.testing.assert_allclose(got.stat, [r[0] for r in ref], rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(got.p, [r[1] for r in ref], rtol=1e-10, atol=1e-10)
-        np.testing.assert_array_equal(got.lags, [r[2] for r in ref])
-
-
-@pytest.mark.parametrize("regression", ["c", "ct"])
-def test_batched_kpss_equals_statsmodels_kpss(regression):
-    """``_screen.kpss`` (batched) = statsmodels ``kpss(x, regression, nlags="auto")``: the statistic and the
-    p-value to 1e-10 and the bandwidth exactly, at the vote's lengths (20 to 300), for random walks, AR(1),
-    white noise, trends and large levels (p-values at both ends of the table included)."""
-    rng = np.random.default_rng(13)
+@pytest.mark.parametrize("test", ["adf", "kpss"])
+def test_batched_unit_root_tests_equal_statsmodels(test, regression):
+    """``_screen.adf`` (one batched QR per step) = statsmodels ``adfuller(x, regression, autolag="AIC")``
+    and ``_screen.kpss`` (batched) = statsmodels ``kpss(x, regression, nlags="auto")``: the statistic and
+    the p-value to 1e-10, the lag order (bandwidth) exactly, at the lengths the vote sees (20 periods, the
+    shortest it tests, to 300) and for random walks, AR(1), white noise, trends and large levels (KPSS's
+    p-values at both ends of its table included)."""
+    batched, reference, seed = {
+        "adf": (S.adf, lambda v: sm_stattools.adfuller(v, regression=regression, autolag="AIC"), 11),
+        "kpss": (S.kpss, lambda v: sm_stattools.kpss(v, regression=regression, nlags="auto"), 13),
+    }[test]
+    rng = np.random.default_rng(seed)
     seen = set()
     for n in (20, 21, 33, 73, 109, 156, 300):
         X = np.vstack([np.cumsum(rng.standard_normal((4, n)), axis=1), _ar1(rng, (4, n), 0.6),
                        rng.standard_normal((4, n)), 0.05 * np.arange(n) + rng.standard_normal((4, n)),
                        1e4 + 50 * _ar1(rng, (4, n), 0.9)])
-        got = S.kpss(X, regression=regression)
+        got = batched(X, regression=regression)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = [sm_stattools.kpss(v, regression=regression, nlags="auto") for v in X]
+            ref = [reference(v) for v in X]
         np.testing.assert_allclose(got.stat, [r[0] for r in ref], rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(got.p, [r[1] for r in ref], rtol=1e-10, atol=1e-10)
         np.testing.assert_array_equal(got.lags, [r[2] for r in ref])
         seen |= set(np.round(got.p, 3))
-    assert {0.01, 0.1} <= seen and len(seen) > 4  # both ends of the table and interpolated values
+    if test == "kpss":
+        assert {0.01, 0.1} <= seen and len(seen) > 4  # both ends of the table and interpolated values
 
 
 def test_batched_votes_equal_each_series_vote():
